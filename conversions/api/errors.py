@@ -1,0 +1,48 @@
+"""The one place where errors become HTTP answers: always ``{"detail": ...}``."""
+
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from conversions.exceptions import (
+    DocumentTooLarge,
+    DomainError,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    ResultNotReady,
+)
+
+STATUS_FOR = (
+    (DocumentTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (InvalidRequest, status.HTTP_400_BAD_REQUEST),
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (IllegalTransition, status.HTTP_409_CONFLICT),
+    (ResultNotReady, status.HTTP_409_CONFLICT),
+)
+
+
+def exception_handler(error, context):
+    if isinstance(error, DomainError):
+        code = next(code for kind, code in STATUS_FOR if isinstance(error, kind))
+        return Response({"detail": error.detail}, status=code)
+    if isinstance(error, ValidationError):
+        return Response(
+            {"detail": validation_summary(error.detail), "errors": error.detail},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return drf_exception_handler(error, context)
+
+
+def validation_summary(detail) -> str:
+    """One readable line from DRF's nested validation errors."""
+    if isinstance(detail, dict):
+        parts = []
+        for field, messages in detail.items():
+            text = validation_summary(messages)
+            parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(validation_summary(item) for item in detail)
+    return str(detail)

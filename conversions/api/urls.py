@@ -1,0 +1,17 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from conversions.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("documents", views.DocumentListView.as_view(), name="document-list"),
+    path("documents/<str:document_id>", views.DocumentDetailView.as_view(), name="document-detail"),
+    path("conversions", views.ConversionListView.as_view(), name="conversion-list"),
+    path("conversions/<str:conversion_id>", views.ConversionDetailView.as_view(), name="conversion-detail"),
+    path("conversions/<str:conversion_id>/cancel", views.ConversionCancelView.as_view(), name="conversion-cancel"),
+    path("conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"),
+    path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+]

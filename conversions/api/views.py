@@ -1,0 +1,125 @@
+"""Native API views: validate input, call one service or selector, serialize the answer."""
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversions import selectors, services
+from conversions.api.serializers import (
+    ConversionCreateSerializer,
+    ConversionListFilterSerializer,
+    ConversionSerializer,
+    DocumentSerializer,
+    DocumentUploadSerializer,
+    PageResultSerializer,
+)
+from conversions.exceptions import ResultNotReady
+from conversions.models import Conversion
+
+
+def acting_user(request):
+    """The signed-in user, or the built-in anonymous user (accounts come later)."""
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else services.default_owner()
+
+
+class DocumentListView(ListAPIView):
+    serializer_class = DocumentSerializer
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self):
+        return selectors.documents_for(acting_user(self.request))
+
+    @extend_schema(request=DocumentUploadSerializer, responses={201: DocumentSerializer})
+    def post(self, request):
+        upload = DocumentUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        document = services.create_document(
+            owner=acting_user(request), upload=upload.validated_data["file"], max_pages=settings.MAX_PAGES
+        )
+        return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+class DocumentDetailView(APIView):
+    @extend_schema(responses=DocumentSerializer)
+    def get(self, request, document_id):
+        document = selectors.document_for(acting_user(request), document_id)
+        return Response(DocumentSerializer(document).data)
+
+
+class ConversionListView(ListAPIView):
+    serializer_class = ConversionSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self):
+        query = ConversionListFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.conversions_for(acting_user(self.request), status=query.validated_data.get("status"))
+
+    @extend_schema(request=ConversionCreateSerializer, responses={201: ConversionSerializer})
+    def post(self, request):
+        """Create a conversion from an upload (``file``) or an uploaded ``document``."""
+        form = ConversionCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        owner = acting_user(request)
+        data = form.validated_data
+        if "file" in data:
+            document = services.create_document(owner=owner, upload=data["file"], max_pages=settings.MAX_PAGES)
+        else:
+            document = selectors.document_for(owner, data["document"])
+        conversion = services.create_conversion(
+            document=document, owner=owner, priority=data["priority"], engine=data["engine"],
+            prompt_mode=data["prompt_mode"],
+        )
+        conversion.document = document
+        body = ConversionSerializer(conversion).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["links"]["detail"]})
+
+
+class ConversionDetailView(APIView):
+    @extend_schema(responses=ConversionSerializer)
+    def get(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        return Response(ConversionSerializer(conversion).data)
+
+
+class ConversionCancelView(APIView):
+    @extend_schema(request=None, responses=ConversionSerializer)
+    def post(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        conversion = services.cancel_conversion(conversion=conversion)
+        return Response(ConversionSerializer(conversion).data)
+
+
+class ConversionMarkdownView(APIView):
+    """The whole document's Markdown; ``?headers_footers=false`` drops page headers/footers."""
+
+    @extend_schema(responses={(200, "text/markdown"): str})
+    def get(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        if conversion.status != Conversion.Status.COMPLETED:
+            raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
+        field = "markdown_nohf" if request.query_params.get("headers_footers") == "false" else "markdown"
+        text = "\n\n".join(selectors.page_results(conversion).values_list(field, flat=True))
+        return HttpResponse(text + "\n", content_type="text/markdown; charset=utf-8")
+
+
+class ConversionPagesView(APIView):
+    """Per-page layout cells and Markdown; while running, the pages finished so far."""
+
+    @extend_schema(responses=PageResultSerializer(many=True))
+    def get(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        pages = PageResultSerializer(selectors.page_results(conversion), many=True).data
+        return Response({
+            "conversion_id": str(conversion.pk),
+            "status": conversion.status,
+            "complete": conversion.status == Conversion.Status.COMPLETED,
+            "pages_total": conversion.pages_total,
+            "pages": pages,
+        })

@@ -1,0 +1,38 @@
+"""Domain errors raised by services and selectors; translated to HTTP in one place
+(``conversions.api.errors``)."""
+
+
+class DomainError(Exception):
+    """Base class: ``detail`` is the message a client sees."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequest(DomainError):
+    """A request names a value the service does not accept."""
+
+
+class InvalidDocument(InvalidRequest):
+    """The upload is not a PDF we can convert (not a PDF, empty, damaged, encrypted...)."""
+
+
+class DocumentTooLarge(InvalidDocument):
+    """The upload exceeds MAX_UPLOAD_MB or MAX_PAGES."""
+
+
+class IllegalTransition(DomainError):
+    """The conversion is not in a state that allows the requested change."""
+
+
+class NotFound(DomainError):
+    """No such object for this caller (also used for objects the caller may not see)."""
+
+
+class ResultNotReady(DomainError):
+    """The conversion has no result yet (or never will)."""
+
+
+class LostClaim(DomainError):
+    """A worker tried to write to a conversion it no longer owns."""

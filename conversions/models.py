@@ -1,0 +1,117 @@
+"""Documents, conversion jobs and their per-page checkpoints (DESIGN.md section 3).
+
+Models hold data and invariants only; every write that changes a job's state lives in
+``conversions.services``.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Document(models.Model):
+    """An uploaded PDF, stored under a server-chosen name."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
+    filename = models.CharField(max_length=255, help_text="The client's file name, for display only.")
+    stored_path = models.CharField(max_length=500, unique=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    page_count = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=100, default="application/pdf")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return self.filename
+
+
+class Conversion(models.Model):
+    """One conversion job of one document."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="conversions")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    engine = models.CharField(max_length=32, default="auto")
+    prompt_mode = models.CharField(max_length=64, default="prompt_layout_all_en")
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    pages_total = models.PositiveIntegerField(null=True, blank=True)
+    pages_done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    error = models.TextField(blank=True, default="")
+    worker_id = models.CharField(max_length=200, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    output_dir = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "-created_at"]),
+            # The order in which queued jobs run: priority, then age.
+            models.Index(
+                fields=["-priority", "created_at"], condition=Q(status="queued"), name="conversion_queue_order"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "completed", "failed", "cancelled"]),
+                name="conversion_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="conversion_progress_at_most_100"),
+        ]
+
+    def __str__(self):
+        return f"{self.document.filename} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class PageResult(models.Model):
+    """One page of one conversion; written once, in its own transaction (the checkpoint)."""
+
+    class Status(models.TextChoices):
+        DONE = "done"
+        FAILED = "failed"
+
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="pages")
+    page_no = models.PositiveIntegerField(help_text="0-based, as in the original app's file names.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
+    cells = models.JSONField(default=list, help_text="Layout cells: [{bbox, category, text}].")
+    markdown = models.TextField(blank=True, default="")
+    markdown_nohf = models.TextField(blank=True, default="", help_text="Without page headers and footers.")
+    engine = models.CharField(max_length=64, help_text="The engine path that produced this page.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversion", "page_no"]
+        constraints = [models.UniqueConstraint(fields=["conversion", "page_no"], name="one_result_per_page")]
+
+    def __str__(self):
+        return f"page {self.page_no} of {self.conversion_id}"

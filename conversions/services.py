@@ -1,0 +1,302 @@
+"""Every write to documents and conversions (HackSoft style: one function per use case).
+
+The conversion status machine lives here and nowhere else::
+
+    queued -> running -> completed | failed | cancelled
+    queued -> cancelled
+    running -> queued            (lease expiry, release on shutdown)
+    failed | cancelled -> queued (retry)
+
+Each transition is one conditional UPDATE (``... WHERE id = %s AND status IN (...)``), so
+two workers can never both own a job and a second delivery of a message is a no-op.
+"""
+
+import logging
+import os
+import socket
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from conversions.exceptions import (
+    DocumentTooLarge,
+    IllegalTransition,
+    InvalidDocument,
+    InvalidRequest,
+    LostClaim,
+)
+from conversions.models import Conversion, Document, PageResult
+from conversions.uploads import commit_upload, discard_upload, store_upload
+from workers.ocr import ENGINES
+from workers.ocr.base import PROMPT_MODES, PageOcr
+from workers.pdf import InvalidPdf, inspect_pdf
+
+logger = logging.getLogger(__name__)
+Status = Conversion.Status
+
+ALLOWED_TRANSITIONS = {
+    Status.QUEUED: {Status.RUNNING, Status.CANCELLED},
+    Status.RUNNING: {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.QUEUED},
+    Status.FAILED: {Status.QUEUED},
+    Status.CANCELLED: {Status.QUEUED},
+    Status.COMPLETED: set(),
+}
+ANONYMOUS_USERNAME = "anonymous"
+TASK_FUNCTION = "workers.tasks.run_conversion"
+
+
+def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None, **fields) -> int:
+    """Move a conversion from one of ``sources`` to ``target`` in one conditional UPDATE.
+
+    Returns the number of rows changed (0 or 1). Raises IllegalTransition when the
+    machine never allows ``target`` from one of ``sources`` (a programming error).
+    """
+    for source in sources:
+        if target not in ALLOWED_TRANSITIONS[source]:
+            raise IllegalTransition(f"A conversion cannot go from {source} to {target}.")
+    rows = Conversion.objects.filter(pk=conversion_id, status__in=sources)
+    if owned_by is not None:
+        rows = rows.filter(worker_id=owned_by)
+    return rows.update(status=target, updated_at=timezone.now(), **fields)
+
+
+def current_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_owner():
+    """The built-in user anonymous requests act as (until accounts land)."""
+    user, created = get_user_model().objects.get_or_create(username=ANONYMOUS_USERNAME)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+# --- documents -------------------------------------------------------------------------
+
+
+def create_document(*, owner, upload, max_pages: int) -> Document:
+    """Store and validate an uploaded PDF. Raises InvalidDocument with a readable reason."""
+    stored = store_upload(upload)
+    try:
+        info = inspect_pdf(stored.path)
+        if info.page_count > max_pages:
+            raise DocumentTooLarge(f"The PDF has {info.page_count} pages; the limit is {max_pages}.")
+        path = commit_upload(stored)
+    except InvalidPdf as error:
+        discard_upload(stored)
+        raise InvalidDocument(str(error)) from None
+    except BaseException:
+        discard_upload(stored)
+        raise
+    try:
+        return Document.objects.create(
+            owner=owner,
+            filename=(upload.name or "document.pdf")[:255],
+            stored_path=str(path),
+            sha256=stored.sha256,
+            size=stored.size,
+            page_count=info.page_count,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+# --- conversions: creating and claiming -------------------------------------------------
+
+
+@transaction.atomic
+def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
+                      prompt_mode: str = "prompt_layout_all_en") -> Conversion:
+    """Create a queued conversion and its task message in one transaction.
+
+    The ORM broker writes the message through the same connection, so either both rows
+    commit or neither does: no job nobody will run, no message without a job.
+    """
+    if engine not in ENGINES:
+        raise InvalidRequest(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
+    if prompt_mode not in PROMPT_MODES:
+        raise InvalidRequest(f"Unknown prompt_mode {prompt_mode!r}; choose one of {', '.join(PROMPT_MODES)}.")
+    conversion = Conversion.objects.create(
+        document=document,
+        owner=owner,
+        priority=priority,
+        engine=engine,
+        prompt_mode=prompt_mode,
+        pages_total=document.page_count,
+        message="Queued",
+    )
+    _enqueue(conversion.pk)
+    return conversion
+
+
+def _enqueue(conversion_id) -> None:
+    """Send the task message; its only payload is the conversion id. Call inside the
+    transaction that made the job queued."""
+    async_task(TASK_FUNCTION, str(conversion_id), task_name=f"conversion-{conversion_id}")
+
+
+def claim_conversion(*, conversion_id, worker_id: str) -> Conversion | None:
+    """Take a queued conversion for this worker; None if it is not queued (any more)."""
+    now = timezone.now()
+    claimed = _transition(
+        conversion_id,
+        sources={Status.QUEUED},
+        target=Status.RUNNING,
+        worker_id=worker_id,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        message="Starting conversion...",
+    )
+    if not claimed:
+        return None
+    return Conversion.objects.select_related("document").get(pk=conversion_id)
+
+
+# --- conversions: progress of a running job ---------------------------------------------
+
+
+def _update_running(conversion: Conversion, **fields) -> None:
+    """Write fields of a job this worker owns; raises LostClaim if it no longer does."""
+    rows = Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING, worker_id=conversion.worker_id)
+    if not rows.update(heartbeat_at=timezone.now(), updated_at=timezone.now(), **fields):
+        raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
+
+
+def _progress(value: int):
+    """Progress never goes backwards, whatever order updates arrive in."""
+    return Greatest(F("progress"), value)
+
+
+def record_pdf_loaded(*, conversion: Conversion, pages_total: int) -> None:
+    # Progress values follow the original app: 10 once the PDF is open.
+    _update_running(
+        conversion, pages_total=pages_total, progress=_progress(10), message=f"PDF loaded with {pages_total} pages"
+    )
+
+
+def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, markdown: str,
+                    markdown_nohf: str, duration_ms: int) -> None:
+    """Store one finished page and the job's progress together (the resume point)."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                PageResult.objects.create(
+                    conversion=conversion,
+                    page_no=page_no,
+                    cells=[cell.as_dict() for cell in page.cells],
+                    markdown=markdown,
+                    markdown_nohf=markdown_nohf,
+                    engine=page.engine,
+                    duration_ms=duration_ms,
+                )
+        except IntegrityError:
+            # Another attempt already checkpointed this page; keep the first result.
+            logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
+        pages_done = conversion.pages.count()
+        total = conversion.pages_total or 1
+        _update_running(
+            conversion,
+            pages_done=pages_done,
+            progress=_progress(10 + int(pages_done / total * 80)),
+            message=f"Processing pages: {pages_done}/{total}",
+        )
+
+
+def record_finalizing(*, conversion: Conversion) -> None:
+    _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
+
+
+def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
+    """running -> completed. Raises LostClaim if the job was taken from this worker."""
+    if not _transition(
+        conversion.pk,
+        sources={Status.RUNNING},
+        target=Status.COMPLETED,
+        owned_by=conversion.worker_id,
+        progress=100,
+        message="Conversion completed successfully",
+        output_dir=output_dir,
+        finished_at=timezone.now(),
+    ):
+        raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
+
+
+def fail_conversion(*, conversion: Conversion, error: str) -> bool:
+    """running -> failed with a readable reason. False if the job was not running here."""
+    return bool(
+        _transition(
+            conversion.pk,
+            sources={Status.RUNNING},
+            target=Status.FAILED,
+            owned_by=conversion.worker_id,
+            error=error,
+            message=f"Conversion failed: {error}"[:500],
+            finished_at=timezone.now(),
+        )
+    )
+
+
+def finish_cancelled(*, conversion: Conversion) -> bool:
+    """running -> cancelled, once the worker has stopped at a page boundary."""
+    return bool(
+        _transition(
+            conversion.pk,
+            sources={Status.RUNNING},
+            target=Status.CANCELLED,
+            owned_by=conversion.worker_id,
+            message="Conversion cancelled",
+            finished_at=timezone.now(),
+        )
+    )
+
+
+# --- conversions: requests from users ---------------------------------------------------
+
+
+def cancel_conversion(*, conversion: Conversion) -> Conversion:
+    """Cancel a job: a queued one at once, a running one before its next page.
+
+    Raises IllegalTransition for a job that has already finished.
+    """
+    if _transition(
+        conversion.pk,
+        sources={Status.QUEUED},
+        target=Status.CANCELLED,
+        cancel_requested=True,
+        message="Conversion cancelled",
+        finished_at=timezone.now(),
+    ):
+        return Conversion.objects.get(pk=conversion.pk)
+    if Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING).update(
+        cancel_requested=True, message="Cancelling...", updated_at=timezone.now()
+    ):
+        return Conversion.objects.get(pk=conversion.pk)
+    current = Conversion.objects.get(pk=conversion.pk)
+    raise IllegalTransition(f"Conversion {conversion.pk} is {current.status} and cannot be cancelled.")
+
+
+def release_conversion(*, conversion: Conversion) -> bool:
+    """running -> queued, keeping checkpointed pages, so a later attempt resumes the job.
+
+    Its task message is sent again with the release, in the same transaction.
+    """
+    with transaction.atomic():
+        released = _transition(
+            conversion.pk,
+            sources={Status.RUNNING},
+            target=Status.QUEUED,
+            owned_by=conversion.worker_id,
+            worker_id="",
+            message="Waiting to resume",
+        )
+        if released:
+            _enqueue(conversion.pk)
+    return bool(released)

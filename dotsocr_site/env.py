@@ -1,0 +1,90 @@
+"""Typed readers for environment settings.
+
+Every setting the service takes from the environment goes through one of these, so a
+malformed value stops the process at start-up with a message naming the variable,
+instead of surfacing later as a confusing error deep in a worker.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def _invalid(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"Environment variable {name}={value!r} is not {expected}.")
+
+
+def env_str(name: str, default: str) -> str:
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _invalid(name, value, "an integer") from None
+    if minimum is not None and number < minimum:
+        raise _invalid(name, value, f"an integer >= {minimum}")
+    if maximum is not None and number > maximum:
+        raise _invalid(name, value, f"an integer <= {maximum}")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _invalid(name, value, "a number") from None
+    if minimum is not None and number < minimum:
+        raise _invalid(name, value, f"a number >= {minimum}")
+    return number
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _invalid(name, value, "a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise _invalid(name, value, f"one of {', '.join(choices)}")
+    return value
+
+
+def env_list(name: str, default: tuple[str, ...] = ()) -> list[str]:
+    value = _raw(name)
+    if value is None or value == "":
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = _raw(name)
+    return (Path(value) if value else default).expanduser().resolve()
+
+
+def env_port(name: str, default: int) -> int:
+    return env_int(name, default, minimum=1, maximum=65535)

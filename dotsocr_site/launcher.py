@@ -1,0 +1,224 @@
+"""Bootstrap for `make run` and `make test`: find or start PostgreSQL, create and migrate
+the database, then run the service (daphne + qcluster) or the test suite.
+
+Database: ``DATABASE_URL`` when set; else PostgreSQL on 127.0.0.1:5432 when one answers;
+else an embedded PostgreSQL (the ``pgserver`` wheel) kept in ``DATA_DIR/postgres`` and
+stopped on exit. ``EMBEDDED_DB=always`` forces the embedded server, ``never`` forbids it.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dj_database_url
+import psycopg
+from psycopg import sql
+
+from dotsocr_site.env import env_choice, env_int, env_path, env_port, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
+STOP_GRACE_SECONDS = 30
+
+
+def log(message: str) -> None:
+    print(f"[dotsocr] {message}", flush=True)
+
+
+# --- database -----------------------------------------------------------------------
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def database_url() -> Iterator[str]:
+    """The URL of a reachable PostgreSQL database, starting an embedded server if needed."""
+    mode = env_choice("EMBEDDED_DB", "auto", ("auto", "always", "never"))
+    configured = env_str("DATABASE_URL", "")
+    if mode != "always" and configured:
+        yield configured
+        return
+    if mode != "always" and port_open("127.0.0.1", 5432):
+        yield DEFAULT_DATABASE_URL
+        return
+    if mode == "never":
+        raise SystemExit("No PostgreSQL answers on 127.0.0.1:5432 and EMBEDDED_DB=never; set DATABASE_URL.")
+    with embedded_postgres() as url:
+        yield url
+
+
+@contextmanager
+def embedded_postgres() -> Iterator[str]:
+    import pgserver  # imported here: only needed without a PostgreSQL server
+
+    data_dir = env_path("DATA_DIR", BASE_DIR / "data") / "postgres"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log(f"no PostgreSQL configured or answering on 127.0.0.1:5432; starting an embedded one in {data_dir}")
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    try:
+        yield server.get_uri("dotsocr")
+    finally:
+        log("stopping the embedded PostgreSQL")
+        server.cleanup()
+
+
+def connection_kwargs(url: str, dbname: str | None = None) -> dict:
+    config = dj_database_url.parse(url)
+    kwargs = {
+        "host": config.get("HOST") or config.get("OPTIONS", {}).get("host") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "dbname": dbname or config["NAME"],
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def ensure_database(url: str, timeout: float = 30.0) -> None:
+    """Create the database named in ``url`` if it does not exist (waits for the server)."""
+    name = connection_kwargs(url)["dbname"]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(**connection_kwargs(url, dbname="postgres"), autocommit=True, connect_timeout=5) as db:
+                if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+                    log(f"creating database {name}")
+                    try:
+                        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                    except psycopg.errors.DuplicateDatabase:
+                        pass  # created by a concurrent start
+            return
+        except psycopg.OperationalError as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"PostgreSQL is not reachable at {url}: {error}") from None
+            time.sleep(0.5)
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(BASE_DIR / "manage.py"), *args]
+
+
+def web_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "dotsocr_site.asgi:application"]
+
+
+def cluster_command() -> list[str]:
+    return manage("qcluster")
+
+
+def prepare_database(env: dict) -> None:
+    subprocess.run(manage("migrate", "--noinput"), env=env, check=True, cwd=BASE_DIR)
+    subprocess.run(manage("createcachetable"), env=env, check=True, cwd=BASE_DIR)
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Stop children gracefully, then make sure nothing of theirs is left.
+
+    SIGTERM goes to each child itself, not its group: qcluster's main process stops its
+    sentinel, pusher and workers in order (letting running tasks finish) and would be
+    cut short if they all got the signal at once. Stragglers are killed after a grace.
+    """
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"process {process.pid} did not stop in {STOP_GRACE_SECONDS}s; killing it")
+        kill_group(process.pid)
+        process.wait()
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left in a child's process group (no orphans)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def serve(env: dict) -> int:
+    host, port = env_str("API_HOST", "0.0.0.0"), env_port("API_PORT", 8080)
+    workers = env_int("NUM_WORKERS", 4, minimum=1)
+    prepare_database(env)
+    # Own process groups: a Ctrl-C reaches only us, and we stop the children in order.
+    web = subprocess.Popen(web_command(host, port), env=env, cwd=BASE_DIR, start_new_session=True)
+    cluster = subprocess.Popen(cluster_command(), env=env, cwd=BASE_DIR, start_new_session=True)
+    children = [cluster, web]
+    stopping = []
+
+    def request_stop(signum, frame):
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if not wait_until_healthy(f"http://{local}:{port}/health", web):
+            log("the web server did not become healthy; stopping")
+            return 1
+        log(f"dotsocr is running at http://{local}:{port}/  (API /api/v1/, admin /admin/, {workers} workers)")
+        log("press Ctrl-C to stop")
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                log("a service process exited unexpectedly; stopping")
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        log("stopping workers and web server")
+        stop(children)
+        log("stopped")
+
+
+def run_tests(env: dict, pytest_args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=BASE_DIR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launcher", description=__doc__)
+    parser.add_argument("command", choices=["run", "test"])
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    with database_url() as url:
+        ensure_database(url)
+        env = {**os.environ, "DATABASE_URL": url}
+        if args.command == "test":
+            return run_tests(env, args.pytest_args)
+        return serve(env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Settings for dotsocr.
+
+Everything configurable comes from the environment through the typed readers in
+``dotsocr_site.env``; a malformed value fails at start-up with the variable's name.
+"""
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from dotsocr_site.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_path,
+    env_port,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+# --- files -----------------------------------------------------------------------------
+DATA_DIR = env_path("DATA_DIR", BASE_DIR / "data")
+UPLOAD_DIR = DATA_DIR / "uploads"
+OUTPUT_DIR = DATA_DIR / "outputs"
+STAGING_DIR = DATA_DIR / "staging"
+for _directory in (DATA_DIR, UPLOAD_DIR, OUTPUT_DIR, STAGING_DIR, DATA_DIR / "tmp", DATA_DIR / "static"):
+    _directory.mkdir(parents=True, exist_ok=True)
+
+MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
+MAX_PAGES = env_int("MAX_PAGES", 5000, minimum=1)
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+FILE_UPLOAD_PERMISSIONS = 0o640
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR.
+
+    The web and worker processes must share the key (django-q2 signs task messages with
+    it), so a per-process random key would not do.
+    """
+    key = env_str("SECRET_KEY", "")
+    if key:
+        return key
+    key_file = DATA_DIR / "secret_key"
+    try:
+        with open(key_file, "x", encoding="ascii") as handle:  # "x": first process wins
+            handle.write(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    except FileExistsError:
+        pass
+    return key_file.read_text(encoding="ascii").strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ("*",))
+
+# --- service ---------------------------------------------------------------------------
+API_HOST = env_str("API_HOST", "0.0.0.0")
+API_PORT = env_port("API_PORT", 8080)
+NUM_WORKERS = env_int("NUM_WORKERS", 4, minimum=1, maximum=256)
+OCR_ENGINE = env_choice("OCR_ENGINE", "auto", ("auto", "textlayer"))
+# Page images (JPEG outputs, and what a vision engine sees) are rendered at this DPI.
+RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
+# A job longer than this is stopped by django-q2; see Q_CLUSTER below.
+JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 4 * 3600, minimum=60)
+
+# --- Django ----------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    "conversions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dotsocr_site.urls"
+ASGI_APPLICATION = "dotsocr_site.asgi.application"
+WSGI_APPLICATION = "dotsocr_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
+
+
+def _database() -> dict:
+    url = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {error}") from None
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must point at PostgreSQL (got engine {config['ENGINE']}); "
+            "the job queue relies on its row locks and transactions."
+        )
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The database cache is shared by every process; django-q2 keeps its cluster stats there,
+# so the web process can report live workers.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "dotsocr_cache",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"  # created above; WhiteNoise serves from the app folders
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Tests and `make run` serve admin assets straight from the app folders.
+WHITENOISE_USE_FINDERS = True
+
+# --- API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "conversions.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dotsocr API",
+    "DESCRIPTION": "Persistent PDF to Markdown conversion queue (dots.ocr).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Channels --------------------------------------------------------------------------
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- django-q2 -------------------------------------------------------------------------
+# The ORM broker keeps task messages in PostgreSQL, so a conversion row and its message
+# commit in one transaction. django-q2 is only the transport: the Conversion row decides
+# whether a job runs (a claim is a conditional UPDATE), so a re-delivered message is a
+# no-op.
+Q_CLUSTER = {
+    "name": "dotsocr",
+    "orm": "default",
+    "workers": NUM_WORKERS,
+    # One conversion is one task; OCR of a long document can take hours.
+    "timeout": JOB_TIMEOUT_SECONDS,
+    # A message not acknowledged within `retry` seconds is delivered again; it must
+    # exceed `timeout` or a running job's message would be handed to a second worker.
+    "retry": JOB_TIMEOUT_SECONDS + 300,
+    # Our pipeline records failures on the Conversion; a failed task must not loop.
+    "ack_failures": True,
+    "max_attempts": 1,
+    # Pickup latency: the broker sleeps `poll` seconds when the queue is empty.
+    "poll": 0.1,
+    "bulk": 1,
+    "save_limit": 1000,
+    # Recycle workers now and then so a leak in a PDF library cannot grow forever.
+    "recycle": 100,
+    "catch_up": False,
+    "label": "Task queue",
+}
+
+# --- logging ---------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "keyvalue": {"format": "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "INFO"), "propagate": True}},
+}

@@ -1,0 +1,111 @@
+"""Real processes for acceptance tests: daphne, qcluster and the `make run` launcher."""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from dotsocr_site.launcher import DEFAULT_DATABASE_URL, cluster_command, kill_group, web_command
+
+REPO = Path(__file__).resolve().parent.parent
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def url_for_database(name: str) -> str:
+    """The configured DATABASE_URL, pointed at another database on the same server."""
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+class ServiceProcess:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(self, command: list[str], env: dict, log_path: Path):
+        self.command, self.env, self.log_path = command, env, log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServiceProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        return self
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM the process (as `make run` does) and return its exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        kill_group(self.process.pid)
+        return self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_web(env: dict, port: int, log_dir: Path) -> ServiceProcess:
+    web = ServiceProcess(web_command("127.0.0.1", port), env, log_dir / "daphne.log").start()
+    wait_until_healthy(f"http://127.0.0.1:{port}", web)
+    return web
+
+
+def start_cluster(env: dict, log_dir: Path, timeout: float = 60) -> ServiceProcess:
+    """Start qcluster and wait until it says it is running (its signal handlers are set)."""
+    cluster = ServiceProcess(cluster_command(), env, log_dir / "qcluster.log").start()
+    deadline = time.monotonic() + timeout
+    while "] running." not in cluster.log_path.read_text(errors="replace"):
+        if cluster.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"qcluster did not start:\n{cluster.log_tail()}")
+        time.sleep(0.1)
+    return cluster
+
+
+def wait_until_healthy(base_url: str, service: ServiceProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.command} exited:\n{service.log_tail()}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url} not healthy in {timeout}s:\n{service.log_tail()}")
+
+
+def wait_for_status(client: httpx.Client, conversion_id: str, statuses=FINISHED, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/conversions/{conversion_id}").json()
+        if body["status"] in statuses:
+            return body
+        time.sleep(0.1)
+    raise TimeoutError(f"conversion {conversion_id} still {body['status']} after {timeout}s")
+
+
+def submit(client: httpx.Client, path: Path, name: str | None = None, content: bytes | None = None) -> httpx.Response:
+    data = path.read_bytes() if content is None else content
+    return client.post("/api/v1/conversions", files={"file": (name or path.name, data, "application/pdf")})
+
+
+def python_env(**overrides) -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **overrides, "PATH": os.environ["PATH"]}
+
+

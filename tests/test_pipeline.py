@@ -1,0 +1,133 @@
+"""The worker pipeline run in-process against the real database and real PDFs."""
+
+import json
+
+from conversions import services
+from conversions.models import Conversion, PageResult
+from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT, WITH_IMAGE
+from workers import pipeline
+from workers.ocr.base import PageOcr
+
+
+def finished(conversion):
+    return Conversion.objects.get(pk=conversion.pk)
+
+
+def test_completed_job_has_one_checkpoint_per_page_and_progress_100(make_conversion):
+    conversion = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion(str(conversion.pk)) == "completed"
+    done = finished(conversion)
+    assert done.status == "completed"
+    assert (done.progress, done.pages_done, done.pages_total) == (100, 4, 4)
+    assert done.message == "Conversion completed successfully"
+    assert list(done.pages.values_list("page_no", flat=True)) == [0, 1, 2, 3]
+    assert FOUR_PAGES_TEXT in done.pages.get(page_no=0).markdown
+
+
+def test_outputs_use_the_original_apps_file_names(make_conversion, settings):
+    conversion = make_conversion(FOUR_PAGES)
+    pipeline.run_conversion(str(conversion.pk))
+    output = settings.OUTPUT_DIR / str(conversion.pk)
+    stem = "pdflatex-4-pages"
+    expected = {f"{stem}.md", f"{stem}_nohf.md", f"{stem}.jsonl"}
+    for page in range(4):
+        name = f"{stem}_page_{page}"
+        expected |= {f"{name}.jpg", f"{name}.json", f"{name}.md", f"{name}_nohf.md"}
+    assert expected <= {path.name for path in output.iterdir()}
+    assert FOUR_PAGES_TEXT in (output / f"{stem}.md").read_text()
+    lines = (output / f"{stem}.jsonl").read_text().splitlines()
+    assert [json.loads(line)["page_no"] for line in lines] == [0, 1, 2, 3]
+    cells = json.loads((output / f"{stem}_page_0.json").read_text())
+    assert all(set(cell) == {"bbox", "category", "text"} for cell in cells)
+    assert (output / f"{stem}_page_0.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert not (settings.STAGING_DIR / str(conversion.pk)).exists()
+    assert finished(conversion).output_dir == str(output)
+
+
+def test_pictures_are_cropped_to_files_and_linked(make_conversion, settings):
+    conversion = make_conversion(WITH_IMAGE)
+    pipeline.run_conversion(str(conversion.pk))
+    page = finished(conversion).pages.get(page_no=0)
+    assert any(cell["category"] == "Picture" for cell in page.cells)
+    picture = next(name for name in (settings.OUTPUT_DIR / str(conversion.pk)).iterdir() if "_picture_" in name.name)
+    assert f"![]({picture.name})" in page.markdown
+    assert picture.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_resumed_job_skips_checkpointed_pages(make_conversion, settings):
+    conversion = make_conversion(FOUR_PAGES)
+    running = services.claim_conversion(conversion_id=conversion.pk, worker_id="crashed-worker")
+    services.checkpoint_page(
+        conversion=running, page_no=0, page=PageOcr(cells=[], engine="earlier-attempt"),
+        markdown="page zero from the first attempt", markdown_nohf="page zero from the first attempt", duration_ms=5,
+    )
+    services.release_conversion(conversion=running)
+
+    assert pipeline.run_conversion(str(conversion.pk)) == "completed"
+    done = finished(conversion)
+    assert done.attempts == 2 and done.pages.count() == 4
+    assert done.pages.get(page_no=0).engine == "earlier-attempt"
+    combined = (settings.OUTPUT_DIR / str(conversion.pk) / "pdflatex-4-pages.md").read_text()
+    assert combined.startswith("page zero from the first attempt")
+    assert (settings.OUTPUT_DIR / str(conversion.pk) / "pdflatex-4-pages_page_0.jpg").exists()
+
+
+def test_damaged_stored_file_fails_the_job_with_a_reason_and_no_output(make_conversion, settings):
+    conversion = make_conversion(FOUR_PAGES)
+    with open(conversion.document.stored_path, "wb") as stored:
+        stored.write(b"%PDF-1.4\nthis is not a pdf any more")
+    assert pipeline.run_conversion(str(conversion.pk)) == "failed"
+    failed = finished(conversion)
+    assert failed.status == "failed"
+    assert "PDF" in failed.error and failed.message.startswith("Conversion failed: ")
+    assert not (settings.OUTPUT_DIR / str(conversion.pk)).exists()
+
+
+def test_engine_failure_names_the_page(make_conversion, settings, monkeypatch):
+    from workers.ocr import EngineError
+    from workers.ocr.textlayer import TextLayerEngine
+
+    original = TextLayerEngine.recognize
+
+    def fail_on_third_page(self, page, *, prompt_mode):
+        if page.number == 2:
+            raise EngineError("the engine could not read this page")
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", fail_on_third_page)
+    conversion = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion(str(conversion.pk)) == "failed"
+    failed = finished(conversion)
+    assert failed.error == "Page 3: the engine could not read this page"
+    assert failed.pages_done == 2
+    assert not (settings.OUTPUT_DIR / str(conversion.pk)).exists()
+
+
+def test_unexpected_crash_fails_the_job_instead_of_leaving_it_running(make_conversion, monkeypatch):
+    from workers.ocr.textlayer import TextLayerEngine
+
+    def crash(self, page, *, prompt_mode):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", crash)
+    conversion = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion(str(conversion.pk)) == "failed"
+    assert finished(conversion).error == "Internal error: ZeroDivisionError: boom"
+
+
+def test_cancel_requested_stops_before_the_next_page(make_conversion, monkeypatch):
+    from workers.ocr.textlayer import TextLayerEngine
+
+    original = TextLayerEngine.recognize
+
+    def cancel_during_second_page(self, page, *, prompt_mode):
+        if page.number == 1:
+            services.cancel_conversion(conversion=Conversion.objects.get(pk=conversion.pk))
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", cancel_during_second_page)
+    conversion = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion(str(conversion.pk)) == "cancelled"
+    cancelled = finished(conversion)
+    assert cancelled.status == "cancelled"
+    assert PageResult.objects.filter(conversion=conversion).count() == 2

@@ -1,0 +1,68 @@
+"""Settings come from the environment through typed readers that fail loudly."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from dotsocr_site import env
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("reader,value", [
+    (lambda: env.env_int("X_TEST", 4), "four"),
+    (lambda: env.env_int("X_TEST", 4, minimum=1), "0"),
+    (lambda: env.env_bool("X_TEST", False), "maybe"),
+    (lambda: env.env_choice("X_TEST", "auto", ("auto", "textlayer")), "gpu-please"),
+    (lambda: env.env_port("X_TEST", 8080), "70000"),
+    (lambda: env.env_float("X_TEST", 0.1), "warm"),
+])
+def test_malformed_value_names_the_variable(monkeypatch, reader, value):
+    monkeypatch.setenv("X_TEST", value)
+    with pytest.raises(ImproperlyConfigured, match=f"X_TEST={value!r}"):
+        reader()
+
+
+def test_readers_parse_and_default(monkeypatch):
+    monkeypatch.setenv("X_INT", " 8 ")
+    monkeypatch.setenv("X_BOOL", "yes")
+    monkeypatch.setenv("X_LIST", "a, b,,c")
+    assert env.env_int("X_INT", 4) == 8
+    assert env.env_bool("X_BOOL", False) is True
+    assert env.env_list("X_LIST") == ["a", "b", "c"]
+    assert env.env_int("X_UNSET_INT", 4) == 4
+    assert env.env_bool("X_UNSET_BOOL", False) is False
+
+
+def settings_import(**overrides):
+    environment = {**os.environ, **overrides}
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='dotsocr_site.settings'; django.setup();" \
+           "from django.conf import settings as s; print(s.NUM_WORKERS, s.API_PORT, s.OCR_ENGINE, s.DEBUG)"
+    return subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True, text=True)
+
+
+def test_service_settings_defaults(tmp_path):
+    environment = {key: "" for key in ("NUM_WORKERS", "API_PORT", "OCR_ENGINE", "DEBUG")}
+    result = settings_import(DATA_DIR=str(tmp_path), **environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["4", "8080", "auto", "False"]
+
+
+@pytest.mark.parametrize("name,value", [
+    ("NUM_WORKERS", "lots"), ("API_PORT", "http"), ("DEBUG", "perhaps"), ("OCR_ENGINE", "magic"),
+    ("MAX_UPLOAD_MB", "-5"), ("DATABASE_URL", "mysql://root@localhost/dotsocr"),
+])
+def test_service_refuses_to_start_with_a_malformed_setting(tmp_path, name, value):
+    result = settings_import(DATA_DIR=str(tmp_path), **{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr
+
+
+def test_secret_key_is_shared_by_processes_through_data_dir(tmp_path):
+    code = "import dotsocr_site.settings as s; print(s.SECRET_KEY)"
+    environment = {**os.environ, "DATA_DIR": str(tmp_path), "SECRET_KEY": ""}
+    keys = {subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout for _ in range(2)}
+    assert len(keys) == 1 and len(keys.pop().strip()) >= 50

@@ -1,0 +1,68 @@
+"""The engine protocol every OCR engine implements (DESIGN.md section 4). No Django here.
+
+An engine turns one ``PdfPage`` into layout cells in the dots.ocr schema
+``{bbox, category, text}``: bbox ``[x1, y1, x2, y2]`` in pixels of the rendered page
+image, category one of ``CATEGORIES``, text formatted as dots.ocr formats it (Markdown
+for text, LaTeX for Formula, HTML for Table, empty for Picture).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from workers.pdf import PdfPage
+
+# The layout categories of dots.ocr (dots_ocr/utils/prompts.py, prompt_layout_all_en).
+CATEGORIES = (
+    "Caption",
+    "Footnote",
+    "Formula",
+    "List-item",
+    "Page-footer",
+    "Page-header",
+    "Picture",
+    "Section-header",
+    "Table",
+    "Text",
+    "Title",
+)
+HEADER_FOOTER = ("Page-header", "Page-footer")
+# Prompt modes of dots.ocr (dots_ocr/utils/prompts.py, dict_promptmode_to_prompt).
+PROMPT_MODES = ("prompt_layout_all_en", "prompt_layout_only_en", "prompt_ocr", "prompt_grounding_ocr")
+DEFAULT_PROMPT_MODE = "prompt_layout_all_en"
+
+
+@dataclass(frozen=True)
+class Cell:
+    bbox: tuple[int, int, int, int]
+    category: str
+    text: str = ""
+
+    def __post_init__(self):
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown layout category {self.category!r}")
+
+    def as_dict(self) -> dict:
+        cell = {"bbox": list(self.bbox), "category": self.category}
+        if self.category != "Picture":
+            cell["text"] = self.text
+        return cell
+
+
+@dataclass(frozen=True)
+class PageOcr:
+    """What an engine made of one page, and which path produced it."""
+
+    cells: list[Cell]
+    engine: str
+
+
+class EngineError(Exception):
+    """The engine could not produce a result for a page; the message says why."""
+
+
+class OcrEngine(Protocol):
+    name: str
+
+    def recognize(self, page: PdfPage, *, prompt_mode: str) -> PageOcr:
+        """Layout cells of one page. Raises EngineError when the page cannot be read."""
+        ...

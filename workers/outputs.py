@@ -1,0 +1,107 @@
+"""Output files of a conversion, laid out as the original app's (no Django here).
+
+Per page ``<stem>_page_<i>.jpg|.json|.md`` and ``<stem>_page_<i>_nohf.md``; for the whole
+document ``<stem>.md``, ``<stem>_nohf.md`` and ``<stem>.jsonl`` (one line per page).
+Files are written into a staging folder as pages complete and the folder is renamed into
+place only when every file is there, so a reader never sees a partial result.
+"""
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.ocr.base import Cell
+
+
+@dataclass(frozen=True)
+class PageOutput:
+    page_no: int
+    cells: list[dict]
+    markdown: str
+    markdown_nohf: str
+    engine: str
+
+
+def safe_stem(filename: str) -> str:
+    """A file-system-safe stem from a client's file name (never a path)."""
+    stem = Path(filename.replace("\\", "/")).name
+    stem = stem[:-4] if stem.lower().endswith(".pdf") else stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+    return stem[:100] or "document"
+
+
+def page_name(stem: str, page_no: int) -> str:
+    return f"{stem}_page_{page_no}"
+
+
+def picture_name(stem: str, page_no: int, index: int) -> str:
+    return f"{page_name(stem, page_no)}_picture_{index}.jpg"
+
+
+def write_atomically(path: Path, data: bytes | str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(temporary, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+
+
+def write_page_images(staging: Path, stem: str, page_no: int, jpeg: bytes, pictures: dict[int, bytes]) -> None:
+    """The page image and its picture crops, written as soon as the page is rendered."""
+    staging.mkdir(parents=True, exist_ok=True)
+    write_atomically(staging / f"{page_name(stem, page_no)}.jpg", jpeg)
+    for index, crop in pictures.items():
+        write_atomically(staging / picture_name(stem, page_no, index), crop)
+
+
+def write_page_files(staging: Path, stem: str, page: PageOutput) -> None:
+    name = page_name(stem, page.page_no)
+    write_atomically(staging / f"{name}.json", json.dumps(page.cells, ensure_ascii=False, indent=1))
+    write_atomically(staging / f"{name}.md", page.markdown)
+    write_atomically(staging / f"{name}_nohf.md", page.markdown_nohf)
+
+
+def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> None:
+    write_atomically(staging / f"{stem}.md", "\n\n".join(page.markdown for page in pages) + "\n")
+    write_atomically(staging / f"{stem}_nohf.md", "\n\n".join(page.markdown_nohf for page in pages) + "\n")
+    lines = [json.dumps(jsonl_record(stem, page), ensure_ascii=False) for page in pages]
+    write_atomically(staging / f"{stem}.jsonl", "\n".join(lines) + "\n")
+
+
+def jsonl_record(stem: str, page: PageOutput) -> dict:
+    name = page_name(stem, page.page_no)
+    return {
+        "page_no": page.page_no,
+        "engine": page.engine,
+        "layout_info_path": f"{name}.json",
+        "layout_image_path": f"{name}.jpg",
+        "md_content_path": f"{name}.md",
+        "md_content_nohf_path": f"{name}_nohf.md",
+        "cells": page.cells,
+    }
+
+
+def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:
+    """Write every page and document file into ``staging``, then rename it to ``final``.
+
+    Idempotent: a previous ``final`` (from an attempt that died after publishing) is
+    replaced whole.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    for page in pages:
+        write_page_files(staging, stem, page)
+    write_document_files(staging, stem, pages)
+    if final.exists():
+        retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
+        os.replace(final, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+    os.replace(staging, final)
+    return final
+
+
+def cells_from_dicts(cells: list[dict]) -> list[Cell]:
+    return [Cell(bbox=tuple(cell["bbox"]), category=cell["category"], text=cell.get("text", "")) for cell in cells]

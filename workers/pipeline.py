@@ -1,0 +1,144 @@
+"""One conversion, start to finish: claim -> open PDF -> pages -> outputs -> completed.
+
+Each page is checkpointed as a PageResult in its own transaction before the next starts,
+so a job that is run again resumes after its last finished page.
+"""
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from conversions import selectors, services
+from conversions.exceptions import LostClaim
+from conversions.models import Conversion
+from workers import outputs
+from workers.ocr import EngineError, engine_for
+from workers.ocr.layout import cells_to_markdown
+from workers.pdf import InvalidPdf, PdfPage, iter_pages, open_pdf
+
+logger = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The user asked to cancel; the worker stops at the next page boundary."""
+
+
+def run_conversion(conversion_id: str) -> str:
+    """Run a queued conversion to its end. A no-op for a job that is not queued."""
+    conversion = services.claim_conversion(conversion_id=conversion_id, worker_id=services.current_worker_id())
+    if conversion is None:
+        logger.info("conversion=%s not queued; nothing to do", conversion_id)
+        return "skipped"
+    logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
+    try:
+        convert(conversion)
+    except Cancelled:
+        services.finish_cancelled(conversion=conversion)
+        logger.info("conversion=%s cancelled", conversion.pk)
+        return "cancelled"
+    except LostClaim as error:
+        logger.warning("conversion=%s %s", conversion.pk, error)
+        return "lost"
+    except (InvalidPdf, EngineError) as error:
+        services.fail_conversion(conversion=conversion, error=str(error))
+        logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
+        return "failed"
+    except Exception as error:
+        logger.exception("conversion=%s crashed", conversion.pk)
+        services.fail_conversion(conversion=conversion, error=f"Internal error: {type(error).__name__}: {error}")
+        return "failed"
+    logger.info("conversion=%s completed", conversion.pk)
+    return "completed"
+
+
+def convert(conversion: Conversion) -> None:
+    stem = outputs.safe_stem(conversion.document.filename)
+    staging = settings.STAGING_DIR / str(conversion.pk)
+    engine = engine_for(conversion.engine)
+    with open_pdf(Path(conversion.document.stored_path)) as document:
+        services.record_pdf_loaded(conversion=conversion, pages_total=document.page_count)
+        conversion.pages_total = document.page_count
+        done = selectors.checkpointed_page_numbers(conversion)
+        for page in iter_pages(document, settings.RENDER_DPI):
+            if page.number in done:
+                continue
+            if selectors.cancel_requested(conversion):
+                raise Cancelled()
+            convert_page(conversion, engine, page, staging, stem)
+    services.record_finalizing(conversion=conversion)
+    final = publish_outputs(conversion, staging, stem)
+    services.complete_conversion(conversion=conversion, output_dir=str(final))
+
+
+def convert_page(conversion: Conversion, engine, page: PdfPage, staging: Path, stem: str) -> None:
+    started = time.monotonic()
+    try:
+        result = engine.recognize(page, prompt_mode=conversion.prompt_mode)
+    except EngineError as error:
+        raise EngineError(f"Page {page.number + 1}: {error}") from error
+    outputs.write_page_images(staging, stem, page.number, page.jpeg(), picture_crops(page, result.cells))
+
+    def picture_link(index, cell):
+        return outputs.picture_name(stem, page.number, index)
+
+    services.checkpoint_page(
+        conversion=conversion,
+        page_no=page.number,
+        page=result,
+        markdown=cells_to_markdown(result.cells, picture_link=picture_link),
+        markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    logger.info("conversion=%s page=%s engine=%s cells=%s", conversion.pk, page.number, result.engine, len(result.cells))
+
+
+def has_area(bbox) -> bool:
+    x1, y1, x2, y2 = bbox
+    return x2 > x1 and y2 > y1
+
+
+def publish_outputs(conversion: Conversion, staging: Path, stem: str) -> Path:
+    """Write the document files from the checkpoints and move them into place at once."""
+    pages = [
+        outputs.PageOutput(
+            page_no=result.page_no,
+            cells=result.cells,
+            markdown=result.markdown,
+            markdown_nohf=result.markdown_nohf,
+            engine=result.engine,
+        )
+        for result in selectors.page_results(conversion)
+    ]
+    missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}
+    if missing:
+        raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")
+    ensure_page_images(conversion, staging, stem, pages)
+    final = settings.OUTPUT_DIR / str(conversion.pk)
+    try:
+        return outputs.publish(staging, final, stem, pages)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_page_images(conversion: Conversion, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
+    """Re-render the images of pages checkpointed by an earlier attempt (on another host,
+    or before a crash): the staging folder may not have them."""
+    absent = [page for page in pages if not (staging / f"{outputs.page_name(stem, page.page_no)}.jpg").exists()]
+    if not absent:
+        return
+    with open_pdf(Path(conversion.document.stored_path)) as document:
+        for result in absent:
+            page = PdfPage(page=document[result.page_no], dpi=settings.RENDER_DPI)
+            pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))
+            outputs.write_page_images(staging, stem, result.page_no, page.jpeg(), pictures)
+
+
+def picture_crops(page: PdfPage, cells) -> dict[int, bytes]:
+    return {
+        index: page.crop_jpeg(cell.bbox)
+        for index, cell in enumerate(cells)
+        if cell.category == "Picture" and has_area(cell.bbox)
+    }
