@@ -68,7 +68,7 @@ def embedded_postgres() -> Iterator[str]:
     data_dir = env_path("DATA_DIR", BASE_DIR / "data") / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
     log(f"no PostgreSQL configured or answering on 127.0.0.1:5432; starting an embedded one in {data_dir}")
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # stop, never delete: jobs persist
     try:
         yield server.get_uri("dotsocr")
     finally:
