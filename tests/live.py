@@ -61,7 +61,11 @@ class ServiceProcess:
 
 def start_web(env: dict, port: int, log_dir: Path) -> ServiceProcess:
     web = ServiceProcess(web_command("127.0.0.1", port), env, log_dir / "daphne.log").start()
-    wait_until_healthy(f"http://127.0.0.1:{port}", web)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", web)
+    except BaseException:
+        web.stop()
+        raise
     return web
 
 
@@ -71,6 +75,7 @@ def start_cluster(env: dict, log_dir: Path, timeout: float = 60) -> ServiceProce
     deadline = time.monotonic() + timeout
     while "] running." not in cluster.log_path.read_text(errors="replace"):
         if cluster.process.poll() is not None or time.monotonic() > deadline:
+            cluster.stop()
             raise RuntimeError(f"qcluster did not start:\n{cluster.log_tail()}")
         time.sleep(0.1)
     return cluster
