@@ -60,6 +60,8 @@ class Conversion(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True, default="")
+    # Bumped by every write; progress events carry it so clients drop stale ones.
+    event_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

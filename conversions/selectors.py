@@ -57,3 +57,8 @@ def queue_counts() -> dict[str, int]:
         running=Count("pk", filter=Q(status=Conversion.Status.RUNNING)),
     )
     return {"queued": counts["queued"], "running": counts["running"]}
+
+
+def conversion_by_id(conversion_id) -> Conversion:
+    """Any conversion, for internal use (workers, event publishing): no owner check."""
+    return Conversion.objects.select_related("document").get(pk=conversion_id)

@@ -33,6 +33,7 @@ from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
+from workers import progress
 from workers.pdf import InvalidPdf, inspect_pdf
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str 
     rows = Conversion.objects.filter(pk=conversion_id, status__in=sources)
     if owned_by is not None:
         rows = rows.filter(worker_id=owned_by)
-    return rows.update(status=target, updated_at=timezone.now(), **fields)
+    changed = rows.update(status=target, updated_at=timezone.now(), event_seq=F("event_seq") + 1, **fields)
+    if changed:
+        progress.publish_after_commit(conversion_id, status_changed=True)
+    return changed
 
 
 def current_worker_id() -> str:
@@ -133,6 +137,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         message="Queued",
     )
     _enqueue(conversion.pk)
+    progress.publish_after_commit(conversion.pk, status_changed=True)
     return conversion
 
 
@@ -163,11 +168,13 @@ def claim_conversion(*, conversion_id, worker_id: str) -> Conversion | None:
 # --- conversions: progress of a running job ---------------------------------------------
 
 
-def _update_running(conversion: Conversion, **fields) -> None:
+def _update_running(conversion: Conversion, *, page_no: int | None = None, **fields) -> None:
     """Write fields of a job this worker owns; raises LostClaim if it no longer does."""
     rows = Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING, worker_id=conversion.worker_id)
-    if not rows.update(heartbeat_at=timezone.now(), updated_at=timezone.now(), **fields):
+    now = timezone.now()
+    if not rows.update(heartbeat_at=now, updated_at=now, event_seq=F("event_seq") + 1, **fields):
         raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
+    progress.publish_after_commit(conversion.pk, page_no=page_no)
 
 
 def _progress(value: int):
@@ -204,6 +211,7 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
         total = conversion.pages_total or 1
         _update_running(
             conversion,
+            page_no=page_no,
             pages_done=pages_done,
             progress=_progress(10 + int(pages_done / total * 80)),
             message=f"Processing pages: {pages_done}/{total}",
@@ -276,8 +284,9 @@ def cancel_conversion(*, conversion: Conversion) -> Conversion:
     ):
         return Conversion.objects.get(pk=conversion.pk)
     if Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING).update(
-        cancel_requested=True, message="Cancelling...", updated_at=timezone.now()
+        cancel_requested=True, message="Cancelling...", updated_at=timezone.now(), event_seq=F("event_seq") + 1
     ):
+        progress.publish_after_commit(conversion.pk)
         return Conversion.objects.get(pk=conversion.pk)
     current = Conversion.objects.get(pk=conversion.pk)
     raise IllegalTransition(f"Conversion {conversion.pk} is {current.status} and cannot be cancelled.")

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "channels",
+    "channels_postgres",
     "django_q",
     "conversions",
 ]
@@ -136,6 +137,9 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# channels_postgres deletes group memberships through the ORM under this alias: the same
+# database, mirrored in tests.
+DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The database cache is shared by every process; django-q2 keeps its cluster stats there,
@@ -187,7 +191,25 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Channels --------------------------------------------------------------------------
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Progress travels from worker processes to the web process(es) through a channel layer
+# that crosses processes: Redis when CHANNEL_LAYER_URL is redis://..., else PostgreSQL
+# (LISTEN/NOTIFY, no extra server). "memory" is for single-process unit tests only.
+
+
+def _channel_layer() -> dict:
+    url = env_str("CHANNEL_LAYER_URL", "postgres")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+    if url == "postgres":
+        return {"BACKEND": "dotsocr_site.channel_layers.PostgresChannelLayer", "CONFIG": {**DATABASES["default"], "TIME_ZONE": None}}
+    if url == "memory":
+        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    raise ImproperlyConfigured(
+        f"Environment variable CHANNEL_LAYER_URL={url!r} is not redis://..., 'postgres' or 'memory'."
+    )
+
+
+CHANNEL_LAYERS = {"default": _channel_layer()}
 
 # --- django-q2 -------------------------------------------------------------------------
 # The ORM broker keeps task messages in PostgreSQL, so a conversion row and its message
@@ -225,5 +247,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "INFO"), "propagate": True}},
+    "loggers": {
+        "django_q": {"level": env_str("Q_LOG_LEVEL", "INFO"), "propagate": True},
+        # It warns on every event sent to a group nobody listens to: the normal case.
+        "channels_postgres.core": {"level": "ERROR"},
+    },
 }

@@ -72,17 +72,19 @@ def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> N
     write_atomically(staging / f"{stem}.jsonl", "\n".join(lines) + "\n")
 
 
-def jsonl_record(stem: str, page: PageOutput) -> dict:
-    name = page_name(stem, page.page_no)
+def page_files(stem: str, page_no: int) -> dict[str, str]:
+    """The names of one page's files, keyed as the dots.ocr parser's result records."""
+    name = page_name(stem, page_no)
     return {
-        "page_no": page.page_no,
-        "engine": page.engine,
         "layout_info_path": f"{name}.json",
         "layout_image_path": f"{name}.jpg",
         "md_content_path": f"{name}.md",
         "md_content_nohf_path": f"{name}_nohf.md",
-        "cells": page.cells,
     }
+
+
+def jsonl_record(stem: str, page: PageOutput) -> dict:
+    return {"page_no": page.page_no, "engine": page.engine, **page_files(stem, page.page_no), "cells": page.cells}
 
 
 def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:
