@@ -4,12 +4,12 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test setup clean
+.PHONY: run test setup browser clean
 
 run: setup
 	$(VPY) -m dotsocr_site.launcher run
 
-test: setup
+test: setup browser
 	$(VPY) -m dotsocr_site.launcher test $(PYTEST_ARGS)
 
 setup: $(STAMP)
@@ -21,6 +21,13 @@ $(STAMP): requirements.txt
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+# The browser test drives Debian's chromium (playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The browser test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 clean:
 	rm -rf $(VENV)

@@ -1,10 +1,13 @@
 """Every read shared by the API, pages, admin and workers."""
 
+from pathlib import Path
+
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
 from conversions.exceptions import NotFound
 from conversions.models import Conversion, Document, PageResult
+from workers import outputs
 
 
 def conversions_for(user, *, status: str | None = None) -> QuerySet[Conversion]:
@@ -62,3 +65,25 @@ def queue_counts() -> dict[str, int]:
 def conversion_by_id(conversion_id) -> Conversion:
     """Any conversion, for internal use (workers, event publishing): no owner check."""
     return Conversion.objects.select_related("document").get(pk=conversion_id)
+
+
+def output_file(conversion: Conversion, name: str) -> Path:
+    """A file of a completed conversion's outputs, by its bare name. Raises NotFound.
+
+    The name must be one the output folder lists, so no client string becomes a path.
+    """
+    for path in output_files(conversion):
+        if path.name == name:
+            return path
+    raise NotFound(f"No output file {name!r} for conversion {conversion.pk}.")
+
+
+def page_image(conversion: Conversion, page_no: int) -> Path:
+    return output_file(conversion, f"{outputs.page_name(outputs.safe_stem(conversion.document.filename), page_no)}.jpg")
+
+
+def output_files(conversion: Conversion) -> list[Path]:
+    """Every output file of a completed conversion, sorted by name. Raises NotFound."""
+    if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
+        raise NotFound(f"Conversion {conversion.pk} has no outputs (status: {conversion.status}).")
+    return sorted(path for path in Path(conversion.output_dir).iterdir() if path.is_file())

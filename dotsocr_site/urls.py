@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from conversions import views
+from conversions import pages, views
 
 urlpatterns = [
-    path("", views.root, name="root"),
+    path("", pages.index, name="root"),
+    path("conversions/<str:conversion_id>/", pages.conversion_page, name="conversion-page"),
+    path("conversions/<str:conversion_id>/results", pages.conversion_results, name="conversion-results"),
     path("health", views.health, name="health"),
     path("api/v1/", include("conversions.api.urls")),
     path("admin/", admin.site.urls),

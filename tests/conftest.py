@@ -20,6 +20,14 @@ def truncated_pdf() -> bytes:
     return data[: len(data) // 2]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can act on failures."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture(autouse=True)
 def isolated_data_dir(settings, tmp_path):
     """Each test writes uploads and outputs into its own folder."""

@@ -13,5 +13,9 @@ urlpatterns = [
     path("conversions/<str:conversion_id>/cancel", views.ConversionCancelView.as_view(), name="conversion-cancel"),
     path("conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"),
     path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
+    path("conversions/<str:conversion_id>/pages/<int:page_no>/image", views.ConversionPageImageView.as_view(),
+         name="conversion-page-image"),
+    path("conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"),
+    path("conversions/<str:conversion_id>/download.zip", views.ConversionZipView.as_view(), name="conversion-zip"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]

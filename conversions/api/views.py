@@ -1,7 +1,11 @@
 """Native API views: validate input, call one service or selector, serialize the answer."""
 
 from django.conf import settings
-from django.http import HttpResponse
+import mimetypes
+import tempfile
+import zipfile
+
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -20,6 +24,7 @@ from conversions.api.serializers import (
 )
 from conversions.exceptions import ResultNotReady
 from conversions.models import Conversion
+from workers.outputs import safe_stem
 
 
 def acting_user(request):
@@ -123,3 +128,44 @@ class ConversionPagesView(APIView):
             "pages_total": conversion.pages_total,
             "pages": pages,
         })
+
+
+class ConversionFileView(APIView):
+    """One output file of a completed conversion (page images, pictures, JSON, Markdown)."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, conversion_id, name):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        return file_response(selectors.output_file(conversion, name))
+
+
+class ConversionPageImageView(APIView):
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    def get(self, request, conversion_id, page_no):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        return file_response(selectors.page_image(conversion, page_no), inline=True)
+
+
+class ConversionZipView(APIView):
+    """All output files of a completed conversion in one ZIP."""
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    def get(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        files = selectors.output_files(conversion)
+        archive = tempfile.TemporaryFile()  # spooled to disk: outputs can be large
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in files:
+                bundle.write(path, arcname=path.name)
+        archive.seek(0)
+        filename = f"{safe_stem(conversion.document.filename)}.zip"
+        return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
+
+
+def file_response(path, *, inline: bool = False) -> FileResponse:
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".md":
+        content_type = "text/markdown; charset=utf-8"
+    response = FileResponse(open(path, "rb"), as_attachment=not inline, filename=path.name, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

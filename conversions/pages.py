@@ -1,0 +1,75 @@
+"""HTML pages (Django templates, no build step). Data comes from selectors; actions go
+through the API from a little vanilla JavaScript."""
+
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.urls import reverse
+
+from conversions import selectors, services
+from conversions.exceptions import NotFound
+from conversions.models import Conversion
+from conversions.rendering import render_markdown
+from conversions.views import root as root_json
+from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
+
+
+def acting_user(request):
+    return request.user if request.user.is_authenticated else services.default_owner()
+
+
+def wants_html(request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def index(request):
+    """Browsers get the dashboard; API clients get the original app's JSON greeting."""
+    if not wants_html(request):
+        return root_json(request)
+    user = acting_user(request)
+    conversions = Paginator(selectors.conversions_for(user), 50).get_page(request.GET.get("page"))
+    documents = selectors.documents_for(user)[:50]
+    return render(request, "conversions/index.html", {
+        "conversions": conversions, "documents": documents, "prompt_modes": PROMPT_MODES,
+        "default_prompt_mode": DEFAULT_PROMPT_MODE,
+    })
+
+
+def conversion_page(request, conversion_id):
+    try:
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+    except NotFound as error:
+        return render(request, "conversions/not_found.html", {"detail": error.detail}, status=404)
+    return render(request, "conversions/conversion.html", {
+        "conversion": conversion,
+        "pages": results_context(conversion),
+        "page_numbers": range(conversion.pages_total or 0),
+        "done_pages": selectors.checkpointed_page_numbers(conversion),
+    })
+
+
+def conversion_results(request, conversion_id):
+    """The results fragment the conversion page loads when the job completes."""
+    try:
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+    except NotFound as error:
+        return render(request, "conversions/not_found.html", {"detail": error.detail}, status=404)
+    return render(request, "conversions/_results.html", {"conversion": conversion, "pages": results_context(conversion)})
+
+
+def results_context(conversion: Conversion) -> list[dict]:
+    if conversion.status != Conversion.Status.COMPLETED:
+        return []
+
+    def file_url(name):
+        return reverse("api:conversion-file", args=[conversion.pk, name])
+
+    return [
+        {
+            "page_no": page.page_no,
+            "image_url": reverse("api:conversion-page-image", args=[conversion.pk, page.page_no]),
+            "markdown": page.markdown,
+            "html": render_markdown(page.markdown, file_url=file_url),
+            "engine": page.engine,
+        }
+        for page in selectors.page_results(conversion)
+    ]
