@@ -222,48 +222,36 @@ def record_finalizing(*, conversion: Conversion) -> None:
     _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
 
 
+def _finish(conversion: Conversion, target: str, **fields) -> bool:
+    """running -> a final state, only by the worker that owns the job."""
+    return bool(
+        _transition(
+            conversion.pk,
+            sources={Status.RUNNING},
+            target=target,
+            owned_by=conversion.worker_id,
+            finished_at=timezone.now(),
+            **fields,
+        )
+    )
+
+
 def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
     """running -> completed. Raises LostClaim if the job was taken from this worker."""
-    if not _transition(
-        conversion.pk,
-        sources={Status.RUNNING},
-        target=Status.COMPLETED,
-        owned_by=conversion.worker_id,
-        progress=100,
-        message="Conversion completed successfully",
-        output_dir=output_dir,
-        finished_at=timezone.now(),
+    if not _finish(
+        conversion, Status.COMPLETED, progress=100, message="Conversion completed successfully", output_dir=output_dir
     ):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
 
 
 def fail_conversion(*, conversion: Conversion, error: str) -> bool:
     """running -> failed with a readable reason. False if the job was not running here."""
-    return bool(
-        _transition(
-            conversion.pk,
-            sources={Status.RUNNING},
-            target=Status.FAILED,
-            owned_by=conversion.worker_id,
-            error=error,
-            message=f"Conversion failed: {error}"[:500],
-            finished_at=timezone.now(),
-        )
-    )
+    return _finish(conversion, Status.FAILED, error=error, message=f"Conversion failed: {error}"[:500])
 
 
 def finish_cancelled(*, conversion: Conversion) -> bool:
     """running -> cancelled, once the worker has stopped at a page boundary."""
-    return bool(
-        _transition(
-            conversion.pk,
-            sources={Status.RUNNING},
-            target=Status.CANCELLED,
-            owned_by=conversion.worker_id,
-            message="Conversion cancelled",
-            finished_at=timezone.now(),
-        )
-    )
+    return _finish(conversion, Status.CANCELLED, message="Conversion cancelled")
 
 
 # --- conversions: requests from users ---------------------------------------------------

@@ -28,32 +28,27 @@ def env_str(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def _number(name, default, parse, kind: str, minimum=None, maximum=None):
     value = _raw(name)
     if value is None or value == "":
         return default
     try:
-        number = int(value)
+        number = parse(value)
     except ValueError:
-        raise _invalid(name, value, "an integer") from None
+        raise _invalid(name, value, kind) from None
     if minimum is not None and number < minimum:
-        raise _invalid(name, value, f"an integer >= {minimum}")
+        raise _invalid(name, value, f"{kind} >= {minimum}")
     if maximum is not None and number > maximum:
-        raise _invalid(name, value, f"an integer <= {maximum}")
+        raise _invalid(name, value, f"{kind} <= {maximum}")
     return number
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    return _number(name, default, int, "an integer", minimum, maximum)
 
 
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    value = _raw(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise _invalid(name, value, "a number") from None
-    if minimum is not None and number < minimum:
-        raise _invalid(name, value, f"a number >= {minimum}")
-    return number
+    return _number(name, default, float, "a number", minimum)
 
 
 def env_bool(name: str, default: bool) -> bool:
