@@ -17,6 +17,7 @@ class Document(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
     filename = models.CharField(max_length=255, help_text="The client's file name, for display only.")
+    stem = models.CharField(max_length=100, db_index=True, help_text="File-system-safe stem; names the outputs.")
     stored_path = models.CharField(max_length=500, unique=True)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
@@ -60,6 +61,9 @@ class Conversion(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True, default="")
+    markdown_edited = models.TextField(
+        null=True, blank=True, help_text="A user's edit of the whole document's Markdown; the model's is kept."
+    )
     # Bumped by every write; progress events carry it so clients drop stale ones.
     event_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,6 +110,7 @@ class PageResult(models.Model):
     cells = models.JSONField(default=list, help_text="Layout cells: [{bbox, category, text}].")
     markdown = models.TextField(blank=True, default="")
     markdown_nohf = models.TextField(blank=True, default="", help_text="Without page headers and footers.")
+    markdown_edited = models.TextField(null=True, blank=True, help_text="A user's edit; the model's text is kept.")
     engine = models.CharField(max_length=64, help_text="The engine path that produced this page.")
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")

@@ -87,3 +87,47 @@ def output_files(conversion: Conversion) -> list[Path]:
     if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
         raise NotFound(f"Conversion {conversion.pk} has no outputs (status: {conversion.status}).")
     return sorted(path for path in Path(conversion.output_dir).iterdir() if path.is_file())
+
+
+def latest_document_named(user, filename: str) -> Document:
+    """The latest upload of that name (the original app addresses uploads by name)."""
+    document = documents_for(user).filter(filename=filename).first()
+    if document is None:
+        raise NotFound(f"File not found: {filename}")
+    return document
+
+
+def latest_documents_by_name(user) -> list[Document]:
+    """One document per file name, the latest upload of each, newest first."""
+    documents = documents_for(user).order_by("filename", "-created_at").distinct("filename")
+    return sorted(documents, key=lambda document: document.created_at, reverse=True)
+
+
+def latest_completed_conversion(user, *, stem: str) -> Conversion | None:
+    return (
+        conversions_for(user, status=Conversion.Status.COMPLETED)
+        .filter(document__stem=stem)
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def live_worker_count() -> int:
+    """Workers across the live django-q2 clusters (their stats expire when they stop)."""
+    from django_q.status import Stat
+
+    return sum(len(stat.workers) for stat in Stat.get_all())
+
+
+def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
+    """Markdown without headers/footers, a user's edit winning over the model's text:
+    one page (0-based), or the whole document. Raises NotFound for a missing page."""
+    pages = page_results(conversion)
+    if page_no is not None:
+        page = pages.filter(page_no=page_no).first()
+        if page is None:
+            raise NotFound(f"No page {page_no} in conversion {conversion.pk}")
+        return page.markdown_nohf if page.markdown_edited is None else page.markdown_edited
+    if conversion.markdown_edited is not None:
+        return conversion.markdown_edited
+    return "\n\n".join(page.markdown_nohf if page.markdown_edited is None else page.markdown_edited for page in pages)

@@ -13,7 +13,9 @@ two workers can never both own a job and a second delivery of a message is a no-
 
 import logging
 import os
+import shutil
 import socket
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -28,12 +30,14 @@ from conversions.exceptions import (
     InvalidDocument,
     InvalidRequest,
     LostClaim,
+    NotFound,
 )
 from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
+from workers.outputs import safe_stem
 from workers.pdf import InvalidPdf, inspect_pdf
 
 logger = logging.getLogger(__name__)
@@ -102,6 +106,7 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
         return Document.objects.create(
             owner=owner,
             filename=(upload.name or "document.pdf")[:255],
+            stem=safe_stem(upload.name or "document.pdf"),
             stored_path=str(path),
             sha256=stored.sha256,
             size=stored.size,
@@ -297,3 +302,46 @@ def release_conversion(*, conversion: Conversion) -> bool:
         if released:
             _enqueue(conversion.pk)
     return bool(released)
+
+
+# --- edits and deletion (the original app's routes) ---------------------------------------
+
+
+def save_markdown_edit(*, conversion: Conversion, page_no: int | None, content: str) -> None:
+    """Store a user's edit beside the model's Markdown (which is kept). Raises NotFound."""
+    if page_no is None:
+        Conversion.objects.filter(pk=conversion.pk).update(markdown_edited=content, updated_at=timezone.now())
+        return
+    if not PageResult.objects.filter(conversion=conversion, page_no=page_no).update(markdown_edited=content):
+        raise NotFound(f"No page {page_no} in conversion {conversion.pk}")
+
+
+@transaction.atomic
+def delete_documents_named(*, user, filename: str) -> list[str]:
+    """Delete every upload of that name with its conversions and output files.
+
+    Refused (IllegalTransition) while one of its conversions is running: cancel it first.
+    Rows are locked first, so a worker cannot claim a job while it is being deleted.
+    """
+    from conversions.selectors import documents_for
+
+    documents = list(documents_for(user).filter(filename=filename).select_for_update())
+    if not documents:
+        raise NotFound(f"File not found: {filename}")
+    conversions = list(Conversion.objects.select_for_update().filter(document__in=documents))
+    if any(conversion.status == Status.RUNNING for conversion in conversions):
+        raise IllegalTransition(f"{filename} is being converted; cancel the conversion first.")
+    deleted = [document.stored_path for document in documents]
+    deleted += [conversion.output_dir for conversion in conversions if conversion.output_dir]
+    paths = [Path(path) for path in deleted]
+    Document.objects.filter(pk__in=[document.pk for document in documents]).delete()
+    transaction.on_commit(lambda: remove_paths(paths))
+    return deleted
+
+
+def remove_paths(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

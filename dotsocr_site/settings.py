@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotsocr_site.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_path,
@@ -67,6 +68,31 @@ NUM_WORKERS = env_int("NUM_WORKERS", 4, minimum=1, maximum=256)
 OCR_ENGINE = env_choice("OCR_ENGINE", "auto", ("auto", "textlayer"))
 # Page images (JPEG outputs, and what a vision engine sees) are rendered at this DPI.
 RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
+# dots.ocr through vLLM, with the original app's variable names and defaults.
+VLLM_IP = env_str("VLLM_IP", "localhost")
+VLLM_PORT = env_port("VLLM_PORT", 8001)
+VLLM_MODEL_NAME = env_str("VLLM_MODEL_NAME", "model")
+TEMPERATURE = env_float("TEMPERATURE", 0.1, minimum=0.0)
+TOP_P = env_float("TOP_P", 1.0, minimum=0.0)
+MAX_COMPLETION_TOKENS = env_int("MAX_COMPLETION_TOKENS", 16384, minimum=1)
+NUM_THREAD = env_int("NUM_THREAD", 16, minimum=1)  # pages of one job in flight at once
+MIN_PIXELS = env_int("MIN_PIXELS", 3136, minimum=1)
+MAX_PIXELS = env_int("MAX_PIXELS", 11289600, minimum=1)
+OCR_CONFIG = {
+    "vllm_ip": VLLM_IP, "vllm_port": VLLM_PORT, "model_name": VLLM_MODEL_NAME, "temperature": TEMPERATURE,
+    "top_p": TOP_P, "max_completion_tokens": MAX_COMPLETION_TOKENS, "num_thread": NUM_THREAD,
+    "dpi": RENDER_DPI, "output_dir": str(OUTPUT_DIR), "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS,
+}
+# What the original React frontend reads from GET /config; apiDomain is where it sends
+# API calls and opens WebSockets, so it must be this service's public URL.
+FRONTEND_CONFIG = {
+    "basePath": env_str("BASE_PATH", ""),
+    "appDomain": env_str("APP_DOMAIN", f"http://localhost:{API_PORT}"),
+    "apiDomain": env_str("API_DOMAIN", f"http://localhost:{API_PORT}"),
+    "iamDomain": env_str("IAM_DOMAIN", ""),
+    "clientId": env_str("CLIENT_ID", ""),
+    "iamScope": env_str("IAM_SCOPE", ""),
+}
 # A job longer than this is stopped by django-q2; see Q_CLUSTER below.
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 4 * 3600, minimum=60)
 
@@ -80,6 +106,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -91,6 +118,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -171,6 +199,11 @@ STORAGES = {
 }
 # Tests and `make run` serve admin assets straight from the app folders.
 WHITENOISE_USE_FINDERS = True
+
+# --- CORS: the original frontend runs on its own origin ---------------------------------
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = env_bool("CORS_ALLOW_ALL_ORIGINS", not CORS_ALLOWED_ORIGINS)
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "currentlanguage", "x-csrftoken", "x-requested-with")
 
 # --- API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

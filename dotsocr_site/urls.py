@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from conversions import pages, views
+from conversions import compat, pages, views
 
 urlpatterns = [
     path("", pages.index, name="root"),
@@ -10,6 +10,17 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("api/v1/", include("conversions.api.urls")),
     path("admin/", admin.site.urls),
+    # The original app's routes (conversions/compat.py).
+    path("config", compat.ConfigView.as_view()),
+    path("upload", compat.UploadView.as_view()),
+    path("documents", compat.DocumentsView.as_view()),
+    path("documents/<path:filename>", compat.DocumentDeleteView.as_view()),
+    path("convert", compat.ConvertView.as_view()),
+    path("conversion-status/<str:conversion_id>", compat.ConversionStatusView.as_view()),
+    path("worker-pool-status", compat.WorkerPoolStatusView.as_view()),
+    path("markdown-files/<str:stem>", compat.MarkdownFilesView.as_view()),
+    path("markdown/<str:stem>", compat.MarkdownView.as_view()),
+    path("image/<str:stem>", compat.ImageView.as_view()),
 ]
 
 handler404 = "conversions.views.not_found"

@@ -1,0 +1,188 @@
+"""The original app's routes (reference/original-api.md): same paths, fields, status
+strings and ``{"detail": ...}`` errors, as thin views over the same services and
+selectors as the native API."""
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversions import events, selectors, services
+from conversions.api.views import acting_user, file_response
+from conversions.exceptions import InvalidRequest, NotFound
+from conversions.models import Conversion
+from workers import outputs
+from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
+
+UNSAFE_NAME = re.compile(r"\.\.|[/\\\x00-\x1f\x7f]")
+
+
+def checked_filename(name: str) -> str:
+    """A client's file name, refused when it could be read as a path."""
+    if not name or UNSAFE_NAME.search(name):
+        raise InvalidRequest("Invalid filename")
+    return name
+
+
+def upload_record(document) -> dict:
+    return {
+        "filename": document.filename,
+        "file_path": document.stored_path,
+        "file_size": document.size,
+        "upload_time": document.created_at.isoformat(),
+    }
+
+
+class CompatView(APIView):
+    """Original routes take no authentication header as meaningful (anonymous mode)."""
+
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+
+class ConfigView(CompatView):
+    def get(self, request):
+        return Response({**settings.FRONTEND_CONFIG, **settings.OCR_CONFIG})
+
+
+class UploadView(CompatView):
+    class Input(serializers.Serializer):
+        file = serializers.FileField(allow_empty_file=True)
+
+    @extend_schema(request=Input)
+    def post(self, request):
+        form = self.Input(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        checked_filename(upload.name)
+        document = services.create_document(owner=acting_user(request), upload=upload, max_pages=settings.MAX_PAGES)
+        return Response({"status": "success", **upload_record(document)})
+
+
+class DocumentsView(CompatView):
+    def get(self, request):
+        user = acting_user(request)
+        documents = [document_record(user, document) for document in selectors.latest_documents_by_name(user)]
+        return Response({"status": "success", "total": len(documents), "documents": documents})
+
+
+def document_record(user, document) -> dict:
+    conversion = selectors.latest_completed_conversion(user, stem=document.stem)
+    markdown = Path(conversion.output_dir) / f"{document.stem}_nohf.md" if conversion else None
+    return {
+        **upload_record(document),
+        "markdown_exists": markdown is not None,
+        "markdown_path": str(markdown) if markdown else None,
+        "is_multipage": document.page_count > 1,
+    }
+
+
+class DocumentDeleteView(CompatView):
+    def delete(self, request, filename):
+        deleted = services.delete_documents_named(user=acting_user(request), filename=checked_filename(filename))
+        return Response({"status": "success", "deleted_files": deleted,
+                         "message": f"Deleted {len(deleted)} file(s)/folder(s)"})
+
+
+class ConvertView(CompatView):
+    class Input(serializers.Serializer):
+        filename = serializers.CharField()
+        prompt_mode = serializers.ChoiceField(choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
+        priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
+
+    @extend_schema(request=Input)
+    def post(self, request):
+        if "filename" in request.data:  # before field validation, so every unsafe name reads the same
+            checked_filename(request.data["filename"])
+        form = self.Input(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        user = acting_user(request)
+        document = selectors.latest_document_named(user, data["filename"])
+        conversion = services.create_conversion(
+            document=document, owner=user, priority=data["priority"], engine=settings.OCR_ENGINE,
+            prompt_mode=data["prompt_mode"],
+        )
+        counts = selectors.queue_counts()
+        return Response({
+            "status": "accepted",
+            "conversion_id": str(conversion.pk),
+            "filename": document.filename,
+            "message": "Conversion task started. Use WebSocket to track progress.",
+            "queue_size": counts["queued"],
+            "active_tasks": counts["running"],
+        })
+
+
+class ConversionStatusView(CompatView):
+    def get(self, request, conversion_id):
+        return Response(events.original_status_record(selectors.conversion_for(acting_user(request), conversion_id)))
+
+
+class WorkerPoolStatusView(CompatView):
+    def get(self, request):
+        counts = selectors.queue_counts()
+        return Response({"status": "ok", "queue_size": counts["queued"], "active_tasks": counts["running"],
+                         "num_workers": selectors.live_worker_count()})
+
+
+def completed_for_stem(request, stem: str) -> Conversion:
+    conversion = selectors.latest_completed_conversion(acting_user(request), stem=stem)
+    if conversion is None:
+        raise NotFound(f"No markdown files found for: {stem}")
+    return conversion
+
+
+def page_number(request) -> int | None:
+    value = request.query_params.get("page_no")
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise InvalidRequest("page_no must be a whole number")
+    return int(value)
+
+
+class MarkdownFilesView(CompatView):
+    def get(self, request, stem):
+        conversion = completed_for_stem(request, stem)
+        folder = Path(conversion.output_dir)
+        files = [{"filename": f"{stem}_nohf.md", "path": str(folder / f"{stem}_nohf.md"), "page_no": None,
+                  "is_multipage": False}]
+        files += [
+            {"filename": f"{outputs.page_name(stem, page_no)}_nohf.md",
+             "path": str(folder / f"{outputs.page_name(stem, page_no)}_nohf.md"), "page_no": page_no,
+             "is_multipage": True}
+            for page_no in range(conversion.pages_total or 0)
+        ]
+        return Response({"status": "success", "filename": stem, "markdown_files": files, "total": len(files)})
+
+
+class MarkdownView(CompatView):
+    class Edit(serializers.Serializer):
+        content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+    def get(self, request, stem):
+        conversion = completed_for_stem(request, stem)
+        page_no = page_number(request)
+        content = selectors.markdown_nohf(conversion, page_no=page_no)
+        return Response({"status": "success", "filename": stem, "page_no": page_no, "content": content})
+
+    @extend_schema(request=Edit)
+    def put(self, request, stem):
+        conversion = completed_for_stem(request, stem)
+        page_no = page_number(request)
+        form = self.Edit(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.save_markdown_edit(conversion=conversion, page_no=page_no, content=form.validated_data["content"])
+        return Response({"status": "success", "filename": stem, "page_no": page_no,
+                         "message": "Markdown content updated successfully"})
+
+
+class ImageView(CompatView):
+    def get(self, request, stem):
+        conversion = completed_for_stem(request, stem)
+        return file_response(selectors.page_image(conversion, page_number(request) or 0), inline=True)
