@@ -63,12 +63,12 @@ def test_run_with_embedded_postgres_serves_converts_and_stops_cleanly(world_read
     output = OutputWatcher(launcher)
     try:
         output.wait_for(f"dotsocr is running at http://127.0.0.1:{port}/", timeout=180)
-        children = psutil.Process(launcher.pid).children(recursive=True)
-        assert len(children) >= 3  # daphne, qcluster and its worker processes
-
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             conversion_id = submit(client, ONE_PAGE).json()["id"]
             assert wait_for_status(client, conversion_id)["status"] == "completed"
+        # Taken once a job has run, so qcluster has surely forked its workers.
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        assert len(children) >= 3  # daphne, qcluster and its worker processes
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=90) == 0, "\n".join(output.lines[-40:])
