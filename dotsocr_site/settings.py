@@ -4,16 +4,19 @@ Everything configurable comes from the environment through the typed readers in
 ``dotsocr_site.env``; a malformed value fails at start-up with the variable's name.
 """
 
+import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from workers.ocr.dotsocr import DotsOcrConfig
+
 from dotsocr_site.env import (
     env_bool,
     env_choice,
-    env_float,
     env_int,
     env_list,
     env_path,
@@ -65,23 +68,23 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ("*",))
 API_HOST = env_str("API_HOST", "0.0.0.0")
 API_PORT = env_port("API_PORT", 8080)
 NUM_WORKERS = env_int("NUM_WORKERS", 4, minimum=1, maximum=256)
-OCR_ENGINE = env_choice("OCR_ENGINE", "auto", ("auto", "textlayer"))
+OCR_ENGINE = env_choice("OCR_ENGINE", "auto", ("auto", "textlayer", "dotsocr"))
 # Page images (JPEG outputs, and what a vision engine sees) are rendered at this DPI.
 RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
-# dots.ocr through vLLM, with the original app's variable names and defaults.
-VLLM_IP = env_str("VLLM_IP", "localhost")
-VLLM_PORT = env_port("VLLM_PORT", 8001)
-VLLM_MODEL_NAME = env_str("VLLM_MODEL_NAME", "model")
-TEMPERATURE = env_float("TEMPERATURE", 0.1, minimum=0.0)
-TOP_P = env_float("TOP_P", 1.0, minimum=0.0)
-MAX_COMPLETION_TOKENS = env_int("MAX_COMPLETION_TOKENS", 16384, minimum=1)
+# dots.ocr through vLLM, read under the original app's variable names (VLLM_IP, VLLM_PORT,
+# VLLM_MODEL_NAME, TEMPERATURE, TOP_P, MAX_COMPLETION_TOKENS, MIN_PIXELS, MAX_PIXELS) or
+# OCR_ENGINE_URLS for several servers. A server counts as configured when one is named.
+try:
+    DOTSOCR = DotsOcrConfig.from_env(os.environ)
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+DOTSOCR_CONFIGURED = bool(env_str("OCR_ENGINE_URLS", "") or env_str("VLLM_IP", ""))
 NUM_THREAD = env_int("NUM_THREAD", 16, minimum=1)  # pages of one job in flight at once
-MIN_PIXELS = env_int("MIN_PIXELS", 3136, minimum=1)
-MAX_PIXELS = env_int("MAX_PIXELS", 11289600, minimum=1)
 OCR_CONFIG = {
-    "vllm_ip": VLLM_IP, "vllm_port": VLLM_PORT, "model_name": VLLM_MODEL_NAME, "temperature": TEMPERATURE,
-    "top_p": TOP_P, "max_completion_tokens": MAX_COMPLETION_TOKENS, "num_thread": NUM_THREAD,
-    "dpi": RENDER_DPI, "output_dir": str(OUTPUT_DIR), "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS,
+    "vllm_ip": urlsplit(DOTSOCR.base_urls[0]).hostname, "vllm_port": urlsplit(DOTSOCR.base_urls[0]).port,
+    "model_name": DOTSOCR.model_name, "temperature": DOTSOCR.temperature, "top_p": DOTSOCR.top_p,
+    "max_completion_tokens": DOTSOCR.max_completion_tokens, "num_thread": NUM_THREAD, "dpi": RENDER_DPI,
+    "output_dir": str(OUTPUT_DIR), "min_pixels": DOTSOCR.min_pixels, "max_pixels": DOTSOCR.max_pixels,
 }
 # What the original React frontend reads from GET /config; apiDomain is where it sends
 # API calls and opens WebSockets, so it must be this service's public URL.

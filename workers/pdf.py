@@ -4,6 +4,7 @@ Coordinates: cells produced by every engine use pixels of the page image rendere
 ``PdfPage.render`` (as the reference dots.ocr parser's JSON pairs with its page image).
 """
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ MAX_RENDER_SIDE = 4500
 FALLBACK_DPI = 72
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # we report problems ourselves, once
+
+# MuPDF is not thread-safe, and pages of one job are prepared from several threads when
+# an engine works on pages concurrently: every call into a document holds this lock.
+PYMUPDF_LOCK = threading.RLock()
 
 
 class InvalidPdf(Exception):
@@ -102,10 +107,11 @@ class PdfPage:
         return render_zoom(self.page.rect.width, self.page.rect.height, self.dpi)
 
     def render(self) -> pymupdf.Pixmap:
-        if self._pixmap is None:
-            matrix = pymupdf.Matrix(self.zoom, self.zoom)
-            self._pixmap = self.page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csRGB)
-        return self._pixmap
+        with PYMUPDF_LOCK:
+            if self._pixmap is None:
+                matrix = pymupdf.Matrix(self.zoom, self.zoom)
+                self._pixmap = self.page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csRGB)
+            return self._pixmap
 
     @property
     def size_px(self) -> tuple[int, int]:
@@ -113,10 +119,12 @@ class PdfPage:
         return pixmap.width, pixmap.height
 
     def jpeg(self, quality: int = 85) -> bytes:
-        return self.render().tobytes("jpeg", jpg_quality=quality)
+        with PYMUPDF_LOCK:
+            return self.render().tobytes("jpeg", jpg_quality=quality)
 
     def png(self) -> bytes:
-        return self.render().tobytes("png")
+        with PYMUPDF_LOCK:
+            return self.render().tobytes("png")
 
     def crop_jpeg(self, bbox: tuple[int, int, int, int], quality: int = 85) -> bytes:
         """A region of the rendered page, in rendered pixels."""
@@ -125,11 +133,14 @@ class PdfPage:
         clip = pymupdf.IRect(max(0, x1), max(0, y1), min(width, x2), min(height, y2))
         if clip.is_empty:
             raise ValueError(f"empty crop {bbox}")
-        region = pymupdf.Pixmap(pymupdf.csRGB, clip, False)
-        region.copy(self.render(), clip)
-        return region.tobytes("jpeg", jpg_quality=quality)
+        with PYMUPDF_LOCK:
+            region = pymupdf.Pixmap(pymupdf.csRGB, clip, False)
+            region.copy(self.render(), clip)
+            return region.tobytes("jpeg", jpg_quality=quality)
 
 
 def iter_pages(document: pymupdf.Document, dpi: int) -> Iterator[PdfPage]:
-    for page in document:
+    for number in range(document.page_count):
+        with PYMUPDF_LOCK:
+            page = document[number]
         yield PdfPage(page=page, dpi=dpi)

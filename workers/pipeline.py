@@ -7,6 +7,7 @@ so a job that is run again resumes after its last finished page.
 import logging
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import outputs
 from workers.ocr import EngineError, engine_for
+from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
 from workers.pdf import InvalidPdf, PdfPage, iter_pages, open_pdf
 
@@ -57,42 +59,94 @@ def run_conversion(conversion_id: str) -> str:
 def convert(conversion: Conversion) -> None:
     stem = outputs.safe_stem(conversion.document.filename)
     staging = settings.STAGING_DIR / str(conversion.pk)
-    engine = engine_for(conversion.engine)
+    engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     with open_pdf(Path(conversion.document.stored_path)) as document:
         services.record_pdf_loaded(conversion=conversion, pages_total=document.page_count)
         conversion.pages_total = document.page_count
         done = selectors.checkpointed_page_numbers(conversion)
-        for page in iter_pages(document, settings.RENDER_DPI):
-            if page.number in done:
-                continue
-            if selectors.cancel_requested(conversion):
-                raise Cancelled()
-            convert_page(conversion, engine, page, staging, stem)
+        pages = (page for page in iter_pages(document, settings.RENDER_DPI) if page.number not in done)
+        convert_pages(conversion, engine, pages, PageWriter(conversion, staging, stem))
     services.record_finalizing(conversion=conversion)
     final = publish_outputs(conversion, staging, stem)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
 
 
-def convert_page(conversion: Conversion, engine, page: PdfPage, staging: Path, stem: str) -> None:
+def dotsocr_config_for(engine_name: str):
+    """dots.ocr's settings when this job may use it: asked for by name, or `auto` with a
+    server configured."""
+    if engine_name == "dotsocr" or (engine_name == "auto" and settings.DOTSOCR_CONFIGURED):
+        return settings.DOTSOCR
+    return None
+
+
+def convert_pages(conversion: Conversion, engine, pages, writer: "PageWriter") -> None:
+    """OCR pages, several at once when the engine can take them (a vLLM server batches
+    concurrent requests), checkpointing each in this thread as it finishes."""
+    width = min(settings.NUM_THREAD, getattr(engine, "max_concurrency", 1))
+    if width <= 1:
+        for page in pages:
+            stop_if_cancelled(conversion)
+            writer.checkpoint(page, recognize(engine, page, conversion.prompt_mode))
+        return
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"ocr-{conversion.pk}") as pool:
+        in_flight: dict[Future, PdfPage] = {}
+        try:
+            for page in pages:
+                stop_if_cancelled(conversion)
+                in_flight[pool.submit(recognize, engine, page, conversion.prompt_mode)] = page
+                if len(in_flight) >= width:
+                    checkpoint_finished(in_flight, writer)
+            while in_flight:
+                checkpoint_finished(in_flight, writer)
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def checkpoint_finished(in_flight: dict, writer: "PageWriter") -> None:
+    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+    for future in finished:
+        writer.checkpoint(in_flight.pop(future), future.result())
+
+
+def stop_if_cancelled(conversion: Conversion) -> None:
+    if selectors.cancel_requested(conversion):
+        raise Cancelled()
+
+
+def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
+    """The engine's result for a page and how long it took (ms); errors name the page."""
     started = time.monotonic()
     try:
-        result = engine.recognize(page, prompt_mode=conversion.prompt_mode)
+        result = engine.recognize(page, prompt_mode=prompt_mode)
     except EngineError as error:
         raise EngineError(f"Page {page.number + 1}: {error}") from error
-    outputs.write_page_images(staging, stem, page.number, page.jpeg(), picture_crops(page, result.cells))
+    return result, int((time.monotonic() - started) * 1000)
 
-    def picture_link(index, cell):
-        return outputs.picture_name(stem, page.number, index)
 
-    services.checkpoint_page(
-        conversion=conversion,
-        page_no=page.number,
-        page=result,
-        markdown=cells_to_markdown(result.cells, picture_link=picture_link),
-        markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
-    logger.info("conversion=%s page=%s engine=%s cells=%s", conversion.pk, page.number, result.engine, len(result.cells))
+class PageWriter:
+    """Writes a finished page: its images to the staging folder, then its checkpoint."""
+
+    def __init__(self, conversion: Conversion, staging: Path, stem: str):
+        self.conversion, self.staging, self.stem = conversion, staging, stem
+
+    def checkpoint(self, page: PdfPage, recognized: tuple[PageOcr, int]) -> None:
+        result, duration_ms = recognized
+        outputs.write_page_images(self.staging, self.stem, page.number, page.jpeg(), picture_crops(page, result.cells))
+
+        def picture_link(index, cell):
+            return outputs.picture_name(self.stem, page.number, index)
+
+        services.checkpoint_page(
+            conversion=self.conversion,
+            page_no=page.number,
+            page=result,
+            markdown=cells_to_markdown(result.cells, picture_link=picture_link),
+            markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
+            duration_ms=duration_ms,
+        )
+        logger.info("conversion=%s page=%s engine=%s cells=%s ms=%s", self.conversion.pk, page.number,
+                    result.engine, len(result.cells), duration_ms)
 
 
 def has_area(bbox) -> bool:

@@ -1,16 +1,27 @@
 """OCR engines. ``engine_for`` picks the implementation for a job's engine setting."""
 
 from workers.ocr.base import EngineError, OcrEngine
+from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
 
-ENGINES = ("auto", "textlayer")
+ENGINES = ("auto", "textlayer", "dotsocr")
+_dotsocr_engines: dict[int, DotsOcrEngine] = {}
 
 
-def engine_for(name: str) -> OcrEngine:
+def engine_for(name: str, *, dotsocr: DotsOcrConfig | None = None) -> OcrEngine:
     """The engine for a conversion's ``engine`` field. Raises EngineError for unknown names.
 
-    ``auto`` is the text layer until a vision engine is configured (engines issue).
+    ``auto`` is dots.ocr when a server is configured (``dotsocr`` given), else the text
+    layer. The dots.ocr engine is one per process and configuration, so its in-flight
+    budget and connections are shared by every job the process runs.
     """
-    if name in ("auto", "textlayer"):
+    if name == "textlayer" or (name == "auto" and dotsocr is None):
         return TextLayerEngine()
+    if name in ("auto", "dotsocr"):
+        if dotsocr is None:
+            raise EngineError("The dots.ocr engine is not configured: set OCR_ENGINE_URLS or VLLM_IP/VLLM_PORT.")
+        key = id(dotsocr)
+        if key not in _dotsocr_engines:
+            _dotsocr_engines[key] = DotsOcrEngine(dotsocr)
+        return _dotsocr_engines[key]
     raise EngineError(f"Unknown OCR engine {name!r}; choose one of {', '.join(ENGINES)}.")

@@ -1,0 +1,77 @@
+"""The pipeline with the dots.ocr engine against the stand-in vLLM server: pages of one
+job in flight together, within the engine's budget, each checkpointed once."""
+
+import pymupdf
+import pytest
+
+from conversions.models import Conversion
+from tests.dotsocr_standin import HTTP_500, DotsOcrStandin
+from workers import pipeline
+from workers.ocr.dotsocr import DotsOcrConfig
+
+PAGES = 8
+
+
+@pytest.fixture
+def standin():
+    with DotsOcrStandin(latency=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+def dotsocr_settings(settings, standin):
+    settings.DOTSOCR = DotsOcrConfig(base_urls=[standin.url], in_flight_per_server=4, timeout_seconds=5,
+                                     max_retries=1, backoff_seconds=0.01)
+    settings.DOTSOCR_CONFIGURED = True
+    settings.NUM_THREAD = 16
+    settings.RENDER_DPI = 72  # quick to encode; the protocol is the same
+    return settings
+
+
+@pytest.fixture
+def eight_pages(tmp_path):
+    document = pymupdf.open()
+    for number in range(PAGES):
+        document.new_page().insert_text((72, 72), f"Page {number + 1} of a scanned report")
+    path = tmp_path / "report.pdf"
+    document.save(path)
+    return path
+
+
+def convert(make_document, owner, path, engine):
+    from conversions import services
+
+    conversion = services.create_conversion(document=make_document(path), owner=owner, engine=engine)
+    return pipeline.run_conversion(str(conversion.pk)), Conversion.objects.get(pk=conversion.pk)
+
+
+def test_pages_run_concurrently_within_the_engine_budget(dotsocr_settings, standin, make_document, owner, eight_pages):
+    outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
+    assert outcome == "completed", conversion.error
+    assert 2 <= standin.peak_in_flight <= 4
+    pages = list(conversion.pages.order_by("page_no"))
+    assert [page.page_no for page in pages] == list(range(PAGES))
+    assert {page.engine for page in pages} == {"dotsocr"}
+    assert all(page.cells and page.markdown for page in pages)
+    assert len(standin.requests) == PAGES  # each page sent once
+
+
+def test_auto_uses_dotsocr_when_a_server_is_configured(dotsocr_settings, standin, make_document, owner, eight_pages):
+    outcome, conversion = convert(make_document, owner, eight_pages, "auto")
+    assert outcome == "completed" and conversion.pages.first().engine.startswith("dotsocr")
+
+
+def test_auto_uses_the_text_layer_without_a_server(dotsocr_settings, standin, make_document, owner, eight_pages):
+    dotsocr_settings.DOTSOCR_CONFIGURED = False
+    outcome, conversion = convert(make_document, owner, eight_pages, "auto")
+    assert outcome == "completed" and conversion.pages.first().engine == "textlayer"
+    assert standin.requests == []
+
+
+def test_a_server_that_keeps_failing_fails_the_job_naming_a_page(dotsocr_settings, standin, make_document, owner,
+                                                                 eight_pages):
+    standin.mode = HTTP_500
+    outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
+    assert outcome == "failed"
+    assert conversion.error.startswith("Page ") and conversion.status == "failed"
+    assert not (dotsocr_settings.OUTPUT_DIR / str(conversion.pk)).exists()
