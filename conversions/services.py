@@ -17,6 +17,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -37,7 +38,7 @@ from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
-from workers.outputs import safe_stem
+from workers.outputs import safe_stem, unlink_dangling
 from workers.pdf import InvalidPdf, inspect_pdf
 
 logger = logging.getLogger(__name__)
@@ -335,13 +336,16 @@ def delete_documents_named(*, user, filename: str) -> list[str]:
     deleted += [conversion.output_dir for conversion in conversions if conversion.output_dir]
     paths = [Path(path) for path in deleted]
     Document.objects.filter(pk__in=[document.pk for document in documents]).delete()
-    transaction.on_commit(lambda: remove_paths(paths))
+    stems = {document.stem for document in documents}
+    transaction.on_commit(lambda: remove_outputs(paths, stems))
     return deleted
 
 
-def remove_paths(paths: list[Path]) -> None:
+def remove_outputs(paths: list[Path], stems: set[str]) -> None:
     for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    for stem in stems:
+        unlink_dangling(settings.OUTPUT_BY_STEM_DIR, stem)

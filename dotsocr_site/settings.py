@@ -31,7 +31,8 @@ DEBUG = env_bool("DEBUG", False)
 # --- files -----------------------------------------------------------------------------
 DATA_DIR = env_path("DATA_DIR", BASE_DIR / "data")
 UPLOAD_DIR = DATA_DIR / "uploads"
-OUTPUT_DIR = DATA_DIR / "outputs"
+OUTPUT_DIR = DATA_DIR / "outputs"  # one folder per conversion: outputs/<conversion id>/
+OUTPUT_BY_STEM_DIR = DATA_DIR / "output"  # the original app's layout, links to the latest
 STAGING_DIR = DATA_DIR / "staging"
 for _directory in (DATA_DIR, UPLOAD_DIR, OUTPUT_DIR, STAGING_DIR, DATA_DIR / "tmp", DATA_DIR / "static"):
     _directory.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ def pytest_runtest_makereport(item, call):
 def isolated_data_dir(settings, tmp_path):
     """Each test writes uploads and outputs into its own folder."""
     data = tmp_path / "data"
-    for name, sub in (("DATA_DIR", ""), ("UPLOAD_DIR", "uploads"), ("OUTPUT_DIR", "outputs"), ("STAGING_DIR", "staging")):
+    for name, sub in (("DATA_DIR", ""), ("UPLOAD_DIR", "uploads"), ("OUTPUT_DIR", "outputs"),
+                      ("OUTPUT_BY_STEM_DIR", "output"), ("STAGING_DIR", "staging")):
         (data / sub).mkdir(parents=True, exist_ok=True)
         setattr(settings, name, data / sub)
     (data / "tmp").mkdir()

@@ -185,6 +185,7 @@ def test_delete_removes_upload_outputs_and_conversions(client, converted, settin
     from pathlib import Path
 
     assert not Path(stored).exists() and not Path(output).exists()
+    assert not (settings.OUTPUT_BY_STEM_DIR / "pdflatex-4-pages").is_symlink()
     again = client.delete("/documents/pdflatex-4-pages.pdf")
     assert again.status_code == 404 and again.json() == {"detail": "File not found: pdflatex-4-pages.pdf"}
 

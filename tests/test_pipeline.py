@@ -44,6 +44,17 @@ def test_outputs_use_the_original_apps_file_names(make_conversion, settings):
     assert finished(conversion).output_dir == str(output)
 
 
+def test_original_layout_points_at_the_latest_conversion_of_a_name(make_conversion, settings):
+    first = make_conversion(FOUR_PAGES)
+    pipeline.run_conversion(str(first.pk))
+    second = make_conversion(FOUR_PAGES)
+    pipeline.run_conversion(str(second.pk))
+    by_stem = settings.OUTPUT_BY_STEM_DIR
+    assert (by_stem / "pdflatex-4-pages").resolve() == settings.OUTPUT_DIR / str(second.pk)
+    assert (by_stem / "pdflatex-4-pages" / "pdflatex-4-pages_page_3_nohf.md").exists()
+    assert json.loads((by_stem / "pdflatex-4-pages.jsonl").read_text().splitlines()[0])["page_no"] == 0
+
+
 def test_pictures_are_cropped_to_files_and_linked(make_conversion, settings):
     conversion = make_conversion(WITH_IMAGE)
     pipeline.run_conversion(str(conversion.pk))

@@ -107,3 +107,21 @@ def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> P
 
 def cells_from_dicts(cells: list[dict]) -> list[Cell]:
     return [Cell(bbox=tuple(cell["bbox"]), category=cell["category"], text=cell.get("text", "")) for cell in cells]
+
+
+def link_latest(by_stem: Path, stem: str, final: Path) -> None:
+    """Point ``by_stem/<stem>`` and ``by_stem/<stem>.jsonl`` at a conversion's outputs,
+    the original app's layout (the latest conversion of a name wins). Atomic replace."""
+    by_stem.mkdir(parents=True, exist_ok=True)
+    for name, target in ((stem, final), (f"{stem}.jsonl", final / f"{stem}.jsonl")):
+        temporary = by_stem / f".{name}.{uuid.uuid4().hex}"
+        temporary.symlink_to(target)
+        os.replace(temporary, by_stem / name)
+
+
+def unlink_dangling(by_stem: Path, stem: str) -> None:
+    """Remove the original-layout links of a stem whose outputs are gone."""
+    for name in (stem, f"{stem}.jsonl"):
+        link = by_stem / name
+        if link.is_symlink() and not link.exists():
+            link.unlink()

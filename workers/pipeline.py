@@ -172,9 +172,11 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str) -> Path:
     ensure_page_images(conversion, staging, stem, pages)
     final = settings.OUTPUT_DIR / str(conversion.pk)
     try:
-        return outputs.publish(staging, final, stem, pages)
+        outputs.publish(staging, final, stem, pages)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    outputs.link_latest(settings.OUTPUT_BY_STEM_DIR, stem, final)
+    return final
 
 
 def ensure_page_images(conversion: Conversion, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
