@@ -4,6 +4,7 @@ Everything configurable comes from the environment through the typed readers in
 ``dotsocr_site.env``; a malformed value fails at start-up with the variable's name.
 """
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -169,6 +170,11 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# Test databases are named per checkout, so test runs of two clones on one server
+# (a developer's and CI's) never drop each other's database.
+DATABASES["default"]["TEST"] = {
+    "NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(bytes(BASE_DIR)).hexdigest()[:8]}")
+}
 # channels_postgres deletes group memberships through the ORM under this alias: the same
 # database, mirrored in tests.
 DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
