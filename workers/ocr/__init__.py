@@ -1,22 +1,28 @@
 """OCR engines. ``engine_for`` picks the implementation for a job's engine setting."""
 
+from workers.ocr.auto import AutoEngine
 from workers.ocr.base import EngineError, OcrEngine
 from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
+from workers.ocr.rapidocr import RapidOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
 
-ENGINES = ("auto", "textlayer", "dotsocr")
+ENGINES = ("auto", "textlayer", "rapidocr", "dotsocr")
 _dotsocr_engines: dict[int, DotsOcrEngine] = {}
 
 
 def engine_for(name: str, *, dotsocr: DotsOcrConfig | None = None) -> OcrEngine:
     """The engine for a conversion's ``engine`` field. Raises EngineError for unknown names.
 
-    ``auto`` is dots.ocr when a server is configured (``dotsocr`` given), else the text
-    layer. The dots.ocr engine is one per process and configuration, so its in-flight
+    ``auto`` is dots.ocr when a server is configured (``dotsocr`` given), else per page
+    the text layer or OCR (``AutoEngine``). The dots.ocr engine is one per process and configuration, so its in-flight
     budget and connections are shared by every job the process runs.
     """
-    if name == "textlayer" or (name == "auto" and dotsocr is None):
+    if name == "textlayer":
         return TextLayerEngine()
+    if name == "rapidocr":
+        return RapidOcrEngine()
+    if name == "auto" and dotsocr is None:
+        return AutoEngine()
     if name in ("auto", "dotsocr"):
         if dotsocr is None:
             raise EngineError("The dots.ocr engine is not configured: set OCR_ENGINE_URLS or VLLM_IP/VLLM_PORT.")

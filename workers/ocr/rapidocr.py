@@ -1,0 +1,71 @@
+"""The CPU engine for scanned pages: RapidOCR (PaddleOCR models as ONNX, shipped inside
+the rapidocr-onnxruntime wheel, so nothing is fetched at run time). No Django here."""
+
+import statistics
+import threading
+
+import numpy as np
+
+from workers.ocr.base import Cell, PageOcr
+from workers.pdf import PYMUPDF_LOCK, PdfPage
+
+_reader = None
+_reader_lock = threading.Lock()
+
+
+def reader():
+    """The OCR models, loaded once per process (about a second)."""
+    global _reader
+    with _reader_lock:
+        if _reader is None:
+            from rapidocr_onnxruntime import RapidOCR
+
+            _reader = RapidOCR()
+        return _reader
+
+
+class RapidOcrEngine:
+    name = "rapidocr"
+
+    def recognize(self, page: PdfPage, *, prompt_mode: str) -> PageOcr:
+        with PYMUPDF_LOCK:
+            pixmap = page.render()
+            image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.width, pixmap.n)
+            image = image.copy()
+        lines, _elapsed = reader()(image)
+        return PageOcr(cells=lines_to_cells(lines or []), engine=self.name)
+
+
+def lines_to_cells(lines: list) -> list[Cell]:
+    """OCR'd lines (box, text, score) grouped into paragraphs, in reading order."""
+    boxes = sorted((line_box(points), text) for points, text, _score in lines if text.strip())
+    if not boxes:
+        return []
+    line_height = statistics.median(y2 - y1 for (_x1, y1, _x2, y2), _text in boxes)
+    paragraphs: list[tuple[list[int], list[str]]] = []
+    for (x1, y1, x2, y2), text in sorted(boxes, key=lambda item: (item[0][1], item[0][0])):
+        if paragraphs and continues(paragraphs[-1][0], (x1, y1, x2, y2), line_height):
+            box, texts = paragraphs[-1]
+            box[:] = [min(box[0], x1), min(box[1], y1), max(box[2], x2), max(box[3], y2)]
+            texts.append(text.strip())
+        else:
+            paragraphs.append(([x1, y1, x2, y2], [text.strip()]))
+    return [paragraph_cell(box, texts, line_height) for box, texts in paragraphs]
+
+
+def line_box(points) -> tuple[int, int, int, int]:
+    xs, ys = [point[0] for point in points], [point[1] for point in points]
+    return (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
+
+
+def continues(paragraph_box: list[int], line: tuple[int, int, int, int], line_height: float) -> bool:
+    """A line continues a paragraph when it starts just below it, near its left edge."""
+    gap = line[1] - paragraph_box[3]
+    return -line_height * 0.5 < gap < line_height * 0.8 and abs(line[0] - paragraph_box[0]) < line_height * 3
+
+
+def paragraph_cell(box: list[int], texts: list[str], line_height: float) -> Cell:
+    text = " ".join(texts)
+    if len(texts) == 1 and (box[3] - box[1]) > line_height * 1.5 and len(text) < 120:
+        return Cell(bbox=tuple(box), category="Section-header", text=f"## {text}")
+    return Cell(bbox=tuple(box), category="Text", text=text)
