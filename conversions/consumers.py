@@ -15,11 +15,6 @@ from workers.progress import QUEUE_GROUP, conversion_group
 CLOSE_NOT_FOUND = 4404
 
 
-def acting_user(scope):
-    user = scope.get("user")
-    return user if user is not None and user.is_authenticated else services.default_owner()
-
-
 class ConversionConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/v1/conversions/<id>``: native events."""
 
@@ -48,7 +43,7 @@ class ConversionConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def load_snapshot(self) -> dict | None:
         try:
-            conversion = selectors.conversion_for(acting_user(self.scope), self.conversion_id)
+            conversion = selectors.conversion_for(services.acting_user(self.scope.get("user")), self.conversion_id)
         except NotFound:
             return None
         return self.initial_message(conversion)

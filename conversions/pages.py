@@ -5,16 +5,13 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
 
-from conversions import selectors, services
+from conversions import selectors
+from conversions.api.views import acting_user
 from conversions.exceptions import NotFound
 from conversions.models import Conversion
 from conversions.rendering import render_markdown
 from conversions.views import root as root_json
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
-
-
-def acting_user(request):
-    return request.user if request.user.is_authenticated else services.default_owner()
 
 
 def wants_html(request) -> bool:

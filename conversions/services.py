@@ -86,6 +86,12 @@ def default_owner():
     return user
 
 
+def acting_user(user):
+    """The signed-in user, or the built-in anonymous user requests act as (accounts come
+    later)."""
+    return user if user is not None and user.is_authenticated else default_owner()
+
+
 # --- documents -------------------------------------------------------------------------
 
 

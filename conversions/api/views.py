@@ -28,9 +28,7 @@ from workers.outputs import safe_stem
 
 
 def acting_user(request):
-    """The signed-in user, or the built-in anonymous user (accounts come later)."""
-    user = getattr(request, "user", None)
-    return user if user is not None and user.is_authenticated else services.default_owner()
+    return services.acting_user(getattr(request, "user", None))
 
 
 class DocumentListView(ListAPIView):
