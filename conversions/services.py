@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -55,7 +56,8 @@ ANONYMOUS_USERNAME = "anonymous"
 TASK_FUNCTION = "workers.tasks.run_conversion"
 
 
-def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None, **fields) -> int:
+def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None,
+                where: dict | None = None, **fields) -> int:
     """Move a conversion from one of ``sources`` to ``target`` in one conditional UPDATE.
 
     Returns the number of rows changed (0 or 1). Raises IllegalTransition when the
@@ -67,6 +69,8 @@ def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str 
     rows = Conversion.objects.filter(pk=conversion_id, status__in=sources)
     if owned_by is not None:
         rows = rows.filter(worker_id=owned_by)
+    if where:
+        rows = rows.filter(**where)
     changed = rows.update(status=target, updated_at=timezone.now(), event_seq=F("event_seq") + 1, **fields)
     if changed:
         progress.publish_after_commit(conversion_id, status_changed=True)
@@ -234,7 +238,7 @@ def record_finalizing(*, conversion: Conversion) -> None:
     _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
 
 
-def _finish(conversion: Conversion, target: str, **fields) -> bool:
+def _finish(conversion: Conversion, target: str, *, where: dict | None = None, **fields) -> bool:
     """running -> a final state, only by the worker that owns the job."""
     return bool(
         _transition(
@@ -242,6 +246,7 @@ def _finish(conversion: Conversion, target: str, **fields) -> bool:
             sources={Status.RUNNING},
             target=target,
             owned_by=conversion.worker_id,
+            where=where,
             finished_at=timezone.now(),
             **fields,
         )
@@ -355,3 +360,44 @@ def remove_outputs(paths: list[Path], stems: set[str]) -> None:
             path.unlink(missing_ok=True)
     for stem in stems:
         unlink_dangling(settings.OUTPUT_BY_STEM_DIR, stem)
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+def renew_lease(*, conversion: Conversion) -> bool:
+    """Heartbeat of a running job; False once this worker no longer owns it."""
+    return bool(
+        Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING, worker_id=conversion.worker_id).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def requeue_expired_leases(*, lease_seconds: int) -> dict[str, int]:
+    """Give back jobs whose worker stopped renewing its lease (killed, OOM, host lost).
+
+    A job with attempts left goes back to the queue (it resumes after its last
+    checkpointed page); one that used them all fails with the reason. Each is one
+    conditional UPDATE that also checks the lease is still expired, so a worker that
+    comes back in time keeps its job.
+    """
+    cutoff = timezone.now() - timedelta(seconds=lease_seconds)
+    outcome = {"requeued": 0, "failed": 0}
+    for conversion in Conversion.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
+        still_expired = {"heartbeat_at__lt": cutoff}
+        worker = conversion.worker_id or "unknown worker"
+        with transaction.atomic():
+            if conversion.attempts >= conversion.max_attempts:
+                error = f"The worker ({worker}) stopped responding; gave up after {conversion.attempts} attempts."
+                if _finish(conversion, Status.FAILED, where=still_expired, error=error,
+                           message=f"Conversion failed: {error}"):
+                    outcome["failed"] += 1
+            elif _transition(conversion.pk, sources={Status.RUNNING}, target=Status.QUEUED,
+                             owned_by=conversion.worker_id, where=still_expired, worker_id="",
+                             message=f"Requeued: the worker ({worker}) stopped responding"):
+                _enqueue(conversion.pk)
+                outcome["requeued"] += 1
+    if outcome["requeued"] or outcome["failed"]:
+        logger.warning("expired leases requeued=%s failed=%s", outcome["requeued"], outcome["failed"])
+    return outcome

@@ -6,11 +6,13 @@ so a job that is run again resumes after its last finished page.
 
 import logging
 import shutil
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 
 from conversions import selectors, services
 from conversions.exceptions import LostClaim
@@ -28,6 +30,34 @@ class Cancelled(Exception):
     """The user asked to cancel; the worker stops at the next page boundary."""
 
 
+class Heartbeat:
+    """Renews a running job's lease from a side thread: one page can take minutes, and a
+    job whose lease expires is given to another worker by the reaper."""
+
+    def __init__(self, conversion: Conversion, *, interval: float):
+        self.conversion, self.interval = conversion, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.beat, name=f"heartbeat-{conversion.pk}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def beat(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                if not services.renew_lease(conversion=self.conversion):
+                    return  # no longer ours; the main thread finds out at its next write
+        except Exception:
+            logger.exception("conversion=%s heartbeat failed", self.conversion.pk)
+        finally:
+            connection.close()  # this thread's own database connection
+
+
 def run_conversion(conversion_id: str) -> str:
     """Run a queued conversion to its end. A no-op for a job that is not queued."""
     conversion = services.claim_conversion(conversion_id=conversion_id, worker_id=services.current_worker_id())
@@ -36,7 +66,8 @@ def run_conversion(conversion_id: str) -> str:
         return "skipped"
     logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
     try:
-        convert(conversion)
+        with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
+            convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)
         logger.info("conversion=%s cancelled", conversion.pk)

@@ -5,3 +5,12 @@ from workers import pipeline
 
 def run_conversion(conversion_id: str) -> str:
     return pipeline.run_conversion(conversion_id)
+
+
+def reap_expired_leases() -> dict:
+    """Scheduled every minute (see the conversions migration that creates the schedule)."""
+    from django.conf import settings
+
+    from conversions.services import requeue_expired_leases
+
+    return requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)

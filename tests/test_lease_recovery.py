@@ -1,0 +1,82 @@
+"""Leases: a running job renews its lease; the reaper gives back jobs whose worker died."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule
+
+from conversions import services
+from conversions.models import Conversion
+from workers import pipeline, tasks
+
+
+def expire(conversion, seconds=3600):
+    Conversion.objects.filter(pk=conversion.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_expired_job_is_requeued_and_resumes_after_its_checkpoints(make_conversion):
+    from workers.ocr.base import PageOcr
+
+    conversion = make_conversion()
+    running = services.claim_conversion(conversion_id=conversion.pk, worker_id="killed-worker:1")
+    services.checkpoint_page(conversion=running, page_no=0, page=PageOcr(cells=[], engine="before-the-crash"),
+                             markdown="kept", markdown_nohf="kept", duration_ms=1)
+    expire(conversion)
+    OrmQ.objects.all().delete()  # the first message was consumed by the dead worker
+
+    assert services.requeue_expired_leases(lease_seconds=60) == {"requeued": 1, "failed": 0}
+    requeued = Conversion.objects.get(pk=conversion.pk)
+    assert requeued.status == "queued" and requeued.worker_id == ""
+    assert "stopped responding" in requeued.message
+    assert OrmQ.objects.count() == 1  # a new message, so a worker will pick it up
+
+    assert pipeline.run_conversion(str(conversion.pk)) == "completed"
+    done = Conversion.objects.get(pk=conversion.pk)
+    assert done.attempts == 2 and done.pages.get(page_no=0).engine == "before-the-crash"
+
+
+def test_job_past_max_attempts_fails_with_the_reason(make_conversion):
+    conversion = make_conversion()
+    Conversion.objects.filter(pk=conversion.pk).update(max_attempts=1)
+    services.claim_conversion(conversion_id=conversion.pk, worker_id="w:1")
+    expire(conversion)
+    assert services.requeue_expired_leases(lease_seconds=60) == {"requeued": 0, "failed": 1}
+    failed = Conversion.objects.get(pk=conversion.pk)
+    assert failed.status == "failed" and "stopped responding" in failed.error and "1 attempts" in failed.error
+
+
+def test_live_lease_is_left_alone(make_conversion):
+    conversion = make_conversion()
+    services.claim_conversion(conversion_id=conversion.pk, worker_id="w:1")
+    assert services.requeue_expired_leases(lease_seconds=60) == {"requeued": 0, "failed": 0}
+    assert Conversion.objects.get(pk=conversion.pk).status == "running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_renews_the_lease_while_a_page_runs(make_conversion, settings, monkeypatch):
+    import time
+
+    from workers.ocr.textlayer import TextLayerEngine
+
+    settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
+    original = TextLayerEngine.recognize
+    beats = []
+
+    def slow_page(self, page, *, prompt_mode):
+        before = Conversion.objects.get(pk=conversion.pk).heartbeat_at
+        time.sleep(0.5)
+        beats.append(Conversion.objects.get(pk=conversion.pk).heartbeat_at > before)
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", slow_page)
+    conversion = make_conversion()
+    assert pipeline.run_conversion(str(conversion.pk)) == "completed"
+    assert beats and all(beats)
+
+
+def test_the_reaper_is_scheduled_every_minute(db):
+    schedule = Schedule.objects.get(name="dotsocr-lease-reaper")
+    assert schedule.func == "workers.tasks.reap_expired_leases"
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 1, -1)
+    assert tasks.reap_expired_leases() == {"requeued": 0, "failed": 0}
