@@ -100,7 +100,7 @@ FRONTEND_CONFIG = {
 }
 # A running job renews its lease every LEASE_SECONDS / 4 (a heartbeat thread); a job
 # whose lease is older than LEASE_SECONDS is given back to the queue by the reaper.
-LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=5)
+LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=1)
 # A job longer than this is stopped by django-q2; see Q_CLUSTER below.
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 4 * 3600, minimum=60)
 
