@@ -7,6 +7,8 @@ sends, and answers as the model does, or misbehaves on cue.
         ... DotsOcrConfig(base_urls=[server.url]) ...
         server.requests                   # what was received, validated
 
+    DotsOcrStandin(latency=2.0, capacity=64)  # a GPU batch: 64 answered at once, the rest queue
+
 Independent of ``workers.ocr.dotsocr`` on purpose: it keeps its own copy of the
 reference prompts and size rules, so it catches a client that drifts from them.
 """
@@ -20,6 +22,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,6 +41,7 @@ DROP = "drop"  # read the request, close the connection without answering
 BEHAVIOURS = (NORMAL, TRUNCATED, REPETITION, INVALID_JSON, EMPTY, HTTP_500, SLOW, DROP)
 
 CHAT_PATH = "/v1/chat/completions"
+HEALTH_PATH = "/health"  # vLLM's liveness route: 200, empty body
 IMAGE_TOKENS = "<|img|><|imgpad|><|endofimg|>"
 REQUEST_FIELDS = ("messages", "model", "max_completion_tokens", "temperature", "top_p")
 FACTOR, MIN_PIXELS, MAX_PIXELS = 28, 3136, 11289600
@@ -141,13 +146,19 @@ class DotsOcrStandin:
     mode: str = NORMAL  # behaviour once the script is used up
     latency: float = 0.0  # seconds added to every answer
     slow_seconds: float = 2.0
+    # Requests worked on at once, as vLLM's batch (max_num_seqs) bounds them; the others
+    # wait for a slot, unanswered. None: no limit.
+    capacity: int | None = None
     requests: list = field(default_factory=list)
     rejections: list = field(default_factory=list)
-    in_flight: int = 0
+    in_flight: int = 0  # received and not yet answered, queued for a slot or not
     peak_in_flight: int = 0
 
     def __post_init__(self):
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError(f"capacity must be at least 1 or None, got {self.capacity!r}")
         self.lock = threading.Lock()
+        self.slots = threading.Semaphore(self.capacity) if self.capacity else None
         self.queue = deque()
         self.stopping = threading.Event()
         self.httpd = None
@@ -164,7 +175,7 @@ class DotsOcrStandin:
             self.queue.extend(behaviours)
 
     def start(self) -> "DotsOcrStandin":
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandinHandler)
+        self.httpd = StandinServer(("127.0.0.1", 0), StandinHandler)
         self.httpd.daemon_threads = True
         self.httpd.standin = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -204,6 +215,22 @@ class DotsOcrStandin:
     def leave(self) -> None:
         with self.lock:
             self.in_flight -= 1
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """Hold one of the ``capacity`` slots while answering; yields False if the server
+        stopped before one was free."""
+        if self.slots is None:
+            yield True
+            return
+        while not self.slots.acquire(timeout=0.05):
+            if self.stopping.is_set():
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            self.slots.release()
 
     def validate(self, path: str, headers: dict, raw: bytes) -> ReceivedRequest:
         """The request if it is what the reference parser sends; raises InvalidRequest."""
@@ -375,9 +402,21 @@ def repetition_loop(cells: list[dict], layout: bool) -> str:
     return text + ', {"bbox": [12, 3'
 
 
+class StandinServer(ThreadingHTTPServer):
+    # A job opens dozens of connections at once; the default backlog of 5 would drop
+    # SYNs and add seconds of retransmission to a benchmark (uvicorn listens with 2048).
+    request_queue_size = 256
+
+
 class StandinHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as vLLM's server
     server_version = "uvicorn"
+
+    def setup(self):
+        super().setup()
+        # No Nagle, as uvicorn's asyncio transports: headers and body go out in two
+        # writes, and the body would wait ~40 ms for the client's delayed ACK.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         standin = self.server.standin
@@ -385,7 +424,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         standin.enter()
         try:
-            reply = standin.reply_to(self.path, headers, raw)
+            with standin.slot() as served:
+                reply = standin.reply_to(self.path, headers, raw) if served else None
         finally:
             # Leave before answering: once the client has the answer it may send the next
             # request, which must not be counted together with this one.
@@ -399,6 +439,11 @@ class StandinHandler(BaseHTTPRequestHandler):
             pass  # the client gave up waiting (timeout tests)
 
     def do_GET(self):  # noqa: N802
+        if self.path == HEALTH_PATH:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_json(404, openai_error(f"Not Found: {self.path}", 404))
 
     def send_json(self, status: int, payload: dict) -> None:
