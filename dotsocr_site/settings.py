@@ -76,8 +76,16 @@ RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
 # dots.ocr through vLLM, read under the original app's variable names (VLLM_IP, VLLM_PORT,
 # VLLM_MODEL_NAME, TEMPERATURE, TOP_P, MAX_COMPLETION_TOKENS, MIN_PIXELS, MAX_PIXELS) or
 # OCR_ENGINE_URLS for several servers. A server counts as configured when one is named.
+# The worker pool shares one in-flight budget per server (OCR_SERVER_BUDGET, 64 by
+# default: the dots.ocr authors suggest 32-128 concurrent requests per GPU), split evenly
+# between the NUM_WORKERS processes, so a server sees enough requests to batch and no
+# process holds an unbounded number of page images.
+OCR_SERVER_BUDGET = env_int("OCR_SERVER_BUDGET", 64, minimum=1)
+_dotsocr_environ = dict(os.environ)
+if not env_str("OCR_IN_FLIGHT_PER_SERVER", ""):
+    _dotsocr_environ["OCR_IN_FLIGHT_PER_SERVER"] = str(max(1, OCR_SERVER_BUDGET // NUM_WORKERS))
 try:
-    DOTSOCR = DotsOcrConfig.from_env(os.environ)
+    DOTSOCR = DotsOcrConfig.from_env(_dotsocr_environ)
 except ValueError as error:
     raise ImproperlyConfigured(str(error)) from None
 DOTSOCR_CONFIGURED = bool(env_str("OCR_ENGINE_URLS", "") or env_str("VLLM_IP", ""))

@@ -66,3 +66,23 @@ def test_secret_key_is_shared_by_processes_through_data_dir(tmp_path):
     keys = {subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True,
                            text=True, check=True).stdout for _ in range(2)}
     assert len(keys) == 1 and len(keys.pop().strip()) >= 50
+
+
+def dotsocr_budget(**overrides):
+    code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE']='dotsocr_site.settings'; django.setup();"
+            "from django.conf import settings as s; print(s.DOTSOCR.in_flight_per_server, s.DOTSOCR.base_urls)")
+    environment = {**os.environ, "OCR_IN_FLIGHT_PER_SERVER": "", "OCR_ENGINE_URLS": "", **overrides}
+    return subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True, text=True)
+
+
+def test_the_server_budget_is_shared_by_the_worker_processes(tmp_path):
+    result = dotsocr_budget(DATA_DIR=str(tmp_path), NUM_WORKERS="4", OCR_SERVER_BUDGET="64")
+    assert result.stdout.startswith("16 "), result.stderr
+    explicit = dotsocr_budget(DATA_DIR=str(tmp_path), NUM_WORKERS="4", OCR_IN_FLIGHT_PER_SERVER="5",
+                              OCR_ENGINE_URLS="http://gpu1:8001,http://gpu2:8001/v1")
+    assert explicit.stdout.strip() == "5 ['http://gpu1:8001', 'http://gpu2:8001']", explicit.stderr
+
+
+def test_malformed_dotsocr_setting_stops_start_up(tmp_path):
+    result = dotsocr_budget(DATA_DIR=str(tmp_path), TEMPERATURE="hot")
+    assert result.returncode != 0 and "TEMPERATURE" in result.stderr and "ImproperlyConfigured" in result.stderr
