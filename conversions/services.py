@@ -181,6 +181,30 @@ def claim_conversion(*, conversion_id, worker_id: str) -> Conversion | None:
     return Conversion.objects.select_related("document").get(pk=conversion_id)
 
 
+def claim_next(*, worker_id: str) -> Conversion | None:
+    """Take the queued conversion that should run next: highest priority, then oldest.
+
+    django-q2 has no priorities, so a task message is only a wake-up: whichever job it
+    named, the worker claims the best queued one. Every queued job has sent a message,
+    so there are never fewer messages than queued jobs; a spare one claims nothing.
+    SKIP LOCKED lets concurrent workers pick different jobs without waiting.
+    """
+    while True:
+        candidate = (
+            Conversion.objects.filter(status=Status.QUEUED)
+            .order_by("-priority", "created_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        with transaction.atomic():
+            conversion_id = candidate.first()
+            if conversion_id is None:
+                return None
+            claimed = claim_conversion(conversion_id=conversion_id, worker_id=worker_id)
+        if claimed is not None:
+            return claimed
+
+
 # --- conversions: progress of a running job ---------------------------------------------
 
 

@@ -59,10 +59,14 @@ class Heartbeat:
 
 
 def run_conversion(conversion_id: str) -> str:
-    """Run a queued conversion to its end. A no-op for a job that is not queued."""
-    conversion = services.claim_conversion(conversion_id=conversion_id, worker_id=services.current_worker_id())
+    """Run the next queued conversion (by priority, then age) to its end.
+
+    The message's id is only a wake-up: see services.claim_next. A no-op when nothing
+    is queued (a second delivery, a cancelled job).
+    """
+    conversion = services.claim_next(worker_id=services.current_worker_id())
     if conversion is None:
-        logger.info("conversion=%s not queued; nothing to do", conversion_id)
+        logger.info("conversion=%s woke a worker; nothing queued", conversion_id)
         return "skipped"
     logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
     try:
