@@ -425,3 +425,37 @@ def requeue_expired_leases(*, lease_seconds: int) -> dict[str, int]:
     if outcome["requeued"] or outcome["failed"]:
         logger.warning("expired leases requeued=%s failed=%s", outcome["requeued"], outcome["failed"])
     return outcome
+
+
+def retry_conversion(*, conversion: Conversion) -> Conversion:
+    """failed | cancelled -> queued, keeping the pages already checkpointed (the retry
+    resumes after them). Raises IllegalTransition for a job in another state."""
+    with transaction.atomic():
+        if not _transition(
+            conversion.pk,
+            sources={Status.FAILED, Status.CANCELLED},
+            target=Status.QUEUED,
+            worker_id="",
+            error="",
+            cancel_requested=False,
+            finished_at=None,
+            max_attempts=F("attempts") + F("max_attempts"),  # a fresh allowance of attempts
+            message="Queued again",
+        ):
+            current = Conversion.objects.get(pk=conversion.pk)
+            raise IllegalTransition(f"Conversion {conversion.pk} is {current.status}; only failed or cancelled "
+                                    "conversions can be retried.")
+        _enqueue(conversion.pk)
+    return Conversion.objects.select_related("document").get(pk=conversion.pk)
+
+
+def set_priority(*, conversion: Conversion, priority: int) -> Conversion:
+    """Re-prioritise a job that has not finished (it matters while it waits)."""
+    changed = Conversion.objects.filter(pk=conversion.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        priority=priority, updated_at=timezone.now(), event_seq=F("event_seq") + 1
+    )
+    if not changed:
+        current = Conversion.objects.get(pk=conversion.pk)
+        raise IllegalTransition(f"Conversion {conversion.pk} is {current.status}; its priority can no longer change.")
+    progress.publish_after_commit(conversion.pk)
+    return Conversion.objects.select_related("document").get(pk=conversion.pk)

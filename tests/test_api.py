@@ -165,3 +165,36 @@ def test_uploaded_file_is_stored_under_a_server_chosen_name(api, settings):
     stored = settings.UPLOAD_DIR / document.stored_path.rsplit("/", 1)[-1]
     assert document.stored_path == str(stored) and stored.exists()
     assert "evil" not in document.stored_path
+
+
+def test_retry_a_failed_conversion_keeps_its_pages_and_completes(api):
+    from conversions import services
+    from workers.ocr.base import PageOcr
+
+    conversion_id = submit(api).json()["id"]
+    running = services.claim_conversion(conversion_id=conversion_id, worker_id="w")
+    services.checkpoint_page(conversion=running, page_no=0, page=PageOcr(cells=[], engine="first-try"),
+                             markdown="kept", markdown_nohf="kept", duration_ms=1)
+    services.fail_conversion(conversion=running, error="Page 2: engine down")
+    retried = api.post(f"/api/v1/conversions/{conversion_id}/retry")
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "queued" and retried.json()["error"] == ""
+    assert pipeline.run_conversion(conversion_id) == "completed"
+    done = Conversion.objects.get(pk=conversion_id)
+    assert done.pages.get(page_no=0).engine == "first-try" and done.pages.count() == 4
+
+
+def test_retry_of_a_queued_conversion_is_a_409(api):
+    conversion_id = submit(api).json()["id"]
+    response = api.post(f"/api/v1/conversions/{conversion_id}/retry")
+    assert response.status_code == 409 and "only failed or cancelled" in response.json()["detail"]
+
+
+def test_patch_priority_of_a_waiting_job_and_not_of_a_finished_one(api):
+    conversion_id = submit(api).json()["id"]
+    response = api.patch(f"/api/v1/conversions/{conversion_id}", {"priority": 42}, format="json")
+    assert response.status_code == 200 and response.json()["priority"] == 42
+    assert api.patch(f"/api/v1/conversions/{conversion_id}", {"priority": "high"}, format="json").status_code == 400
+    pipeline.run_conversion(conversion_id)
+    late = api.patch(f"/api/v1/conversions/{conversion_id}", {"priority": 1}, format="json")
+    assert late.status_code == 409 and Conversion.objects.get(pk=conversion_id).priority == 42

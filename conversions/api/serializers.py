@@ -39,7 +39,7 @@ class ConversionSerializer(serializers.ModelSerializer):
     def get_links(self, conversion) -> dict:
         return {
             name: reverse(f"api:conversion-{name}", args=[conversion.pk])
-            for name in ("detail", "markdown", "pages", "cancel")
+            for name in ("detail", "markdown", "pages", "cancel", "retry")
         }
 
 
@@ -57,6 +57,10 @@ class ConversionCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give exactly one of 'file' (an upload) or 'document' (an id).")
         data.setdefault("engine", settings.OCR_ENGINE)
         return data
+
+
+class ConversionPrioritySerializer(serializers.Serializer):
+    priority = serializers.IntegerField(min_value=-1000, max_value=1000)
 
 
 class ConversionListFilterSerializer(serializers.Serializer):

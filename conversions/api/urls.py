@@ -11,6 +11,7 @@ urlpatterns = [
     path("conversions", views.ConversionListView.as_view(), name="conversion-list"),
     path("conversions/<str:conversion_id>", views.ConversionDetailView.as_view(), name="conversion-detail"),
     path("conversions/<str:conversion_id>/cancel", views.ConversionCancelView.as_view(), name="conversion-cancel"),
+    path("conversions/<str:conversion_id>/retry", views.ConversionRetryView.as_view(), name="conversion-retry"),
     path("conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"),
     path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
     path("conversions/<str:conversion_id>/pages/<int:page_no>/image", views.ConversionPageImageView.as_view(),

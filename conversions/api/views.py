@@ -17,6 +17,7 @@ from conversions import selectors, services
 from conversions.api.serializers import (
     ConversionCreateSerializer,
     ConversionListFilterSerializer,
+    ConversionPrioritySerializer,
     ConversionSerializer,
     DocumentSerializer,
     DocumentUploadSerializer,
@@ -89,6 +90,22 @@ class ConversionDetailView(APIView):
     def get(self, request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         return Response(ConversionSerializer(conversion).data)
+
+    @extend_schema(request=ConversionPrioritySerializer, responses=ConversionSerializer)
+    def patch(self, request, conversion_id):
+        """Change the priority of a job that has not finished."""
+        form = ConversionPrioritySerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        conversion = services.set_priority(conversion=conversion, priority=form.validated_data["priority"])
+        return Response(ConversionSerializer(conversion).data)
+
+
+class ConversionRetryView(APIView):
+    @extend_schema(request=None, responses=ConversionSerializer)
+    def post(self, request, conversion_id):
+        conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        return Response(ConversionSerializer(services.retry_conversion(conversion=conversion)).data)
 
 
 class ConversionCancelView(APIView):
