@@ -54,3 +54,10 @@ def test_queue_cancel_retry_prioritize(db):
         run("queue", "retry", str(conversion.pk))
     with pytest.raises(CommandError, match="not found"):
         run("queue", "cancel", "00000000-0000-0000-0000-000000000000")
+
+
+@pytest.mark.acceptance
+def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, transactional_db):
+    out, _ = run("convert", str(FOUR_PAGES), "--wait", "--timeout", "90")
+    assert "completed -> " in out
+    assert Conversion.objects.get().status == "completed"
