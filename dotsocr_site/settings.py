@@ -106,6 +106,8 @@ FRONTEND_CONFIG = {
     "clientId": env_str("CLIENT_ID", ""),
     "iamScope": env_str("IAM_SCOPE", ""),
 }
+# /metrics answers staff, or a scraper sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # A running job renews its lease every LEASE_SECONDS / 4 (a heartbeat thread); a job
 # whose lease is older than LEASE_SECONDS is given back to the queue by the reaper.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=1)

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from conversions import compat, pages, views
+from conversions import compat, metrics, pages, views
 
 urlpatterns = [
     path("", pages.index, name="root"),
     path("conversions/<str:conversion_id>/", pages.conversion_page, name="conversion-page"),
     path("conversions/<str:conversion_id>/results", pages.conversion_results, name="conversion-results"),
     path("health", views.health, name="health"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include("conversions.api.urls")),
     path("admin/", admin.site.urls),
     # The original app's routes (conversions/compat.py).
