@@ -321,7 +321,7 @@ def cancel_conversion(*, conversion: Conversion) -> Conversion:
     raise IllegalTransition(f"Conversion {conversion.pk} is {current.status} and cannot be cancelled.")
 
 
-def release_conversion(*, conversion: Conversion) -> bool:
+def release_conversion(*, conversion: Conversion, message: str = "Waiting to resume") -> bool:
     """running -> queued, keeping checkpointed pages, so a later attempt resumes the job.
 
     Its task message is sent again with the release, in the same transaction.
@@ -333,7 +333,7 @@ def release_conversion(*, conversion: Conversion) -> bool:
             target=Status.QUEUED,
             owned_by=conversion.worker_id,
             worker_id="",
-            message="Waiting to resume",
+            message=message,
         )
         if released:
             _enqueue(conversion.pk)

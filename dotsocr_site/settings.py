@@ -111,8 +111,18 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # A running job renews its lease every LEASE_SECONDS / 4 (a heartbeat thread); a job
 # whose lease is older than LEASE_SECONDS is given back to the queue by the reaper.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=1)
-# A job longer than this is stopped by django-q2; see Q_CLUSTER below.
-JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 4 * 3600, minimum=60)
+# Time limits. A job past JOB_TIMEOUT_SECONDS fails at its next page boundary; a page
+# past PAGE_TIMEOUT_SECONDS fails the job naming the page (and its worker process is
+# replaced, since a stuck thread cannot be stopped). django-q2's own timeout (below) is
+# only a backstop above both.
+JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 4 * 3600, minimum=1)
+PAGE_TIMEOUT_SECONDS = env_int("PAGE_TIMEOUT_SECONDS", 15 * 60, minimum=1)
+# On SIGTERM a worker stops taking pages, waits this long for the pages in flight,
+# checkpoints them and gives its job back to the queue.
+SHUTDOWN_GRACE_SECONDS = env_int("SHUTDOWN_GRACE_SECONDS", 20, minimum=0)
+# A worker that loses its database connection mid-job waits this long for it to come
+# back, then releases the job (else the lease reaper requeues it later).
+DB_RECONNECT_SECONDS = env_int("DB_RECONNECT_SECONDS", 60, minimum=1)
 
 # --- Django ----------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -130,8 +140,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "channels_postgres",
-    "django_q",
+    # Before django_q: its `qcluster` command is replaced by ours (graceful shutdown).
     "conversions",
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -272,23 +283,33 @@ CHANNEL_LAYERS = {"default": _channel_layer()}
 # commit in one transaction. django-q2 is only the transport: the Conversion row decides
 # whether a job runs (a claim is a conditional UPDATE), so a re-delivered message is a
 # no-op.
+_Q_TIMEOUT = JOB_TIMEOUT_SECONDS + PAGE_TIMEOUT_SECONDS + 60
 Q_CLUSTER = {
     "name": "dotsocr",
     "orm": "default",
     "workers": NUM_WORKERS,
-    # One conversion is one task; OCR of a long document can take hours.
-    "timeout": JOB_TIMEOUT_SECONDS,
+    # One conversion is one task. Our own limits end a job cleanly first (a failed job
+    # with a reason); django-q2 kills the worker process only if those did not work.
+    "timeout": _Q_TIMEOUT,
     # A message not acknowledged within `retry` seconds is delivered again; it must
     # exceed `timeout` or a running job's message would be handed to a second worker.
-    "retry": JOB_TIMEOUT_SECONDS + 300,
-    # Our pipeline records failures on the Conversion; a failed task must not loop.
+    # A re-delivered message is harmless anyway: it only wakes a worker (claim_next).
+    "retry": _Q_TIMEOUT + 300,
+    # Our pipeline records failures on the Conversion itself; django-q2 must acknowledge
+    # a failed task rather than deliver it again and again.
     "ack_failures": True,
+    # When a worker process dies (SIGKILL, OOM) its message is not acknowledged and comes
+    # back after `retry`; django-q2 must not re-run it on its own count either: the
+    # job's lease expires and our reaper requeues it, counting Conversion.attempts
+    # against Conversion.max_attempts. So django-q2 gets one attempt per message.
     "max_attempts": 1,
     # Pickup latency: the broker sleeps `poll` seconds when the queue is empty.
     "poll": 0.1,
     "bulk": 1,
+    # Successful task rows kept for the admin; ours live on Conversion anyway.
     "save_limit": 1000,
-    # Recycle workers now and then so a leak in a PDF library cannot grow forever.
+    # Recycle workers now and then so a leak in a PDF library cannot grow forever
+    # (a recycled worker finishes its task first).
     "recycle": 100,
     "catch_up": False,
     "label": "Task queue",

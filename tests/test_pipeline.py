@@ -127,16 +127,14 @@ def test_unexpected_crash_fails_the_job_instead_of_leaving_it_running(make_conve
 
 
 def test_cancel_requested_stops_before_the_next_page(make_conversion, monkeypatch):
-    from workers.ocr.textlayer import TextLayerEngine
+    original = pipeline.PageWriter.checkpoint
 
-    original = TextLayerEngine.recognize
-
-    def cancel_during_second_page(self, page, *, prompt_mode):
+    def cancel_after_second_page(self, page, recognized):
+        original(self, page, recognized)
         if page.number == 1:
             services.cancel_conversion(conversion=Conversion.objects.get(pk=conversion.pk))
-        return original(self, page, prompt_mode=prompt_mode)
 
-    monkeypatch.setattr(TextLayerEngine, "recognize", cancel_during_second_page)
+    monkeypatch.setattr(pipeline.PageWriter, "checkpoint", cancel_after_second_page)
     conversion = make_conversion(FOUR_PAGES)
     assert pipeline.run_conversion(str(conversion.pk)) == "cancelled"
     cancelled = finished(conversion)

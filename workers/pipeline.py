@@ -5,19 +5,21 @@ so a job that is run again resumes after its last finished page.
 """
 
 import logging
+import random
 import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from conversions import selectors, services
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
-from workers import outputs
+from workers import outputs, shutdown
 from workers.ocr import EngineError, engine_for
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
@@ -50,8 +52,13 @@ class Heartbeat:
     def beat(self) -> None:
         try:
             while not self.stopped.wait(self.interval):
-                if not services.renew_lease(conversion=self.conversion):
-                    return  # no longer ours; the main thread finds out at its next write
+                try:
+                    if not services.renew_lease(conversion=self.conversion):
+                        return  # no longer ours; the main thread finds out at its next write
+                except (OperationalError, InterfaceError) as error:
+                    # The database is restarting: beat again on a fresh connection.
+                    logger.warning("conversion=%s heartbeat missed: %s", self.conversion.pk, error)
+                    connection.close()
         except Exception:
             logger.exception("conversion=%s heartbeat failed", self.conversion.pk)
         finally:
@@ -69,38 +76,87 @@ def run_conversion(conversion_id: str) -> str:
         logger.info("conversion=%s woke a worker; nothing queued", conversion_id)
         return "skipped"
     logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
+    outcome, end_worker = run_claimed(conversion)
+    if end_worker:
+        # Asked to stop, or a page thread is stuck (it cannot be killed, and may hold the
+        # PDF library's lock): end this worker process; django-q2 starts a fresh one.
+        logger.info("conversion=%s %s; worker process exits", conversion.pk, outcome)
+        shutdown.exit_worker_process()
+    return outcome
+
+
+def run_claimed(conversion: Conversion) -> tuple[str, bool]:
+    """Convert a claimed job and record how it ended: (outcome, end this worker process)."""
     try:
-        with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
+        with shutdown.busy(), Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
             convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)
         logger.info("conversion=%s cancelled", conversion.pk)
-        return "cancelled"
+        return "cancelled", False
+    except shutdown.ShuttingDown:
+        services.release_conversion(conversion=conversion, message="Waiting to resume (its worker was stopped)")
+        logger.info("conversion=%s released: the worker is shutting down", conversion.pk)
+        return "released", True
     except LostClaim as error:
         logger.warning("conversion=%s %s", conversion.pk, error)
-        return "lost"
-    except (InvalidPdf, EngineError) as error:
+        return "lost", False
+    except (OperationalError, InterfaceError) as error:
+        return recover_from_database_outage(conversion, error), False
+    except (InvalidPdf, EngineError, JobTimedOut, PageTimedOut) as error:
         services.fail_conversion(conversion=conversion, error=str(error))
         logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
-        return "failed"
+        return "failed", isinstance(error, PageTimedOut)
     except Exception as error:
         logger.exception("conversion=%s crashed", conversion.pk)
         services.fail_conversion(conversion=conversion, error=f"Internal error: {type(error).__name__}: {error}")
-        return "failed"
+        return "failed", False
     logger.info("conversion=%s completed", conversion.pk)
-    return "completed"
+    return "completed", False
+
+
+def recover_from_database_outage(conversion: Conversion, error: Exception) -> str:
+    """The database went away mid-job (restart, failover, dropped connection): wait for
+    it, then give the job back to the queue. It resumes after its last checkpoint; the
+    pages in flight are done again, which is why they were not checkpointed."""
+    logger.warning("conversion=%s database connection lost: %s", conversion.pk, error)
+    if not wait_for_database(settings.DB_RECONNECT_SECONDS):
+        # Still down: the job stays `running` until its lease expires and the reaper
+        # (which runs once the database is back) requeues it.
+        logger.error("conversion=%s database still unreachable; the lease reaper will requeue it", conversion.pk)
+        return "abandoned"
+    services.release_conversion(conversion=conversion, message="Waiting to resume (database connection lost)")
+    logger.info("conversion=%s released after a database outage", conversion.pk)
+    return "released"
+
+
+def wait_for_database(timeout: float) -> bool:
+    """Reconnect, retrying with capped exponential backoff and jitter; False on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        connection.close()  # drop the broken connection; the next query opens a new one
+        try:
+            connection.ensure_connection()
+            return True
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 5)
 
 
 def convert(conversion: Conversion) -> None:
     stem = outputs.safe_stem(conversion.document.filename)
     staging = settings.STAGING_DIR / str(conversion.pk)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
+    limits = Limits.from_settings()
     with open_pdf(Path(conversion.document.stored_path)) as document:
         services.record_pdf_loaded(conversion=conversion, pages_total=document.page_count)
         conversion.pages_total = document.page_count
         done = selectors.checkpointed_page_numbers(conversion)
         pages = (page for page in iter_pages(document, settings.RENDER_DPI) if page.number not in done)
-        convert_pages(conversion, engine, pages, PageWriter(conversion, staging, stem))
+        PageRunner(conversion, engine, PageWriter(conversion, staging, stem), limits).run(pages)
     services.record_finalizing(conversion=conversion)
     final = publish_outputs(conversion, staging, stem)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
@@ -114,39 +170,101 @@ def dotsocr_config_for(engine_name: str):
     return None
 
 
-def convert_pages(conversion: Conversion, engine, pages, writer: "PageWriter") -> None:
-    """OCR pages, several at once when the engine can take them (a vLLM server batches
-    concurrent requests), checkpointing each in this thread as it finishes."""
-    width = min(settings.NUM_THREAD, getattr(engine, "max_concurrency", 1))
-    if width <= 1:
-        for page in pages:
-            stop_if_cancelled(conversion)
-            writer.checkpoint(page, recognize(engine, page, conversion.prompt_mode))
-        return
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"ocr-{conversion.pk}") as pool:
-        in_flight: dict[Future, PdfPage] = {}
+class JobTimedOut(Exception):
+    """The job ran past JOB_TIMEOUT_SECONDS; it fails with that reason."""
+
+
+class PageTimedOut(Exception):
+    """One page ran past PAGE_TIMEOUT_SECONDS; the job fails naming the page."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    page_seconds: float
+    job_seconds: float
+    shutdown_grace_seconds: float
+    job_deadline: float  # time.monotonic() value
+    # How often a worker waiting on a page looks for a cancel or a stop request.
+    poll_seconds: float = 0.5
+
+    @classmethod
+    def from_settings(cls) -> "Limits":
+        return cls(
+            page_seconds=settings.PAGE_TIMEOUT_SECONDS,
+            job_seconds=settings.JOB_TIMEOUT_SECONDS,
+            shutdown_grace_seconds=settings.SHUTDOWN_GRACE_SECONDS,
+            job_deadline=time.monotonic() + settings.JOB_TIMEOUT_SECONDS,
+        )
+
+
+class PageRunner:
+    """OCR pages in a thread pool, several at once when the engine can take them (a vLLM
+    server batches concurrent requests), checkpointing each in this thread as it ends.
+
+    Recognition always runs off this thread so this one can keep watch: it stops for a
+    cancel, a shutdown or the job's time limit between pages, and fails a page that runs
+    past its limit instead of waiting for it forever.
+    """
+
+    def __init__(self, conversion: Conversion, engine, writer: "PageWriter", limits: Limits):
+        self.conversion, self.engine, self.writer, self.limits = conversion, engine, writer, limits
+        self.width = max(1, min(settings.NUM_THREAD, getattr(engine, "max_concurrency", 1)))
+        self.in_flight: dict[Future, tuple[PdfPage, float]] = {}
+
+    def run(self, pages) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.width, thread_name_prefix=f"ocr-{self.conversion.pk}")
         try:
             for page in pages:
-                stop_if_cancelled(conversion)
-                in_flight[pool.submit(recognize, engine, page, conversion.prompt_mode)] = page
-                if len(in_flight) >= width:
-                    checkpoint_finished(in_flight, writer)
-            while in_flight:
-                checkpoint_finished(in_flight, writer)
+                self.check_interruptions()
+                future = pool.submit(recognize, self.engine, page, self.conversion.prompt_mode)
+                self.in_flight[future] = (page, time.monotonic())
+                while len(self.in_flight) >= self.width:
+                    self.checkpoint_finished()
+            while self.in_flight:
+                self.checkpoint_finished()
+        except shutdown.ShuttingDown:
+            self.finish_in_flight()
+            raise
         finally:
-            for future in in_flight:
-                future.cancel()
+            # Never wait for an abandoned page here: it may be the one that is stuck.
+            pool.shutdown(wait=False, cancel_futures=True)
 
+    def checkpoint_finished(self) -> None:
+        finished, _ = wait(self.in_flight, timeout=self.limits.poll_seconds, return_when=FIRST_COMPLETED)
+        for future in finished:
+            page, _ = self.in_flight.pop(future)
+            self.writer.checkpoint(page, future.result())
+        if not finished:
+            self.fail_overdue_page()
+            self.check_interruptions()
 
-def checkpoint_finished(in_flight: dict, writer: "PageWriter") -> None:
-    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-    for future in finished:
-        writer.checkpoint(in_flight.pop(future), future.result())
+    def check_interruptions(self) -> None:
+        if shutdown.requested.is_set():
+            raise shutdown.ShuttingDown()
+        if selectors.cancel_requested(self.conversion):
+            raise Cancelled()
+        if time.monotonic() > self.limits.job_deadline:
+            raise JobTimedOut(
+                f"The conversion took longer than its limit of {self.limits.job_seconds:g} s "
+                f"(JOB_TIMEOUT_SECONDS); {self.writer.pages_written} pages were done in this attempt."
+            )
 
+    def fail_overdue_page(self) -> None:
+        now = time.monotonic()
+        for page, started in self.in_flight.values():
+            if now - started > self.limits.page_seconds:
+                raise PageTimedOut(
+                    f"Page {page.number + 1} did not finish within {self.limits.page_seconds:g} s (PAGE_TIMEOUT_SECONDS)."
+                )
 
-def stop_if_cancelled(conversion: Conversion) -> None:
-    if selectors.cancel_requested(conversion):
-        raise Cancelled()
+    def finish_in_flight(self) -> None:
+        """On shutdown, checkpoint the pages already being recognised, for a bounded time:
+        the job resumes after them instead of doing them again."""
+        finished, _ = wait(self.in_flight, timeout=self.limits.shutdown_grace_seconds)
+        for future in finished:
+            page, _ = self.in_flight.pop(future)
+            if future.exception() is None:
+                self.writer.checkpoint(page, future.result())
 
 
 def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
@@ -164,6 +282,7 @@ class PageWriter:
 
     def __init__(self, conversion: Conversion, staging: Path, stem: str):
         self.conversion, self.staging, self.stem = conversion, staging, stem
+        self.pages_written = 0
 
     def checkpoint(self, page: PdfPage, recognized: tuple[PageOcr, int]) -> None:
         result, duration_ms = recognized
@@ -180,6 +299,7 @@ class PageWriter:
             markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
             duration_ms=duration_ms,
         )
+        self.pages_written += 1
         logger.info("conversion=%s page=%s engine=%s cells=%s ms=%s", self.conversion.pk, page.number,
                     result.engine, len(result.cells), duration_ms)
 
