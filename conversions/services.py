@@ -427,6 +427,27 @@ def requeue_expired_leases(*, lease_seconds: int) -> dict[str, int]:
     return outcome
 
 
+def wake_stranded_jobs() -> int:
+    """Send wake-up messages for queued jobs that have none waiting.
+
+    Every path that queues a job sends one in the same transaction, but a message can
+    still be spent without a claim: a worker killed between taking it and claiming, or
+    one stopped before it started. Such a message comes back only after Q_CLUSTER
+    `retry` (hours). Run from the reaper, this bounds that wait to a minute. Messages
+    are only wake-ups, so a spare one is harmless (it claims nothing).
+    """
+    from django_q.models import OrmQ
+
+    waiting = OrmQ.objects.filter(key=settings.Q_CLUSTER["name"], lock__lte=timezone.now()).count()
+    queued = Conversion.objects.filter(status=Status.QUEUED).count()
+    missing = min(queued - waiting, settings.NUM_WORKERS * 4)  # enough to wake every worker
+    for _ in range(max(0, missing)):
+        async_task(TASK_FUNCTION, "wake-up", task_name="wake-up")
+    if missing > 0:
+        logger.warning("queued=%s waiting messages=%s: sent %s wake-ups", queued, waiting, missing)
+    return max(0, missing)
+
+
 def retry_conversion(*, conversion: Conversion) -> Conversion:
     """failed | cancelled -> queued, keeping the pages already checkpointed (the retry
     resumes after them). Raises IllegalTransition for a job in another state."""

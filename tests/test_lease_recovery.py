@@ -8,6 +8,7 @@ from django_q.models import OrmQ, Schedule
 
 from conversions import services
 from conversions.models import Conversion
+from tests.conftest import FOUR_PAGES
 from workers import pipeline, tasks
 
 
@@ -79,4 +80,16 @@ def test_the_reaper_is_scheduled_every_minute(db):
     schedule = Schedule.objects.get(name="dotsocr-lease-reaper")
     assert schedule.func == "workers.tasks.reap_expired_leases"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 1, -1)
-    assert tasks.reap_expired_leases() == {"requeued": 0, "failed": 0}
+    assert tasks.reap_expired_leases() == {"requeued": 0, "failed": 0, "woken": 0}
+
+
+def test_the_reaper_wakes_queued_jobs_whose_message_was_spent(make_conversion, settings):
+    conversion = make_conversion(FOUR_PAGES)
+    OrmQ.objects.all().delete()  # its message was taken by a worker that died before claiming
+
+    assert tasks.reap_expired_leases() == {"requeued": 0, "failed": 0, "woken": 1}
+    assert OrmQ.objects.count() == 1
+    assert tasks.reap_expired_leases()["woken"] == 0  # one waiting message is enough
+
+    assert pipeline.run_conversion("wake-up") == "completed"
+    assert Conversion.objects.get(pk=conversion.pk).status == "completed"

@@ -120,14 +120,19 @@ def recover_from_database_outage(conversion: Conversion, error: Exception) -> st
     it, then give the job back to the queue. It resumes after its last checkpoint; the
     pages in flight are done again, which is why they were not checkpointed."""
     logger.warning("conversion=%s database connection lost: %s", conversion.pk, error)
-    if not wait_for_database(settings.DB_RECONNECT_SECONDS):
-        # Still down: the job stays `running` until its lease expires and the reaper
-        # (which runs once the database is back) requeues it.
-        logger.error("conversion=%s database still unreachable; the lease reaper will requeue it", conversion.pk)
-        return "abandoned"
-    services.release_conversion(conversion=conversion, message="Waiting to resume (database connection lost)")
-    logger.info("conversion=%s released after a database outage", conversion.pk)
-    return "released"
+    deadline = time.monotonic() + settings.DB_RECONNECT_SECONDS
+    while wait_for_database(deadline - time.monotonic()):
+        try:
+            services.release_conversion(conversion=conversion, message="Waiting to resume (database connection lost)")
+        except (OperationalError, InterfaceError) as again:  # lost again while releasing
+            logger.warning("conversion=%s database connection lost again: %s", conversion.pk, again)
+            continue
+        logger.info("conversion=%s released after a database outage", conversion.pk)
+        return "released"
+    # Still down: the job stays `running` until its lease expires and the reaper (which
+    # runs once the database is back) requeues it.
+    logger.error("conversion=%s database still unreachable; the lease reaper will requeue it", conversion.pk)
+    return "abandoned"
 
 
 def wait_for_database(timeout: float) -> bool:

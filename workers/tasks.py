@@ -11,6 +11,7 @@ def reap_expired_leases() -> dict:
     """Scheduled every minute (see the conversions migration that creates the schedule)."""
     from django.conf import settings
 
-    from conversions.services import requeue_expired_leases
+    from conversions.services import requeue_expired_leases, wake_stranded_jobs
 
-    return requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)
+    outcome = requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)
+    return {**outcome, "woken": wake_stranded_jobs()}

@@ -9,14 +9,19 @@ leaves the workers orphaned. Here:
   way django-q2 does; each worker stops at its next page boundary, checkpoints and
   releases its job back to the queue (workers/shutdown.py);
 - the sentinel, pusher and monitor ignore SIGTERM, so a signal to the whole group also
-  goes through that orderly stop instead of killing them mid-way.
+  goes through that orderly stop instead of killing them mid-way;
+- the sentinel drops a database connection the server closed (a restart) before it
+  saves the cluster's status, which django-q2 otherwise retries on the dead connection
+  forever (the pusher and workers already do this before each use).
 """
 
 import os
 import signal
 
 import psutil
+from django import db
 from django_q import cluster as django_q_cluster
+from django_q.status import Stat
 from django_q.management.commands.qcluster import Command as QclusterCommand
 
 
@@ -25,6 +30,7 @@ class Command(QclusterCommand):
 
     def handle(self, *args, **options):
         original_init, original_start = django_q_cluster.Cluster.__init__, django_q_cluster.Sentinel.start
+        original_save = Stat.save
 
         def cluster_init(cluster, *init_args, **init_kwargs):
             original_init(cluster, *init_args, **init_kwargs)
@@ -36,12 +42,18 @@ class Command(QclusterCommand):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by pusher and monitor
             original_start(sentinel)
 
+        def save_on_a_live_connection(stat):
+            db.close_old_connections()
+            original_save(stat)
+
         django_q_cluster.Cluster.__init__ = cluster_init
         django_q_cluster.Sentinel.start = sentinel_start
+        Stat.save = save_on_a_live_connection
         try:
             return super().handle(*args, **options)
         finally:
             django_q_cluster.Cluster.__init__, django_q_cluster.Sentinel.start = original_init, original_start
+            Stat.save = original_save
 
 
 def graceful_stop(cluster: django_q_cluster.Cluster):
