@@ -26,6 +26,10 @@ class IllegalTransition(DomainError):
     """The conversion is not in a state that allows the requested change."""
 
 
+class IdempotencyConflict(DomainError):
+    """An Idempotency-Key already named a different request."""
+
+
 class NotFound(DomainError):
     """No such object for this caller (also used for objects the caller may not see)."""
 

@@ -66,6 +66,10 @@ class Conversion(models.Model):
     )
     # Bumped by every write; progress events carry it so clients drop stale ones.
     event_seq = models.PositiveBigIntegerField(default=0)
+    # A client's Idempotency-Key for the create call (unique per owner), and a hash of
+    # what that call asked for, so a key reused for another request is refused.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -87,6 +91,7 @@ class Conversion(models.Model):
                 name="conversion_status_valid",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="conversion_progress_at_most_100"),
+            models.UniqueConstraint(fields=["owner", "idempotency_key"], name="one_conversion_per_idempotency_key"),
         ]
 
     def __str__(self):

@@ -11,6 +11,7 @@ Each transition is one conditional UPDATE (``... WHERE id = %s AND status IN (..
 two workers can never both own a job and a second delivery of a message is a no-op.
 """
 
+import hashlib
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from django_q.tasks import async_task
 
 from conversions.exceptions import (
     DocumentTooLarge,
+    IdempotencyConflict,
     IllegalTransition,
     InvalidDocument,
     InvalidRequest,
@@ -131,9 +133,72 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
 # --- conversions: creating and claiming -------------------------------------------------
 
 
+def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0, engine: str = "auto",
+                      prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
+                      ) -> tuple[Conversion, bool]:
+    """Create a conversion of a new upload or of an uploaded document: (conversion, created).
+
+    With an Idempotency-Key, a repeated request gets the conversion the first one made
+    (created False), however many times it is retried or raced; the same key with a
+    different request raises IdempotencyConflict.
+    """
+    from conversions.selectors import document_for
+
+    fingerprint = ""
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(upload=upload, document_id=document_id, priority=priority,
+                                          engine=engine, prompt_mode=prompt_mode)
+        earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            return replayed(earlier, fingerprint), False
+    new_document = upload is not None
+    document = create_document(owner=owner, upload=upload, max_pages=settings.MAX_PAGES) if new_document \
+        else document_for(owner, document_id)
+    try:
+        conversion = create_conversion(document=document, owner=owner, priority=priority, engine=engine,
+                                       prompt_mode=prompt_mode, idempotency_key=idempotency_key,
+                                       request_fingerprint=fingerprint)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key created it first: answer with that one.
+        if new_document:
+            document.delete()
+            Path(document.stored_path).unlink(missing_ok=True)
+        return replayed(Conversion.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False
+    except BaseException:
+        if new_document:
+            document.delete()
+            Path(document.stored_path).unlink(missing_ok=True)
+        raise
+    return conversion, True
+
+
+def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str) -> str:
+    """What a create call asks for: the upload's bytes (or the document) and the options."""
+    digest = hashlib.sha256()
+    if upload is not None:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+    else:
+        digest.update(f"document:{document_id}".encode())
+    digest.update(f"|{priority}|{engine}|{prompt_mode}".encode())
+    return digest.hexdigest()
+
+
+def replayed(conversion: Conversion, fingerprint: str) -> Conversion:
+    if conversion.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used for a different request (another file or other options); "
+            "use a new key for a new conversion."
+        )
+    return Conversion.objects.select_related("document").get(pk=conversion.pk)
+
+
 @transaction.atomic
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
-                      prompt_mode: str = "prompt_layout_all_en") -> Conversion:
+                      prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
+                      request_fingerprint: str = "") -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
@@ -151,6 +216,8 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         prompt_mode=prompt_mode,
         pages_total=document.page_count,
         message="Queued",
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
     )
     _enqueue(conversion.pk)
     progress.publish_after_commit(conversion.pk, status_changed=True)

@@ -8,6 +8,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from conversions.exceptions import (
     DocumentTooLarge,
     DomainError,
+    IdempotencyConflict,
     IllegalTransition,
     InvalidRequest,
     NotFound,
@@ -19,6 +20,7 @@ STATUS_FOR = (
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),
+    (IdempotencyConflict, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (ResultNotReady, status.HTTP_409_CONFLICT),
 )
 

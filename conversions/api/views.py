@@ -1,12 +1,12 @@
 """Native API views: validate input, call one service or selector, serialize the answer."""
 
-from django.conf import settings
 import mimetypes
 import tempfile
 import zipfile
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -23,13 +23,29 @@ from conversions.api.serializers import (
     DocumentUploadSerializer,
     PageResultSerializer,
 )
-from conversions.exceptions import ResultNotReady
+from conversions.exceptions import InvalidRequest, ResultNotReady
 from conversions.models import Conversion
 from workers.outputs import safe_stem
 
 
 def acting_user(request):
     return services.acting_user(getattr(request, "user", None))
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Any unique string up to 255 printable ASCII characters; a retried request with the same key "
+                "returns the conversion the first one created.",
+)
+
+
+def idempotency_key_of(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(" " <= character <= "~" for character in key):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    return key
 
 
 class DocumentListView(ListAPIView):
@@ -65,24 +81,30 @@ class ConversionListView(ListAPIView):
         query.is_valid(raise_exception=True)
         return selectors.conversions_for(acting_user(self.request), status=query.validated_data.get("status"))
 
-    @extend_schema(request=ConversionCreateSerializer, responses={201: ConversionSerializer})
+    @extend_schema(
+        request=ConversionCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: ConversionSerializer, 200: ConversionSerializer},
+    )
     def post(self, request):
-        """Create a conversion from an upload (``file``) or an uploaded ``document``."""
+        """Create a conversion from an upload (``file``) or an uploaded ``document``.
+
+        With an ``Idempotency-Key`` header, repeating the request returns the conversion
+        the first one created (200, ``Idempotent-Replayed: true``) instead of a new one.
+        """
         form = ConversionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        owner = acting_user(request)
         data = form.validated_data
-        if "file" in data:
-            document = services.create_document(owner=owner, upload=data["file"], max_pages=settings.MAX_PAGES)
-        else:
-            document = selectors.document_for(owner, data["document"])
-        conversion = services.create_conversion(
-            document=document, owner=owner, priority=data["priority"], engine=data["engine"],
-            prompt_mode=data["prompt_mode"],
+        conversion, created = services.submit_conversion(
+            owner=acting_user(request), upload=data.get("file"), document_id=data.get("document"),
+            priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
+            idempotency_key=idempotency_key_of(request),
         )
-        conversion.document = document
         body = ConversionSerializer(conversion).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["links"]["detail"]})
+        headers = {"Location": body["links"]["detail"]}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK, headers=headers)
 
 
 class ConversionDetailView(APIView):
