@@ -1,4 +1,8 @@
+import logging
+
 from django.apps import AppConfig
+
+logger = logging.getLogger(__name__)
 
 
 class ConversionsConfig(AppConfig):
@@ -8,11 +12,33 @@ class ConversionsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        post_spawn.connect(install_graceful_shutdown, dispatch_uid="dotsocr-graceful-shutdown")
+        post_spawn.connect(prepare_worker_process, dispatch_uid="dotsocr-prepare-worker")
 
 
-def install_graceful_shutdown(sender, proc_name, **kwargs) -> None:
-    """Runs in each new django-q2 worker process (see workers/shutdown.py)."""
+def prepare_worker_process(sender, proc_name, **kwargs) -> None:
+    """Runs in each new django-q2 worker process: graceful SIGTERM (workers/shutdown.py),
+    and, since a new worker is often the replacement of one that was killed, give back
+    the jobs that dead workers of this host left `running`."""
+    import socket
+
+    from django.db import connection
+
+    from conversions import services
     from workers import shutdown
 
     shutdown.install()
+    try:
+        services.requeue_jobs_of_dead_local_workers(host=socket.gethostname(), is_running=process_is_running)
+    except Exception:  # the lease reaper is the fallback; a worker must start regardless
+        logger.exception("could not look for jobs of dead workers")
+    finally:
+        connection.close()  # opened in the worker before its first task; start it clean
+
+
+def process_is_running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -476,22 +476,53 @@ def requeue_expired_leases(*, lease_seconds: int) -> dict[str, int]:
     cutoff = timezone.now() - timedelta(seconds=lease_seconds)
     outcome = {"requeued": 0, "failed": 0}
     for conversion in Conversion.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
-        still_expired = {"heartbeat_at__lt": cutoff}
         worker = conversion.worker_id or "unknown worker"
-        with transaction.atomic():
-            if conversion.attempts >= conversion.max_attempts:
-                error = f"The worker ({worker}) stopped responding; gave up after {conversion.attempts} attempts."
-                if _finish(conversion, Status.FAILED, where=still_expired, error=error,
-                           message=f"Conversion failed: {error}"):
-                    outcome["failed"] += 1
-            elif _transition(conversion.pk, sources={Status.RUNNING}, target=Status.QUEUED,
-                             owned_by=conversion.worker_id, where=still_expired, worker_id="",
-                             message=f"Requeued: the worker ({worker}) stopped responding"):
-                _enqueue(conversion.pk)
-                outcome["requeued"] += 1
+        result = _give_back(conversion, reason=f"the worker ({worker}) stopped responding",
+                            where={"heartbeat_at__lt": cutoff})
+        if result:
+            outcome[result] += 1
     if outcome["requeued"] or outcome["failed"]:
         logger.warning("expired leases requeued=%s failed=%s", outcome["requeued"], outcome["failed"])
     return outcome
+
+
+def requeue_jobs_of_dead_local_workers(*, host: str, is_running) -> dict[str, int]:
+    """Give back at once the jobs of this host's worker processes that no longer exist.
+
+    A worker killed by SIGKILL or the OOM killer leaves its job `running`; the lease
+    reaper would give it back after LEASE_SECONDS. A new worker process on the same
+    host (django-q2 replaces the dead one; a restarted cluster starts fresh ones) can
+    tell at once: the pid in the job's worker id is gone. ``is_running(pid)`` answers
+    that. Worker ids are "<host>:<pid>", so hosts must have distinct names.
+    """
+    outcome = {"requeued": 0, "failed": 0}
+    for conversion in Conversion.objects.filter(status=Status.RUNNING, worker_id__startswith=f"{host}:"):
+        pid = conversion.worker_id.rsplit(":", 1)[1]
+        if not pid.isdigit() or is_running(int(pid)):
+            continue
+        result = _give_back(conversion, reason=f"its worker ({conversion.worker_id}) died",
+                            where={"worker_id": conversion.worker_id})
+        if result:
+            outcome[result] += 1
+    if outcome["requeued"] or outcome["failed"]:
+        logger.warning("jobs of dead workers requeued=%s failed=%s", outcome["requeued"], outcome["failed"])
+    return outcome
+
+
+def _give_back(conversion: Conversion, *, reason: str, where: dict) -> str | None:
+    """A running job whose worker is gone: back to the queue, or failed once it used its
+    attempts. None if it changed meanwhile (``where`` no longer holds)."""
+    with transaction.atomic():
+        if conversion.attempts >= conversion.max_attempts:
+            error = f"Gave up after {conversion.attempts} attempts: {reason}."
+            if _finish(conversion, Status.FAILED, where=where, error=error, message=f"Conversion failed: {error}"):
+                return "failed"
+        elif _transition(conversion.pk, sources={Status.RUNNING}, target=Status.QUEUED,
+                         owned_by=conversion.worker_id, where=where, worker_id="",
+                         message=f"Requeued: {reason}"):
+            _enqueue(conversion.pk)
+            return "requeued"
+    return None
 
 
 def wake_stranded_jobs() -> int:

@@ -93,3 +93,31 @@ def test_the_reaper_wakes_queued_jobs_whose_message_was_spent(make_conversion, s
 
     assert pipeline.run_conversion("wake-up") == "completed"
     assert Conversion.objects.get(pk=conversion.pk).status == "completed"
+
+
+def claimed_by(conversion, worker_id: str) -> Conversion:
+    Conversion.objects.filter(pk=conversion.pk).update(status="running", worker_id=worker_id, attempts=1,
+                                                       heartbeat_at=timezone.now())
+    return Conversion.objects.get(pk=conversion.pk)
+
+
+def test_jobs_of_dead_local_workers_are_given_back_at_once(make_conversion):
+    dead = claimed_by(make_conversion(FOUR_PAGES), "web-1:4242")
+    alive = claimed_by(make_conversion(FOUR_PAGES), "web-1:77")
+    elsewhere = claimed_by(make_conversion(FOUR_PAGES), "web-2:4242")
+
+    outcome = services.requeue_jobs_of_dead_local_workers(host="web-1", is_running=lambda pid: pid == 77)
+
+    assert outcome == {"requeued": 1, "failed": 0}
+    requeued = Conversion.objects.get(pk=dead.pk)
+    assert requeued.status == "queued" and requeued.message == "Requeued: its worker (web-1:4242) died"
+    assert Conversion.objects.get(pk=alive.pk).status == "running"  # its lease is fresh: not ours to judge
+    assert Conversion.objects.get(pk=elsewhere.pk).status == "running"  # another host's pid means nothing here
+
+
+def test_a_dead_workers_job_without_attempts_left_fails(make_conversion):
+    conversion = claimed_by(make_conversion(FOUR_PAGES), "web-1:4242")
+    Conversion.objects.filter(pk=conversion.pk).update(max_attempts=1)
+    assert services.requeue_jobs_of_dead_local_workers(host="web-1", is_running=lambda pid: False)["failed"] == 1
+    failed = Conversion.objects.get(pk=conversion.pk)
+    assert failed.status == "failed" and failed.error == "Gave up after 1 attempts: its worker (web-1:4242) died."
