@@ -17,8 +17,9 @@ class ConversionsConfig(AppConfig):
 
 def prepare_worker_process(sender, proc_name, **kwargs) -> None:
     """Runs in each new django-q2 worker process: graceful SIGTERM (workers/shutdown.py),
-    and, since a new worker is often the replacement of one that was killed, give back
-    the jobs that dead workers of this host left `running`."""
+    and, since a new worker is often the replacement of one that was killed (or of a
+    whole cluster), give back the jobs that dead workers of this host left `running`
+    and wake queued jobs whose messages the dead took with them."""
     import socket
 
     from django.db import connection
@@ -29,6 +30,7 @@ def prepare_worker_process(sender, proc_name, **kwargs) -> None:
     shutdown.install()
     try:
         services.requeue_jobs_of_dead_local_workers(host=socket.gethostname(), is_running=process_is_running)
+        services.wake_stranded_jobs()
     except Exception:  # the lease reaper is the fallback; a worker must start regardless
         logger.exception("could not look for jobs of dead workers")
     finally:
