@@ -96,8 +96,9 @@ class ConvertView(CompatView):
 
     @extend_schema(request=Input)
     def post(self, request):
-        if "filename" in request.data:  # before field validation, so every unsafe name reads the same
-            checked_filename(request.data["filename"])
+        name = request.data.get("filename") if isinstance(request.data, dict) else None
+        if isinstance(name, str):  # before field validation, so every unsafe name reads the same
+            checked_filename(name)
         form = self.Input(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data

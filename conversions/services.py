@@ -41,7 +41,7 @@ from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
-from workers.outputs import safe_stem, unlink_dangling
+from workers.outputs import display_name, safe_stem, unlink_dangling
 from workers.pdf import InvalidPdf, inspect_pdf
 
 logger = logging.getLogger(__name__)
@@ -115,11 +115,12 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
     except BaseException:
         discard_upload(stored)
         raise
+    filename = display_name(upload.name)
     try:
         return Document.objects.create(
             owner=owner,
-            filename=(upload.name or "document.pdf")[:255],
-            stem=safe_stem(upload.name or "document.pdf"),
+            filename=filename,
+            stem=safe_stem(filename),
             stored_path=str(path),
             sha256=stored.sha256,
             size=stored.size,

@@ -26,6 +26,27 @@ class PageOutput:
     engine: str
 
 
+MAX_NAME_CHARS = 255
+MAX_EXTENSION_CHARS = 16
+
+
+def display_name(filename: str) -> str:
+    """A client's file name fit to store and show: its last path component (either slash),
+    only printable characters (no NUL, control characters or the lone surrogates that
+    undecodable bytes become), at most 255 characters with the extension kept;
+    ``document.pdf`` when nothing is left. Never used as a path: files are stored under
+    server-chosen names and outputs under ``safe_stem``."""
+    name = re.split(r"[/\\]", filename or "")[-1]
+    name = "".join(character for character in name if character.isprintable()).strip()
+    if name in ("", ".", ".."):
+        return "document.pdf"
+    if len(name) > MAX_NAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        suffix = dot + extension if stem and len(extension) <= MAX_EXTENSION_CHARS else ""
+        name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return name
+
+
 def safe_stem(filename: str) -> str:
     """A file-system-safe stem from a client's file name (never a path)."""
     stem = Path(filename.replace("\\", "/")).name

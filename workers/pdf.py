@@ -4,6 +4,7 @@ Coordinates: cells produced by every engine use pixels of the page image rendere
 ``PdfPage.render`` (as the reference dots.ocr parser's JSON pairs with its page image).
 """
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,12 @@ MAGIC_WINDOW = 1024
 # (dots_ocr/utils/doc_utils.py, fitz_doc_to_image) to keep images within vLLM's limits.
 MAX_RENDER_SIDE = 4500
 FALLBACK_DPI = 72
+# Decompressed bytes of drawing instructions one page may use: its content streams and
+# every non-image stream its rendering reads (form XObjects, Type 3 glyphs, patterns,
+# annotation appearances, fonts, colour profiles). A real page, even a dense CAD
+# drawing with embedded CJK fonts, stays well below this; a "PDF bomb" (a few MB of
+# Flate data that inflate to gigabytes) does not. See PageContentBudget.
+MAX_PAGE_CONTENT_MB = 128
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # we report problems ourselves, once
 
@@ -48,6 +55,7 @@ def inspect_pdf(path: Path) -> PdfInfo:
     try:
         with open_pdf(path) as document:
             page_count = document.page_count
+            check_page_tree(document)
             repaired = document.is_repaired
     except InvalidPdf:
         if has_end_marker:
@@ -60,23 +68,43 @@ def inspect_pdf(path: Path) -> PdfInfo:
     return PdfInfo(page_count=page_count, repaired=repaired)
 
 
+# What MuPDF raises for a damaged file: PyMuPDF's wrappers turn its errors into
+# RuntimeError or FileDataError, its low-level bindings into FzErrorBase subclasses.
+MUPDF_ERRORS = (pymupdf.FileDataError, pymupdf.mupdf.FzErrorBase, RuntimeError, ValueError)
+
+
 @contextmanager
 def open_pdf(path: Path) -> Iterator[pymupdf.Document]:
     """Open a PDF for reading. Raises InvalidPdf with a readable reason."""
     try:
         document = pymupdf.open(path, filetype="pdf")
-    except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
-        raise InvalidPdf(f"The PDF cannot be opened: {error}.") from None
     except FileNotFoundError:
         raise InvalidPdf("The uploaded file is missing from storage.") from None
+    except MUPDF_ERRORS as error:
+        raise InvalidPdf(f"The PDF cannot be opened: {error}.") from None
     try:
         if document.needs_pass:
             raise InvalidPdf("The PDF is encrypted; a password is needed to open it.")
-        if document.page_count < 1:
-            raise InvalidPdf("The PDF has no pages.")
+        try:
+            page_count = document.page_count
+        except MUPDF_ERRORS as error:  # e.g. a /Count that is not a number of pages
+            raise InvalidPdf(f"The PDF's page tree is damaged: {error}.") from None
+        if page_count < 1:
+            raise InvalidPdf("The PDF has no pages it can read: its page tree is missing or damaged.")
         yield document
     finally:
         document.close()
+
+
+def check_page_tree(document: pymupdf.Document) -> None:
+    """Find every page object, so a page tree that loops or promises more pages than it
+    holds is refused at upload rather than failing the job halfway. Cheap: MuPDF maps the
+    tree without reading any page's content (some 0.1 s for 10,000 pages)."""
+    try:
+        for number in range(document.page_count):
+            document.page_xref(number)
+    except MUPDF_ERRORS as error:
+        raise InvalidPdf(f"The PDF's page tree is damaged: {error}.") from None
 
 
 def render_zoom(width_pt: float, height_pt: float, dpi: int) -> float:
@@ -139,8 +167,132 @@ class PdfPage:
             return region.tobytes("jpeg", jpg_quality=quality)
 
 
-def iter_pages(document: pymupdf.Document, dpi: int) -> Iterator[PdfPage]:
+def iter_pages(document: pymupdf.Document, dpi: int,
+               content_limit_mb: int = MAX_PAGE_CONTENT_MB) -> Iterator[PdfPage]:
+    """The pages in order, each checked against the content budget before any engine
+    reads it. Raises InvalidPdf naming the page that cannot be read or is too large."""
+    budget = PageContentBudget(document, limit_bytes=content_limit_mb * 1024 * 1024)
     for number in range(document.page_count):
         with PYMUPDF_LOCK:
-            page = document[number]
+            try:
+                page = document[number]
+            except MUPDF_ERRORS as error:
+                raise InvalidPdf(f"Page {number + 1} cannot be read: {error}.") from None
+            budget.check(number)
         yield PdfPage(page=page, dpi=dpi)
+
+
+# --- decompression bombs ------------------------------------------------------------------
+
+REFERENCE = re.compile(rb"(\d+)\s+\d+\s+R\b")
+# Keys that lead away from what a page draws: up the page tree, to other pages (links,
+# destinations, actions, article beads), or to data no renderer reads.
+NOT_DRAWN_KEYS = frozenset({
+    "Parent", "P", "Dest", "D", "A", "AA", "PA", "Next", "Prev", "First", "Last", "B", "Thumb",
+    "Metadata", "PieceInfo", "StructParent", "StructParents", "IRT", "Popup",
+})
+
+
+class PageContentBudget:
+    """Refuses a page whose drawing instructions inflate past a limit, before MuPDF reads them.
+
+    Why here: MuPDF inflates a page's content streams while it extracts text or renders
+    (the text layer, the OCR render, the page JPEG); it streams them, so memory stays
+    flat, but a 1 MB Flate stream of zeros is 1 GB to lex (about 7 s per pass, three
+    passes per page) and a few MB of repeated operators build a text or display list
+    that does not fit in memory. Pages may share one such stream, so the cost grows with
+    the page count, not the file size. Nothing in the file says how large a Flate stream
+    inflates, so each stream is decoded once per document through MuPDF's own filters
+    (every filter MuPDF supports, chained) into nothing, stopping one byte past the
+    limit: memory O(1), work O(limit) per stream and at most twice the limit per page.
+    Images are left out: their size is declared, not hidden, and MuPDF decodes them
+    subsampled towards the render size (a 20,000 x 20,000 px Flate image, 1.2 GB
+    decoded, renders in 170 MB), though the decoding time grows with that size.
+    Checked per page in the worker, not at upload: the cost is that of converting the
+    page, and a bomb then fails its own job with the page named.
+    """
+
+    def __init__(self, document: pymupdf.Document, *, limit_bytes: int):
+        self.document = document
+        self.limit_bytes = limit_bytes
+        self.pdf = pymupdf.mupdf.pdf_document_from_fz_document(document.this)
+        self.decoded_sizes: dict[int, int] = {}  # stream xref -> bytes, at most limit + 1
+        self.links: dict[int, tuple[bool, list[int]]] = {}  # xref -> (drawn stream?, references)
+
+    def check(self, page_number: int) -> None:
+        total = 0
+        for xref in self.streams_drawn_by(self.document.page_xref(page_number)):
+            total += self.decoded_size(xref)
+            if total > self.limit_bytes:
+                limit_mb = self.limit_bytes // (1024 * 1024)
+                raise InvalidPdf(
+                    f"Page {page_number + 1}: its drawing instructions inflate to more than {limit_mb} MB "
+                    f"when decompressed (the limit is {limit_mb} MB); the file looks like a decompression bomb."
+                )
+
+    def streams_drawn_by(self, page_xref: int) -> Iterator[int]:
+        """Every non-image stream reachable from the page, each once."""
+        seen, pending = {page_xref}, [page_xref, *self.inherited_resources(page_xref)]
+        while pending:
+            xref = pending.pop()
+            drawn_stream, references = self.links_of(xref, is_page=xref == page_xref)
+            if drawn_stream:
+                yield xref
+            for child in references:
+                if child not in seen:
+                    seen.add(child)
+                    pending.append(child)
+
+    def inherited_resources(self, page_xref: int) -> list[int]:
+        """/Resources may sit on an ancestor in the page tree (PDF 32000-1, 7.7.3.4)."""
+        if self.document.xref_get_key(page_xref, "Resources")[0] != "null":
+            return []
+        xref, hops = page_xref, 0
+        while hops < 64:  # a looping tree was refused at upload; this only bounds the walk
+            kind, value = self.document.xref_get_key(xref, "Parent")
+            if kind != "xref":
+                return []
+            xref, hops = int(value.split()[0]), hops + 1
+            kind, value = self.document.xref_get_key(xref, "Resources")
+            if kind != "null":
+                return [int(found) for found in REFERENCE.findall(value.encode())]
+        return []
+
+    def links_of(self, xref: int, *, is_page: bool) -> tuple[bool, list[int]]:
+        if is_page:  # not cached: reached from elsewhere, a page is a dead end
+            return self.read_links(xref, is_page=True)
+        if xref not in self.links:
+            self.links[xref] = self.read_links(xref, is_page=False)
+        return self.links[xref]
+
+    def read_links(self, xref: int, *, is_page: bool) -> tuple[bool, list[int]]:
+        if not 0 < xref < self.document.xref_length():
+            return False, []
+        try:
+            return self.parse_links(xref, is_page=is_page)
+        except MUPDF_ERRORS:
+            return False, []  # an object MuPDF cannot parse is not drawn either
+
+    def parse_links(self, xref: int, *, is_page: bool) -> tuple[bool, list[int]]:
+        document = self.document
+        kind = document.xref_get_key(xref, "Type")[1]
+        if not is_page and kind in ("/Page", "/Pages"):
+            return False, []  # another page, reached through a link: not drawn here
+        if document.xref_get_key(xref, "Subtype")[1] == "/Image" or kind == "/Metadata":
+            return False, []
+        keys = document.xref_get_keys(xref)
+        if keys:
+            text = " ".join(document.xref_get_key(xref, key)[1] for key in keys if key not in NOT_DRAWN_KEYS)
+        else:  # an array or other non-dictionary object
+            text = document.xref_object(xref, compressed=True)
+        references = [int(found) for found in REFERENCE.findall(text.encode())]
+        return document.xref_is_stream(xref), references
+
+    def decoded_size(self, xref: int) -> int:
+        if xref not in self.decoded_sizes:
+            try:
+                stream = pymupdf.mupdf.pdf_open_stream_number(self.pdf, xref)
+                self.decoded_sizes[xref] = pymupdf.mupdf.fz_skip(stream, self.limit_bytes + 1)
+            except MUPDF_ERRORS:
+                self.decoded_sizes[xref] = 0  # unreadable: MuPDF skips it when drawing, too
+        return self.decoded_sizes[xref]
