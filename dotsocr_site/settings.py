@@ -40,6 +40,9 @@ for _directory in (DATA_DIR, UPLOAD_DIR, OUTPUT_DIR, STAGING_DIR, DATA_DIR / "tm
 
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_PAGES = env_int("MAX_PAGES", 5000, minimum=1)
+# A page whose drawing instructions (content streams, forms, fonts) inflate past this
+# fails its job as a likely decompression bomb, before any engine sees it.
+MAX_PAGE_CONTENT_MB = env_int("MAX_PAGE_CONTENT_MB", 128, minimum=1)
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 FILE_UPLOAD_PERMISSIONS = 0o640
 

@@ -381,3 +381,10 @@ def test_counting_ten_thousand_pages_keeps_mupdf_memory_small(tmp_path, ten_thou
     assert measured["pages"] == 10_000
     # The page tree of 10,000 pages is a few MB inside MuPDF; rendering or keeping pages would be far more.
     assert measured["growth_kb"] * 1024 < 16 * len(ten_thousand_pages), measured
+
+
+def test_the_page_content_limit_is_the_setting(owner, settings):
+    settings.MAX_PAGE_CONTENT_MB = 2
+    conversion = convert_in_process(owner, pdf_bomb(inflated_mb=3), "small-bomb.pdf")
+    assert conversion.status == Conversion.Status.FAILED
+    assert "(the limit is 2 MB)" in conversion.error
