@@ -26,6 +26,10 @@ class IllegalTransition(DomainError):
     """The conversion is not in a state that allows the requested change."""
 
 
+class QueueFull(DomainError):
+    """The user already has as many conversions waiting as MAX_QUEUED_PER_USER allows."""
+
+
 class NotFound(DomainError):
     """No such object for this caller (also used for objects the caller may not see)."""
 

@@ -11,6 +11,7 @@ from conversions.exceptions import (
     IllegalTransition,
     InvalidRequest,
     NotFound,
+    QueueFull,
     ResultNotReady,
 )
 
@@ -20,6 +21,8 @@ STATUS_FOR = (
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),
     (ResultNotReady, status.HTTP_409_CONFLICT),
+    # Like a rate limit, it lifts by itself as the user's jobs start: retry later.
+    (QueueFull, status.HTTP_429_TOO_MANY_REQUESTS),
 )
 
 
