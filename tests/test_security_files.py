@@ -7,7 +7,6 @@ from pathlib import Path
 import pymupdf
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from conversions import services
 from conversions.models import Document
