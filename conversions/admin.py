@@ -38,7 +38,9 @@ class ConversionAdmin(admin.ModelAdmin):
         succeeded = 0
         for conversion in queryset:
             try:
-                change(conversion)
+                changed = change(conversion)
+                # The audit trail: a LogEntry, listed on the conversion's History page.
+                self.log_change(request, conversion, f"{done}: now {changed.status}, priority {changed.priority}")
                 succeeded += 1
             except IllegalTransition as refusal:
                 self.message_user(request, refusal.detail, messages.WARNING)

@@ -6,13 +6,17 @@ import re
 from pathlib import Path
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversions import events, selectors, services
+from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
 from conversions.exceptions import InvalidRequest, NotFound
 from conversions.models import Conversion
@@ -38,24 +42,41 @@ def upload_record(document) -> dict:
     }
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)  # the original app's shapes: reference/original-api.md
 class CompatView(APIView):
-    """Original routes take no authentication header as meaningful (anonymous mode)."""
+    """The original routes need a token or session like the native API, unless
+    ALLOW_ANONYMOUS."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
+    def perform_authentication(self, request):
+        """On a single-user install a token we do not know is ignored, not a 401: the
+        original frontend sends its own login token (reference/original-api.md)."""
+        try:
+            super().perform_authentication(request)
+        except AuthenticationFailed:
+            if not settings.ALLOW_ANONYMOUS:
+                raise
+
 
 class ConfigView(CompatView):
+    """Public: the frontend reads it before anyone signs in."""
+
+    permission_classes = [AllowAny]
+
     def get(self, request):
         return Response({**settings.FRONTEND_CONFIG, **settings.OCR_CONFIG})
 
 
 class UploadView(CompatView):
-    class Input(serializers.Serializer):
+    throttle_classes = [SubmissionThrottle]
+
+    class UploadInput(serializers.Serializer):
         file = serializers.FileField(allow_empty_file=True)
 
-    @extend_schema(request=Input)
+    @extend_schema(request=UploadInput)
     def post(self, request):
-        form = self.Input(data=request.data)
+        form = self.UploadInput(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
         checked_filename(upload.name)
@@ -89,24 +110,26 @@ class DocumentDeleteView(CompatView):
 
 
 class ConvertView(CompatView):
-    class Input(serializers.Serializer):
+    throttle_classes = [SubmissionThrottle]
+
+    class ConvertInput(serializers.Serializer):
         filename = serializers.CharField()
         prompt_mode = serializers.ChoiceField(choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
         priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
 
-    @extend_schema(request=Input)
+    @extend_schema(request=ConvertInput)
     def post(self, request):
         name = request.data.get("filename") if isinstance(request.data, dict) else None
         if isinstance(name, str):  # before field validation, so every unsafe name reads the same
             checked_filename(name)
-        form = self.Input(data=request.data)
+        form = self.ConvertInput(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         user = acting_user(request)
         document = selectors.latest_document_named(user, data["filename"])
         conversion = services.create_conversion(
             document=document, owner=user, priority=data["priority"], engine=settings.OCR_ENGINE,
-            prompt_mode=data["prompt_mode"],
+            prompt_mode=data["prompt_mode"], max_queued=settings.MAX_QUEUED_PER_USER,
         )
         counts = selectors.queue_counts()
         return Response({

@@ -1,27 +1,48 @@
 """WebSocket consumers: a database snapshot on connect, then live events from the group.
 
-Close codes: 4404 when the conversion does not exist or is not the caller's (the same
-code for both, so ids do not leak). daphne drops WebSocket close reasons, so the reason
-also goes out as a last JSON message ``{"type": "error", "code": 4404, "detail": ...}``.
+Close codes: 4401 without a signed-in user (unless ALLOW_ANONYMOUS) or with a bad token
+(conversions/ws_auth.py); 4404 when the conversion does not exist or is not the caller's
+(the same code for both, so ids do not leak). daphne drops WebSocket close reasons, so the
+reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "detail": ...}``.
 """
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from conversions import events, selectors, services
+from conversions import events, selectors, services, ws_auth
 from conversions.exceptions import NotFound
 from workers.progress import QUEUE_GROUP, conversion_group
 
+CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class ConversionConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/v1/conversions/<id>``: native events."""
+class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
+    """Accepts, then refuses with 4401 a caller who may not connect; else ``connected``."""
 
     async def connect(self):
+        await self.accept(subprotocol=self.scope.get(ws_auth.ACCEPT_SUBPROTOCOL))
+        reason = ws_auth.refusal(self.scope)
+        if reason is not None:
+            await self.refuse(CLOSE_UNAUTHENTICATED, reason)
+            return
+        self.user = await database_sync_to_async(services.acting_user)(self.scope.get("user"))
+        await self.connected()
+
+    async def connected(self):
+        raise NotImplementedError
+
+    async def refuse(self, code: int, reason: str):
+        await self.send_json({"type": "error", "code": code, "detail": reason})
+        await self.close(code=code, reason=reason)
+
+
+class ConversionConsumer(AuthenticatedConsumer):
+    """``/ws/v1/conversions/<id>``: native events."""
+
+    async def connected(self):
         self.conversion_id = self.scope["url_route"]["kwargs"]["conversion_id"]
         self.last_seq = -1
-        await self.accept()
         if await self.load_snapshot() is None:
             await self.refuse(CLOSE_NOT_FOUND, "Conversion not found")
             return
@@ -32,10 +53,6 @@ class ConversionConsumer(AsyncJsonWebsocketConsumer):
         if snapshot is not None:
             await self.send_event(snapshot)
 
-    async def refuse(self, code: int, reason: str):
-        await self.send_json({"type": "error", "code": code, "detail": reason})
-        await self.close(code=code, reason=reason)
-
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -43,7 +60,7 @@ class ConversionConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def load_snapshot(self) -> dict | None:
         try:
-            conversion = selectors.conversion_for(services.acting_user(self.scope.get("user")), self.conversion_id)
+            conversion = selectors.conversion_for(self.user, self.conversion_id)
         except NotFound:
             return None
         return self.initial_message(conversion)
@@ -77,16 +94,27 @@ class OriginalConversionConsumer(ConversionConsumer):
         return events.original_event(event)
 
 
-class QueueConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/v1/queue``: queue counts on connect, then every job state change."""
+class QueueConsumer(AuthenticatedConsumer):
+    """``/ws/v1/queue``: queue counts on connect, then the state changes of the caller's
+    jobs (staff: every job's), each with the whole queue's counts."""
 
-    async def connect(self):
-        await self.accept()
+    async def connected(self):
+        self.visible = {}  # conversion id -> may this caller see it (ownership never changes)
+        self.joined = True
         await self.channel_layer.group_add(QUEUE_GROUP, self.channel_name)
         await self.send_json({"type": "queue", "queue": await database_sync_to_async(selectors.queue_counts)()})
 
     async def disconnect(self, code):
-        await self.channel_layer.group_discard(QUEUE_GROUP, self.channel_name)
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(QUEUE_GROUP, self.channel_name)
 
     async def queue_event(self, message):
-        await self.send_json(message["event"])
+        event = message["event"]
+        if await self.may_see(event["conversion_id"]):
+            await self.send_json(event)
+
+    async def may_see(self, conversion_id: str) -> bool:
+        if conversion_id not in self.visible:
+            mine = selectors.conversions_for(self.user).filter(pk=conversion_id)
+            self.visible[conversion_id] = await database_sync_to_async(mine.exists)()
+        return self.visible[conversion_id]

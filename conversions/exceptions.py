@@ -30,6 +30,10 @@ class IdempotencyConflict(DomainError):
     """An Idempotency-Key already named a different request."""
 
 
+class QueueFull(DomainError):
+    """The user already has as many conversions waiting as MAX_QUEUED_PER_USER allows."""
+
+
 class NotFound(DomainError):
     """No such object for this caller (also used for objects the caller may not see)."""
 

@@ -1,6 +1,10 @@
 """HTML pages (Django templates, no build step). Data comes from selectors; actions go
 through the API from a little vanilla JavaScript."""
 
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,10 +22,27 @@ def wants_html(request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
+def signed_in(page):
+    """Send a visitor to the login page, unless anonymous visitors are allowed."""
+
+    @wraps(page)
+    def guarded(request, *args, **kwargs):
+        if settings.ALLOW_ANONYMOUS or request.user.is_authenticated:
+            return page(request, *args, **kwargs)
+        return redirect_to_login(request.get_full_path())
+
+    return guarded
+
+
 def index(request):
     """Browsers get the dashboard; API clients get the original app's JSON greeting."""
     if not wants_html(request):
         return root_json(request)
+    return dashboard(request)
+
+
+@signed_in
+def dashboard(request):
     user = acting_user(request)
     conversions = Paginator(selectors.conversions_for(user), 50).get_page(request.GET.get("page"))
     documents = selectors.documents_for(user)[:50]
@@ -31,6 +52,7 @@ def index(request):
     })
 
 
+@signed_in
 def conversion_page(request, conversion_id):
     try:
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
@@ -44,6 +66,7 @@ def conversion_page(request, conversion_id):
     })
 
 
+@signed_in
 def conversion_results(request, conversion_id):
     """The results fragment the conversion page loads when the job completes."""
     try:

@@ -16,16 +16,17 @@ import logging
 import os
 import shutil
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_q.tasks import async_task
+from rest_framework.authtoken.models import Token
 
 from conversions.exceptions import (
     DocumentTooLarge,
@@ -35,6 +36,7 @@ from conversions.exceptions import (
     InvalidRequest,
     LostClaim,
     NotFound,
+    QueueFull,
 )
 from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
@@ -84,7 +86,7 @@ def current_worker_id() -> str:
 
 
 def default_owner():
-    """The built-in user anonymous requests act as (until accounts land)."""
+    """The built-in user anonymous requests act as (ALLOW_ANONYMOUS) and the CLI queues as."""
     user, created = get_user_model().objects.get_or_create(username=ANONYMOUS_USERNAME)
     if created:
         user.set_unusable_password()
@@ -93,8 +95,8 @@ def default_owner():
 
 
 def acting_user(user):
-    """The signed-in user, or the built-in anonymous user requests act as (accounts come
-    later)."""
+    """The signed-in user, or the built-in user an anonymous request acts as. Whether
+    anonymous requests are let in at all (ALLOW_ANONYMOUS) is decided before, by the view."""
     return user if user is not None and user.is_authenticated else default_owner()
 
 
@@ -136,12 +138,14 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
 
 def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
-                      ) -> tuple[Conversion, bool]:
+                      max_queued: int = 0) -> tuple[Conversion, bool]:
     """Create a conversion of a new upload or of an uploaded document: (conversion, created).
 
     With an Idempotency-Key, a repeated request gets the conversion the first one made
     (created False), however many times it is retried or raced; the same key with a
-    different request raises IdempotencyConflict.
+    different request raises IdempotencyConflict. QueueFull when the owner has
+    ``max_queued`` jobs waiting (checked before the upload is stored, and again when the
+    job is queued).
     """
     from conversions.selectors import document_for
 
@@ -153,12 +157,14 @@ def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0
         if earlier is not None:
             return replayed(earlier, fingerprint), False
     new_document = upload is not None
+    if new_document:
+        ensure_queue_room(owner=owner, max_queued=max_queued)
     document = create_document(owner=owner, upload=upload, max_pages=settings.MAX_PAGES) if new_document \
         else document_for(owner, document_id)
     try:
         conversion = create_conversion(document=document, owner=owner, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
-                                       request_fingerprint=fingerprint)
+                                       request_fingerprint=fingerprint, max_queued=max_queued)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -196,15 +202,35 @@ def replayed(conversion: Conversion, fingerprint: str) -> Conversion:
     return Conversion.objects.select_related("document").get(pk=conversion.pk)
 
 
+def ensure_queue_room(*, owner, max_queued: int) -> None:
+    """Raises QueueFull when ``owner`` already has ``max_queued`` conversions waiting
+    (0: no cap). Call inside the transaction that queues, after ``_lock_owner``."""
+    if not max_queued:
+        return
+    waiting = Conversion.objects.filter(owner=owner, status=Status.QUEUED).count()
+    if waiting >= max_queued:
+        raise QueueFull(f"You have {waiting} conversions waiting to run; the limit is {max_queued} per user. "
+                        "Submit more once some have started, or cancel some.")
+
+
+def _lock_owner(owner) -> None:
+    """Serialise one user's queueing, so two requests cannot both take the last place."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
-                      request_fingerprint: str = "") -> Conversion:
+                      request_fingerprint: str = "", max_queued: int = 0) -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
-    commit or neither does: no job nobody will run, no message without a job.
+    commit or neither does: no job nobody will run, no message without a job. Raises
+    QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap).
     """
+    if max_queued:
+        _lock_owner(owner)
+        ensure_queue_room(owner=owner, max_queued=max_queued)
     if engine not in ENGINES:
         raise InvalidRequest(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
     if prompt_mode not in PROMPT_MODES:
@@ -250,27 +276,56 @@ def claim_conversion(*, conversion_id, worker_id: str) -> Conversion | None:
 
 
 def claim_next(*, worker_id: str) -> Conversion | None:
-    """Take the queued conversion that should run next: highest priority, then oldest.
+    """Take the queued conversion that should run next: highest priority first; at equal
+    priority the owner with the fewest running jobs, then the one served least recently
+    (fair share: a user with many queued jobs cannot starve one who arrives later); then
+    that owner's oldest job.
 
     django-q2 has no priorities, so a task message is only a wake-up: whichever job it
     named, the worker claims the best queued one. Every queued job has sent a message,
     so there are never fewer messages than queued jobs; a spare one claims nothing.
     SKIP LOCKED lets concurrent workers pick different jobs without waiting.
     """
+    waiting = Conversion.objects.filter(status=Status.QUEUED).select_for_update(skip_locked=True)
     while True:
-        candidate = (
-            Conversion.objects.filter(status=Status.QUEUED)
-            .order_by("-priority", "created_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
         with transaction.atomic():
-            conversion_id = candidate.first()
-            if conversion_id is None:
+            best = waiting.order_by("-priority", "created_at").values_list("pk", "priority").first()
+            if best is None:
                 return None
+            conversion_id, priority = best
+            conversion_id = _fairest_waiting(waiting, priority=priority) or conversion_id
             claimed = claim_conversion(conversion_id=conversion_id, worker_id=worker_id)
         if claimed is not None:
             return claimed
+
+
+def _fairest_waiting(waiting, *, priority: int):
+    """Of ``waiting`` (queued, lockable) jobs at ``priority``: the oldest of the owner who
+    deserves the next turn; None when another worker holds all of them."""
+    for owner_id in _owners_by_fair_share(priority=priority):
+        oldest = waiting.filter(priority=priority, owner_id=owner_id).order_by("created_at")
+        conversion_id = oldest.values_list("pk", flat=True).first()
+        if conversion_id is not None:
+            return conversion_id
+    return None
+
+
+def _owners_by_fair_share(*, priority: int) -> list:
+    """Owners with jobs queued at ``priority``: fewest running jobs first, then the one
+    whose last job started longest ago (never: first), then the one waiting longest."""
+    queued_here = Q(status=Status.QUEUED, priority=priority)
+    owners = (
+        Conversion.objects.filter(owner__in=Conversion.objects.filter(queued_here).values("owner"))
+        .values("owner")
+        .annotate(running=Count("pk", filter=Q(status=Status.RUNNING)), last_started=Max("started_at"),
+                  waiting_since=Min("created_at", filter=queued_here))
+    )
+    never = datetime.min.replace(tzinfo=UTC)
+
+    def turn(row):
+        return row["running"], row["last_started"] or never, row["waiting_since"] or never
+
+    return [row["owner"] for row in sorted(owners, key=turn)]
 
 
 # --- conversions: progress of a running job ---------------------------------------------
@@ -547,10 +602,14 @@ def wake_stranded_jobs() -> int:
     return max(0, missing)
 
 
-def retry_conversion(*, conversion: Conversion) -> Conversion:
+def retry_conversion(*, conversion: Conversion, max_queued: int = 0) -> Conversion:
     """failed | cancelled -> queued, keeping the pages already checkpointed (the retry
-    resumes after them). Raises IllegalTransition for a job in another state."""
+    resumes after them). Raises IllegalTransition for a job in another state, QueueFull
+    when its owner has ``max_queued`` jobs waiting already (0: no cap)."""
     with transaction.atomic():
+        if max_queued and conversion.status in (Status.FAILED, Status.CANCELLED):
+            _lock_owner(conversion.owner)
+            ensure_queue_room(owner=conversion.owner, max_queued=max_queued)
         if not _transition(
             conversion.pk,
             sources={Status.FAILED, Status.CANCELLED},
@@ -579,3 +638,21 @@ def set_priority(*, conversion: Conversion, priority: int) -> Conversion:
         raise IllegalTransition(f"Conversion {conversion.pk} is {current.status}; its priority can no longer change.")
     progress.publish_after_commit(conversion.pk)
     return Conversion.objects.select_related("document").get(pk=conversion.pk)
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+def issue_api_token(*, user, reset: bool = False) -> str:
+    """The user's API token, created when missing; ``reset`` replaces an existing one."""
+    with transaction.atomic():
+        if reset:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+def revoke_api_token(*, user) -> bool:
+    """Delete the user's API token; False when there was none."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    return bool(deleted)

@@ -6,12 +6,15 @@ instead of surfacing later as a confusing error deep in a worker.
 """
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# DRF's rate format: requests per second, minute, hour or day ("60/min").
+_RATE = re.compile(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
 def _raw(name: str) -> str | None:
@@ -83,3 +86,13 @@ def env_path(name: str, default: Path) -> Path:
 
 def env_port(name: str, default: int) -> int:
     return env_int(name, default, minimum=1, maximum=65535)
+
+
+def env_rate(name: str, default: str | None) -> str | None:
+    """A request rate such as ``60/min`` (DRF's format), or None for ``off``/``none``."""
+    value = env_str(name, default or "off")
+    if value.lower() in ("off", "none"):
+        return None
+    if not _RATE.fullmatch(value):
+        raise _invalid(name, value, "a rate like 60/min (per s, min, hour or day) or off")
+    return value

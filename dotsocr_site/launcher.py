@@ -4,6 +4,8 @@ the database, then run the service (daphne + qcluster) or the test suite.
 Database: ``DATABASE_URL`` when set; else PostgreSQL on 127.0.0.1:5432 when one answers;
 else an embedded PostgreSQL (the ``pgserver`` wheel) kept in ``DATA_DIR/postgres`` and
 stopped on exit. ``EMBEDDED_DB=always`` forces the embedded server, ``never`` forbids it.
+
+`run` starts a development / single-user install (see ``single_user_defaults``).
 """
 
 import argparse
@@ -22,6 +24,7 @@ import dj_database_url
 import psycopg
 from psycopg import sql
 
+from dotsocr_site import secret_key
 from dotsocr_site.env import env_choice, env_int, env_path, env_port, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -203,6 +206,19 @@ def serve(env: dict) -> int:
         log("stopped")
 
 
+def single_user_defaults(env: dict) -> dict:
+    """The environment of a development / single-user install, for what ``env`` leaves
+    unset: anonymous requests act as the built-in user, any Host name is answered (it
+    listens on 0.0.0.0), and the SECRET_KEY is kept in DATA_DIR/secret_key, shared by
+    the web and worker processes. Production sets these itself (README, Security)."""
+    defaults = {"ALLOW_ANONYMOUS": "true", "ALLOWED_HOSTS": "*"}
+    result = {**env, **{name: value for name, value in defaults.items() if not env.get(name, "").strip()}}
+    if not (env.get("SECRET_KEY", "").strip() or env.get("SECRET_KEY_FILE", "").strip()):
+        data_dir = Path(env.get("DATA_DIR") or BASE_DIR / "data").expanduser().resolve()
+        result["SECRET_KEY_FILE"] = str(secret_key.generate_once(data_dir / "secret_key"))
+    return result
+
+
 def run_tests(env: dict, pytest_args: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=BASE_DIR)
 
@@ -217,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "DATABASE_URL": url}
         if args.command == "test":
             return run_tests(env, args.pytest_args)
-        return serve(env)
+        return serve(single_user_defaults(env))
 
 
 if __name__ == "__main__":

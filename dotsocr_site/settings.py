@@ -6,7 +6,6 @@ Everything configurable comes from the environment through the typed readers in
 
 import hashlib
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from workers.ocr.dotsocr import DotsOcrConfig
 
+from dotsocr_site import secret_key
 from dotsocr_site.env import (
     env_bool,
     env_choice,
@@ -22,6 +22,7 @@ from dotsocr_site.env import (
     env_list,
     env_path,
     env_port,
+    env_rate,
     env_str,
 )
 
@@ -48,26 +49,59 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR.
+    """SECRET_KEY from the environment, or from the file SECRET_KEY_FILE names.
 
-    The web and worker processes must share the key (django-q2 signs task messages with
-    it), so a per-process random key would not do.
+    Without either, a production process (DEBUG off) refuses to start: a key made up on
+    the spot would differ between the web and worker processes (django-q2 signs task
+    messages with it) and between replicas. The run command (dotsocr_site/launcher.py)
+    keeps one in DATA_DIR/secret_key and names it in SECRET_KEY_FILE; with DEBUG on,
+    settings do the same themselves.
     """
     key = env_str("SECRET_KEY", "")
     if key:
         return key
-    key_file = DATA_DIR / "secret_key"
-    try:
-        with open(key_file, "x", encoding="ascii") as handle:  # "x": first process wins
-            handle.write(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    except FileExistsError:
-        pass
-    return key_file.read_text(encoding="ascii").strip()
+    key_file = env_str("SECRET_KEY_FILE", "")
+    if key_file:
+        return secret_key.read(Path(key_file).expanduser())
+    if DEBUG:
+        return secret_key.read(secret_key.generate_once(DATA_DIR / "secret_key"))
+    raise ImproperlyConfigured(
+        "SECRET_KEY is required when DEBUG is off: set SECRET_KEY, or SECRET_KEY_FILE to a file that holds it "
+        "(`make run` keeps one in DATA_DIR/secret_key)."
+    )
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ("*",))
+
+# --- security --------------------------------------------------------------------------
+# Off: the API, the original app's routes, the pages and the WebSockets need a signed-in
+# user (session or token). On (single-user installs; the run command's default): anonymous
+# requests act as one built-in user.
+ALLOW_ANONYMOUS = env_bool("ALLOW_ANONYMOUS", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ("localhost", "127.0.0.1", "[::1]"))
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# HTTPS=true: served through a TLS-terminating proxy that sets X-Forwarded-Proto.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]  # load balancers probe it over plain HTTP
+    SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+# Client addresses (login throttling) come from X-Forwarded-For past this many proxies.
+NUM_PROXIES = env_int("NUM_PROXIES", 1 if HTTPS else 0, minimum=0)
+# Per user: new documents and conversions per period ("off" for none), and conversions
+# waiting in the queue at once (0 for no cap), so one user cannot starve the rest.
+SUBMIT_RATE = env_rate("SUBMIT_RATE", "60/min")
+MAX_QUEUED_PER_USER = env_int("MAX_QUEUED_PER_USER", 100, minimum=0)
+# Per client address: attempts at POST /api/v1/auth/token.
+LOGIN_RATE = env_rate("LOGIN_RATE", "10/min")
 
 # --- service ---------------------------------------------------------------------------
 API_HOST = env_str("API_HOST", "0.0.0.0")
@@ -139,6 +173,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "channels",
@@ -244,8 +279,14 @@ CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "currentlanguag
 
 # --- API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Token first: its WWW-Authenticate header makes a missing login a 401, not a 403.
+    # Session logins are CSRF-checked on writes by SessionAuthentication.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["conversions.api.permissions.SignedInOrAnonymousAllowed"],
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

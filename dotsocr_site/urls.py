@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from conversions import compat, metrics, pages, views
@@ -11,6 +12,8 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include("conversions.api.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The original app's routes (conversions/compat.py).
     path("config", compat.ConfigView.as_view()),
     path("upload", compat.UploadView.as_view()),

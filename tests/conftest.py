@@ -41,6 +41,13 @@ def isolated_data_dir(settings, tmp_path):
     return data
 
 
+@pytest.fixture(autouse=True)
+def single_user_install(settings):
+    """The suite describes the single-user install `make run` starts: anonymous requests
+    act as the built-in user. Security tests turn this off (tests/test_security*.py)."""
+    settings.ALLOW_ANONYMOUS = True
+
+
 def upload_of(path: Path, name: str | None = None) -> SimpleUploadedFile:
     return SimpleUploadedFile(name or path.name, path.read_bytes(), content_type="application/pdf")
 

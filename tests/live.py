@@ -1,6 +1,7 @@
 """Real processes for acceptance tests: daphne, qcluster and the `make run` launcher."""
 
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -110,7 +111,21 @@ def submit(client: httpx.Client, path: Path, name: str | None = None, content: b
     return client.post("/api/v1/conversions", files={"file": (name or path.name, data, "application/pdf")})
 
 
+# Web and worker children must share a key; benchmarks run outside pytest get one too.
+RUN_SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
+# Children run the service's own settings as the single-user install `make run` starts
+# (anonymous requests act as the built-in user), without submission limits: the live
+# processes of a test session share one throttle history. Security tests override these.
+SINGLE_USER_INSTALL = {
+    "DJANGO_SETTINGS_MODULE": "dotsocr_site.settings",
+    "ALLOW_ANONYMOUS": "true",
+    "SUBMIT_RATE": "off",
+    "MAX_QUEUED_PER_USER": "0",
+}
+
+
 def python_env(**overrides) -> dict:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", **overrides, "PATH": os.environ["PATH"]}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "SECRET_KEY": RUN_SECRET_KEY, **SINGLE_USER_INSTALL, **overrides,
+            "PATH": os.environ["PATH"]}
 
 

@@ -209,6 +209,7 @@ JSON_ROUTES = {
     ("post", "/convert"): "/convert",
     ("post", "/upload"): "/upload",
     ("put", "/markdown/{stem}"): "/markdown/{stem}",
+    ("post", "/api/v1/auth/token"): "/api/v1/auth/token",
 }
 UNPARSEABLE_BODIES = {
     "malformed": (b"{not json", 400, "JSON parse error - Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),

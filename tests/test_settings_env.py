@@ -60,9 +60,9 @@ def test_service_refuses_to_start_with_a_malformed_setting(tmp_path, name, value
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr
 
 
-def test_secret_key_is_shared_by_processes_through_data_dir(tmp_path):
+def test_in_debug_mode_the_secret_key_is_shared_by_processes_through_data_dir(tmp_path):
     code = "import dotsocr_site.settings as s; print(s.SECRET_KEY)"
-    environment = {**os.environ, "DATA_DIR": str(tmp_path), "SECRET_KEY": ""}
+    environment = {**os.environ, "DATA_DIR": str(tmp_path), "SECRET_KEY": "", "SECRET_KEY_FILE": "", "DEBUG": "true"}
     keys = {subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True,
                            text=True, check=True).stdout for _ in range(2)}
     assert len(keys) == 1 and len(keys.pop().strip()) >= 50

@@ -14,6 +14,7 @@ from conversions.exceptions import (
     IllegalTransition,
     InvalidRequest,
     NotFound,
+    QueueFull,
     ResultNotReady,
 )
 
@@ -24,6 +25,8 @@ STATUS_FOR = (
     (IllegalTransition, status.HTTP_409_CONFLICT),
     (IdempotencyConflict, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (ResultNotReady, status.HTTP_409_CONFLICT),
+    # Like a rate limit, it lifts by itself as the user's jobs start: retry later.
+    (QueueFull, status.HTTP_429_TOO_MANY_REQUESTS),
 )
 
 

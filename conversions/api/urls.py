@@ -18,5 +18,6 @@ urlpatterns = [
          name="conversion-page-image"),
     path("conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"),
     path("conversions/<str:conversion_id>/download.zip", views.ConversionZipView.as_view(), name="conversion-zip"),
+    path("auth/token", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -6,10 +6,12 @@ import zipfile
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,8 +25,9 @@ from conversions.api.serializers import (
     DocumentUploadSerializer,
     PageResultSerializer,
 )
+from conversions.api.throttles import LoginThrottle, SubmissionThrottle
 from conversions.exceptions import InvalidRequest, ResultNotReady
-from conversions.models import Conversion
+from conversions.models import Conversion, Document
 from workers.outputs import safe_stem
 
 
@@ -51,8 +54,11 @@ def idempotency_key_of(request) -> str | None:
 class DocumentListView(ListAPIView):
     serializer_class = DocumentSerializer
     parser_classes = [MultiPartParser]
+    throttle_classes = [SubmissionThrottle]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator: no user, no query
+            return Document.objects.none()
         return selectors.documents_for(acting_user(self.request))
 
     @extend_schema(request=DocumentUploadSerializer, responses={201: DocumentSerializer})
@@ -75,8 +81,11 @@ class DocumentDetailView(APIView):
 class ConversionListView(ListAPIView):
     serializer_class = ConversionSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    throttle_classes = [SubmissionThrottle]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator: no user, no query
+            return Conversion.objects.none()
         query = ConversionListFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.conversions_for(acting_user(self.request), status=query.validated_data.get("status"))
@@ -98,7 +107,7 @@ class ConversionListView(ListAPIView):
         conversion, created = services.submit_conversion(
             owner=acting_user(request), upload=data.get("file"), document_id=data.get("document"),
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
-            idempotency_key=idempotency_key_of(request),
+            idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
         )
         body = ConversionSerializer(conversion).data
         headers = {"Location": body["links"]["detail"]}
@@ -127,7 +136,8 @@ class ConversionRetryView(APIView):
     @extend_schema(request=None, responses=ConversionSerializer)
     def post(self, request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        return Response(ConversionSerializer(services.retry_conversion(conversion=conversion)).data)
+        conversion = services.retry_conversion(conversion=conversion, max_queued=settings.MAX_QUEUED_PER_USER)
+        return Response(ConversionSerializer(conversion).data)
 
 
 class ConversionCancelView(APIView):
@@ -206,3 +216,25 @@ def file_response(path, *, inline: bool = False) -> FileResponse:
     response = FileResponse(open(path, "rb"), as_attachment=not inline, filename=path.name, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+class AuthTokenView(APIView):
+    """``POST`` username and password for the user's API token (the same one until it is
+    revoked); ``DELETE`` revokes the caller's own token."""
+
+    throttle_classes = [LoginThrottle]
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(request=AuthTokenSerializer,
+                   responses=inline_serializer("ApiToken", {"token": serializers.CharField()}))
+    def post(self, request):
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials.is_valid(raise_exception=True)
+        return Response({"token": services.issue_api_token(user=credentials.validated_data["user"])})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        services.revoke_api_token(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
