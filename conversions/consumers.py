@@ -8,7 +8,7 @@ also goes out as a last JSON message ``{"type": "error", "code": 4404, "detail":
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from conversions import events, selectors, services
+from conversions import events, metrics, selectors, services
 from conversions.exceptions import NotFound
 from workers.progress import QUEUE_GROUP, conversion_group
 
@@ -22,6 +22,7 @@ class ConversionConsumer(AsyncJsonWebsocketConsumer):
         self.conversion_id = self.scope["url_route"]["kwargs"]["conversion_id"]
         self.last_seq = -1
         await self.accept()
+        metrics.websocket_opened(self)
         if await self.load_snapshot() is None:
             await self.refuse(CLOSE_NOT_FOUND, "Conversion not found")
             return
@@ -37,6 +38,7 @@ class ConversionConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def disconnect(self, code):
+        metrics.websocket_closed(self)
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -82,10 +84,12 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
+        metrics.websocket_opened(self)
         await self.channel_layer.group_add(QUEUE_GROUP, self.channel_name)
         await self.send_json({"type": "queue", "queue": await database_sync_to_async(selectors.queue_counts)()})
 
     async def disconnect(self, code):
+        metrics.websocket_closed(self)
         await self.channel_layer.group_discard(QUEUE_GROUP, self.channel_name)
 
     async def queue_event(self, message):
