@@ -187,11 +187,17 @@ def queued_in_run_order() -> QuerySet[Conversion]:
 
 
 def queued_page(number, *, page_size: int, queued_count: int) -> Page:
-    """One page of the queue. The count comes from counts_by_status, saving the
-    paginator its own COUNT(*) (a page number past the end gives the last page)."""
-    paginator = Paginator(queued_in_run_order().select_related("document", "owner"), page_size)
+    """One page of the queue, in two narrow queries: the page's ids (a deep page sorts
+    ids, not joined rows), then those rows with their document and owner. The count comes
+    from counts_by_status, saving the paginator a COUNT(*); a page number past the end
+    gives the last page."""
+    paginator = Paginator(queued_in_run_order().values_list("pk", flat=True), page_size)
     paginator.count = queued_count  # a cached_property: set, it is never queried
-    return paginator.get_page(number)
+    page = paginator.get_page(number)
+    ids = list(page.object_list)
+    rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
+    page.object_list = [rows[pk] for pk in ids if pk in rows]  # one claimed meanwhile is gone
+    return page
 
 
 def active_conversions(*, limit: int = ACTIVE_LIMIT) -> list[Conversion]:
