@@ -95,7 +95,8 @@ class DatabaseCollector:
 
     def engine_latency(self):
         family = HistogramMetricFamily("dotsocr_engine_page_latency_seconds",
-                                       "Time the engine took to answer for one page, its retries included, by engine path",
+                                       "Time the engine took to answer for one page, its retries included, "
+                                       "by engine path",
                                        labels=["engine"])
         bounds = [bound * 1000 for bound in DURATION_BUCKETS]
         rows = PageResult.objects.order_by().values("engine").annotate(

@@ -7,8 +7,6 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
-from django.db.models import F
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from conversions.exceptions import NotFound
@@ -140,8 +138,8 @@ def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
 
 
 # --- the admin's Queue page -------------------------------------------------------------
-# Each read below is one indexed query, so the page costs the same with 100,000 jobs as
-# with ten (tests/test_admin_queue.py counts them and EXPLAINs them).
+# Every read below is indexed and runs a fixed number of queries, so the page costs the
+# same with 100,000 jobs as with ten (tests/test_admin_queue.py counts and EXPLAINs them).
 
 QUEUE_PAGE_SIZE = 50
 # Running jobs are bounded by the workers; the cap only guards the page against a
@@ -196,20 +194,23 @@ def queued_page(number, *, page_size: int, queued_count: int) -> Page:
     page = paginator.get_page(number)
     ids = list(page.object_list)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
-    page.object_list = [rows[pk] for pk in ids if pk in rows]  # one claimed meanwhile is gone
+    page.object_list = [rows[pk] for pk in ids if pk in rows]  # one deleted meanwhile is left out
     return page
 
 
 def active_conversions(*, limit: int = ACTIVE_LIMIT) -> list[Conversion]:
-    """Running conversions, oldest start first, with their heartbeat age measured by the
-    database clock (the one that wrote heartbeat_at)."""
-    running = (
+    """Running conversions, oldest start first, each with ``heartbeat_age`` and
+    ``running_for`` (timedelta or None), measured as the reaper measures leases."""
+    running = list(
         Conversion.objects.filter(status=Conversion.Status.RUNNING)
         .select_related("document")
-        .annotate(heartbeat_age=Now() - F("heartbeat_at"), running_for=Now() - F("started_at"))
-        .order_by("started_at", "pk")
+        .order_by("started_at", "pk")[:limit]
     )
-    return list(running[:limit])
+    now = timezone.now()
+    for conversion in running:
+        conversion.heartbeat_age = now - conversion.heartbeat_at if conversion.heartbeat_at else None
+        conversion.running_for = now - conversion.started_at if conversion.started_at else None
+    return running
 
 
 def pages_per_minute(windows_minutes=THROUGHPUT_WINDOWS_MINUTES) -> dict[int, float]:

@@ -92,7 +92,8 @@ def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion
     links = set(re.findall(rf'href="(/api/v1/conversions/{conversion.pk}/[^"]+)"', html))
     files = {f"/api/v1/conversions/{conversion.pk}/files/{path.name}" for path in Path(conversion.output_dir).iterdir()}
     assert files <= links  # every output file is linked
-    assert {f"/api/v1/conversions/{conversion.pk}/markdown", f"/api/v1/conversions/{conversion.pk}/download.zip"} <= links
+    api = f"/api/v1/conversions/{conversion.pk}"
+    assert {f"{api}/markdown", f"{api}/download.zip"} <= links
     for link in links:
         assert staff.get(link).status_code == 200, link
 

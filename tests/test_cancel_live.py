@@ -59,8 +59,8 @@ def test_cancel_stops_a_running_job_before_its_next_page(slow_cluster, slow_engi
     assert response.status_code == 201, response.text
     conversion_id = response.json()["id"]
     events, connected = [], threading.Event()
-    listener = threading.Thread(target=listen, args=(f"{live_web.replace('http', 'ws')}/ws/v1/conversions/{conversion_id}",
-                                                     events, connected))
+    socket_url = f"{live_web.replace('http', 'ws')}/ws/v1/conversions/{conversion_id}"
+    listener = threading.Thread(target=listen, args=(socket_url, events, connected))
     listener.start()
     assert connected.wait(10)
     wait_for_pages(conversion_id, 2)
