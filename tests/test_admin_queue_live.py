@@ -73,6 +73,8 @@ def test_running_jobs_pages_advance_on_the_page_between_state_changes(browser_pa
     # Pages finish without a state change; the page re-reads them while jobs run.
     expect(task).to_contain_text(re.compile(rf"\b([3-9]|1[0-9])/{PAGES}\b"), timeout=30_000)
     expect(task).to_contain_text(re.compile(r"\b\d+ s\b"))  # heartbeat age
+    # The cluster's one worker process is shown running it.
+    expect(page.locator("#queue-clusters [data-worker] a")).to_have_text("slow.pdf")
 
     assert live_client.post(f"/api/v1/conversions/{job}/cancel").status_code == 200
     expect(task).to_have_count(0, timeout=30_000)
