@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -167,8 +168,11 @@ def test_each_cluster_is_listed_with_its_worker_processes(live_cluster, transact
         assert time.monotonic() < deadline, "the cluster never published its stats"
         time.sleep(0.2)
 
-    html = staff.get(QUEUE).content.decode()
+    with CaptureQueriesContext(connection) as captured:
+        html = staff.get(QUEUE).content.decode()
 
+    cache_reads = [query["sql"] for query in captured.captured_queries if "dotsocr_cache" in query["sql"]]
+    assert len(cache_reads) == 2 and all(sql.startswith("SELECT") for sql in cache_reads)  # the key list, the stats
     row = re.search(r'<tr data-cluster="[^"]+">(.*?)</tr>', html, re.S).group(1)
     assert socket.gethostname() in row
     pids = [int(pid) for pid in re.findall(r'data-worker="(\d+)"', row)]
@@ -225,6 +229,7 @@ def plans_by_table(queries) -> dict[str, str]:
 @pytest.mark.django_db(transaction=True)  # VACUUM cannot run inside the test's transaction
 def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_document):
     mix = fill_table(make_document(ONE_PAGE), owner)
+    cache.clear()  # no cluster stats left by earlier tests: the count below is exact
     staff = staff_client()
 
     counted = {}

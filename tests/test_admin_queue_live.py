@@ -40,24 +40,24 @@ def signed_in_to_queue(page, live_web):
     page.fill("#id_password", "correct horse battery")
     page.click("input[type=submit]")
     page.wait_for_url(f"**{QUEUE}")
-    expect(page.locator("#queue-socket-state")).to_have_text("live", timeout=10_000)
+    expect(page.locator("#queue-socket-state")).to_have_text("live", timeout=30_000)
     return page
 
 
 def test_queue_page_follows_jobs_without_reloading(browser_page, live_web, live_client):
     page = signed_in_to_queue(browser_page, live_web)
-    expect(page.locator('[data-status="queued"]')).to_have_text("0")
+    expect(page.locator('[data-status="queued"]')).to_have_text("0", timeout=30_000)
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
     # No cluster runs: the job waits, and nothing runs, so the page does not poll either.
     job = submit(live_client, ONE_PAGE).json()["id"]
-    expect(page.locator(f'[data-queued="{job}"]')).to_be_visible(timeout=10_000)
-    expect(page.locator('[data-status="queued"]')).to_have_text("1")
+    expect(page.locator(f'[data-queued="{job}"]')).to_be_visible(timeout=30_000)
+    expect(page.locator('[data-status="queued"]')).to_have_text("1", timeout=30_000)
 
     assert live_client.post(f"/api/v1/conversions/{job}/cancel").status_code == 200
-    expect(page.locator(f'[data-queued="{job}"]')).to_have_count(0, timeout=10_000)
-    expect(page.locator('[data-status="cancelled"]')).to_have_text("1")
+    expect(page.locator(f'[data-queued="{job}"]')).to_have_count(0, timeout=30_000)
+    expect(page.locator('[data-status="cancelled"]')).to_have_text("1", timeout=30_000)
     assert navigations == []
 
 
@@ -72,9 +72,9 @@ def test_running_jobs_pages_advance_on_the_page_between_state_changes(browser_pa
     expect(task).to_be_visible(timeout=30_000)  # queued -> running: an event on /ws/v1/queue
     # Pages finish without a state change; the page re-reads them while jobs run.
     expect(task).to_contain_text(re.compile(rf"\b([3-9]|1[0-9])/{PAGES}\b"), timeout=30_000)
-    expect(task).to_contain_text(re.compile(r"\b\d+ s\b"))  # heartbeat age
+    expect(task).to_contain_text(re.compile(r"\b\d+ s\b"), timeout=30_000)  # heartbeat age
     # The cluster's one worker process is shown running it.
-    expect(page.locator("#queue-clusters [data-worker] a")).to_have_text("slow.pdf")
+    expect(page.locator("#queue-clusters [data-worker] a")).to_have_text("slow.pdf", timeout=30_000)
 
     assert live_client.post(f"/api/v1/conversions/{job}/cancel").status_code == 200
     expect(task).to_have_count(0, timeout=30_000)
