@@ -9,7 +9,7 @@ reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "d
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from conversions import events, selectors, services, ws_auth
+from conversions import events, metrics, selectors, services, ws_auth
 from conversions.exceptions import NotFound
 from workers.progress import QUEUE_GROUP, conversion_group
 
@@ -20,8 +20,11 @@ CLOSE_NOT_FOUND = 4404
 class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
     """Accepts, then refuses with 4401 a caller who may not connect; else ``connected``."""
 
+    group: str | None = None
+
     async def connect(self):
         await self.accept(subprotocol=self.scope.get(ws_auth.ACCEPT_SUBPROTOCOL))
+        metrics.websocket_opened(self)
         reason = ws_auth.refusal(self.scope)
         if reason is not None:
             await self.refuse(CLOSE_UNAUTHENTICATED, reason)
@@ -36,6 +39,16 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "detail": reason})
         await self.close(code=code, reason=reason)
 
+    async def subscribe(self, group: str) -> None:
+        """Receive the group's messages from now on."""
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+
+    async def disconnect(self, code):
+        metrics.websocket_closed(self)
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
 
 class ConversionConsumer(AuthenticatedConsumer):
     """``/ws/v1/conversions/<id>``: native events."""
@@ -46,16 +59,11 @@ class ConversionConsumer(AuthenticatedConsumer):
         if await self.load_snapshot() is None:
             await self.refuse(CLOSE_NOT_FOUND, "Conversion not found")
             return
-        # Join, then read the snapshot again: no event can fall between the two.
-        self.group = conversion_group(self.conversion_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Subscribe, then read the snapshot again: no event can fall between the two.
+        await self.subscribe(conversion_group(self.conversion_id))
         snapshot = await self.load_snapshot()
         if snapshot is not None:
             await self.send_event(snapshot)
-
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     @database_sync_to_async
     def load_snapshot(self) -> dict | None:
@@ -68,7 +76,7 @@ class ConversionConsumer(AuthenticatedConsumer):
     def initial_message(self, conversion) -> dict:
         return events.conversion_event(conversion)
 
-    async def conversion_event(self, message):
+    async def conversion_event(self, message: dict):
         await self.send_event(message["event"])
 
     async def send_event(self, event: dict):
@@ -100,15 +108,10 @@ class QueueConsumer(AuthenticatedConsumer):
 
     async def connected(self):
         self.visible = {}  # conversion id -> may this caller see it (ownership never changes)
-        self.joined = True
-        await self.channel_layer.group_add(QUEUE_GROUP, self.channel_name)
+        await self.subscribe(QUEUE_GROUP)
         await self.send_json({"type": "queue", "queue": await database_sync_to_async(selectors.queue_counts)()})
 
-    async def disconnect(self, code):
-        if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(QUEUE_GROUP, self.channel_name)
-
-    async def queue_event(self, message):
+    async def queue_event(self, message: dict):
         event = message["event"]
         if await self.may_see(event["conversion_id"]):
             await self.send_json(event)

@@ -1,7 +1,13 @@
 """Prometheus metrics derived from the database at scrape time, so they are right across
-the web process and every worker process without a multiprocess registry."""
+the web process and every worker process without a multiprocess registry.
+
+The one exception is the WebSocket connections gauge: sockets are held by the web
+process, the same daphne process that serves /metrics, so it counts them in memory.
+"""
 
 import hmac
+import weakref
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
@@ -10,10 +16,30 @@ from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from conversions import selectors
 from conversions.models import Conversion, PageResult
+from workers.ocr import ENGINES
 
 # Page duration buckets, in seconds: from a text-layer page to a slow GPU page.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# pipeline.recognize names the page in every engine error it lets through: "Page 3: ...".
+ENGINE_ERROR = r"^Page [0-9]+: "
+
+# The consumers connected to this process right now (conversions/consumers.py adds one on
+# connect, removes it on disconnect). Counted in memory because the web is one daphne
+# process that both holds the sockets and answers /metrics; with several daphne processes
+# behind a proxy, scrape each one. Weak references: a consumer that crashed before its
+# disconnect ran leaves the set with the object instead of being counted forever.
+OPEN_WEBSOCKETS = weakref.WeakSet()
+CONSUMERS = ("ConversionConsumer", "OriginalConversionConsumer", "QueueConsumer")  # always listed, 0 when none
+
+
+def websocket_opened(consumer) -> None:
+    OPEN_WEBSOCKETS.add(consumer)
+
+
+def websocket_closed(consumer) -> None:
+    OPEN_WEBSOCKETS.discard(consumer)
 
 
 class DatabaseCollector:
@@ -22,12 +48,13 @@ class DatabaseCollector:
         yield from self.queue()
         yield self.pages_processed()
         yield self.page_durations()
+        yield self.engine_latency()
+        yield self.engine_failures()
 
     def jobs_by_status(self):
         family = GaugeMetricFamily("dotsocr_conversions", "Conversions by status", labels=["status"])
-        counts = dict(Conversion.objects.values_list("status").annotate(count=Count("pk")))
-        for status in Conversion.Status.values:
-            family.add_metric([status], counts.get(status, 0))
+        for status, count in selectors.counts_by_status().items():  # an index-only scan
+            family.add_metric([status], count)
         return family
 
     def queue(self):
@@ -57,6 +84,53 @@ class DatabaseCollector:
         return HistogramMetricFamily("dotsocr_page_duration_seconds", "Time to OCR one page",
                                      buckets=buckets, sum_value=seconds)
 
+    # Engine latency and errors come from the database too. The engines run in worker
+    # processes, often on other hosts: prometheus_client's multiprocess mode would only
+    # see the workers of the host the scrape reaches, and needs a shared directory set
+    # up before every process starts. What the database keeps is per page: duration_ms
+    # times engine.recognize alone (pipeline.recognize), the requests and the engine's own
+    # retries of one page; transient request failures that a retry recovered leave no
+    # row, and unusable answers show as the engine paths dotsocr-retry, -salvaged and
+    # -ocr-fallback in dotsocr_pages_total.
+
+    def engine_latency(self):
+        family = HistogramMetricFamily("dotsocr_engine_page_latency_seconds",
+                                       "Time the engine took to answer for one page, its retries included, "
+                                       "by engine path",
+                                       labels=["engine"])
+        bounds = [bound * 1000 for bound in DURATION_BUCKETS]
+        rows = PageResult.objects.order_by().values("engine").annotate(
+            total=Count("*"),
+            milliseconds=Sum("duration_ms"),
+            **{f"le_{index}": Count("pk", filter=Q(duration_ms__lte=bound)) for index, bound in enumerate(bounds)},
+        )
+        for row in rows:
+            buckets = [(str(bucket), row[f"le_{index}"]) for index, bucket in enumerate(DURATION_BUCKETS)]
+            buckets.append(("+Inf", row["total"]))
+            family.add_metric([row["engine"]], buckets, (row["milliseconds"] or 0) / 1000)
+        return family
+
+    def engine_failures(self):
+        """A gauge, not a counter: a retry clears a job's error, so the number can fall."""
+        family = GaugeMetricFamily("dotsocr_engine_failed_conversions",
+                                   "Conversions failed because the engine could not read a page after its retries, "
+                                   "by requested engine", labels=["engine"])
+        failed = Conversion.objects.filter(status=Conversion.Status.FAILED, error__regex=ENGINE_ERROR)
+        counts = dict(failed.order_by().values_list("engine").annotate(count=Count("*")))
+        for engine in sorted(set(ENGINES) | set(counts)):
+            family.add_metric([engine], counts.get(engine, 0))
+        return family
+
+
+class WebSocketCollector:
+    def collect(self):
+        family = GaugeMetricFamily("dotsocr_websocket_connections", "Open WebSocket connections of this web process",
+                                   labels=["consumer"])
+        open_by_consumer = Counter(type(consumer).__name__ for consumer in list(OPEN_WEBSOCKETS))
+        for consumer in CONSUMERS:
+            family.add_metric([consumer], open_by_consumer.get(consumer, 0))
+        yield family
+
 
 def metrics(request):
     """`/metrics`: for staff, or with `Authorization: Bearer <METRICS_TOKEN>`."""
@@ -64,6 +138,7 @@ def metrics(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     registry = CollectorRegistry()
     registry.register(DatabaseCollector())
+    registry.register(WebSocketCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -84,6 +84,9 @@ class Conversion(models.Model):
             models.Index(
                 fields=["-priority", "created_at"], condition=Q(status="queued"), name="conversion_queue_order"
             ),
+            # Counts per status (Queue page, /metrics) as an index-only scan: with five
+            # values, deduplication keeps it a fraction of the (status, -created_at) one.
+            models.Index(fields=["status"], name="conversion_status"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -123,6 +126,8 @@ class PageResult(models.Model):
 
     class Meta:
         ordering = ["conversion", "page_no"]
+        # Throughput over the last minutes (Queue page) reads only recent pages.
+        indexes = [models.Index(fields=["created_at"], name="pageresult_created_at")]
         constraints = [models.UniqueConstraint(fields=["conversion", "page_no"], name="one_result_per_page")]
 
     def __str__(self):

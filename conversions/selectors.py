@@ -1,9 +1,13 @@
 """Every read shared by the API, pages, admin and workers."""
 
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from conversions.exceptions import NotFound
 from conversions.models import Conversion, Document, PageResult
@@ -131,3 +135,108 @@ def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
     if conversion.markdown_edited is not None:
         return conversion.markdown_edited
     return "\n\n".join(page.markdown_nohf if page.markdown_edited is None else page.markdown_edited for page in pages)
+
+
+# --- the admin's Queue page -------------------------------------------------------------
+# Every read below is indexed and runs a fixed number of queries, so the page costs the
+# same with 100,000 jobs as with ten (tests/test_admin_queue.py counts and EXPLAINs them).
+
+QUEUE_PAGE_SIZE = 50
+# Running jobs are bounded by the workers; the cap only guards the page against a
+# reaper that has not run for a long time.
+ACTIVE_LIMIT = 200
+THROUGHPUT_WINDOWS_MINUTES = (1, 5, 15)
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    counts: dict[str, int]
+    queued: Page
+    active: list[Conversion]
+    pages_per_minute: dict[int, float]
+    clusters: list
+
+
+def queue_snapshot(*, page_number=1, page_size: int = QUEUE_PAGE_SIZE) -> QueueSnapshot:
+    """Everything the Queue page shows: counts per status, one page of the queue in run
+    order, the running jobs, recent throughput and the django-q2 clusters."""
+    counts = counts_by_status()
+    return QueueSnapshot(
+        counts=counts,
+        queued=queued_page(page_number, page_size=page_size, queued_count=counts[Conversion.Status.QUEUED]),
+        active=active_conversions(),
+        pages_per_minute=pages_per_minute(),
+        clusters=cluster_stats(),
+    )
+
+
+def counts_by_status() -> dict[str, int]:
+    """Conversions per status, every status present (zero when none). One GROUP BY,
+    an index-only scan of conversion_status on a vacuumed table."""
+    # COUNT(*), not COUNT(id): the status index alone answers it, without the table.
+    counts = dict(Conversion.objects.order_by().values_list("status").annotate(count=Count("*")))
+    return {status: counts.get(status, 0) for status in Conversion.Status.values}
+
+
+def queued_in_run_order() -> QuerySet[Conversion]:
+    """Queued conversions in the order workers claim them (services.claim_next): highest
+    priority first, then oldest. The partial index conversion_queue_order serves it."""
+    return Conversion.objects.filter(status=Conversion.Status.QUEUED).order_by("-priority", "created_at", "pk")
+
+
+def queued_page(number, *, page_size: int, queued_count: int) -> Page:
+    """One page of the queue, in two narrow queries: the page's ids (a deep page sorts
+    ids, not joined rows), then those rows with their document and owner. The count comes
+    from counts_by_status, saving the paginator a COUNT(*); a page number past the end
+    gives the last page."""
+    paginator = Paginator(queued_in_run_order().values_list("pk", flat=True), page_size)
+    paginator.count = queued_count  # a cached_property: set, it is never queried
+    page = paginator.get_page(number)
+    ids = list(page.object_list)
+    rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
+    page.object_list = [rows[pk] for pk in ids if pk in rows]  # one deleted meanwhile is left out
+    return page
+
+
+def active_conversions(*, limit: int = ACTIVE_LIMIT) -> list[Conversion]:
+    """Running conversions, oldest start first, each with ``heartbeat_age`` and
+    ``running_for`` (timedelta or None), measured as the reaper measures leases."""
+    running = list(
+        Conversion.objects.filter(status=Conversion.Status.RUNNING)
+        .select_related("document")
+        .order_by("started_at", "pk")[:limit]
+    )
+    now = timezone.now()
+    for conversion in running:
+        conversion.heartbeat_age = now - conversion.heartbeat_at if conversion.heartbeat_at else None
+        conversion.running_for = now - conversion.started_at if conversion.started_at else None
+    return running
+
+
+def pages_per_minute(windows_minutes=THROUGHPUT_WINDOWS_MINUTES) -> dict[int, float]:
+    """Pages checkpointed per minute, averaged over each window (minutes -> pages/min).
+    One query over the PageResult created_at index."""
+    now = timezone.now()
+    starts = {minutes: now - timedelta(minutes=minutes) for minutes in windows_minutes}
+    counts = PageResult.objects.filter(created_at__gte=min(starts.values())).aggregate(
+        **{f"last_{minutes}": Count("created_at", filter=Q(created_at__gte=start)) for minutes, start in starts.items()}
+    )
+    return {minutes: counts[f"last_{minutes}"] / minutes for minutes in windows_minutes}
+
+
+def cluster_stats() -> list:
+    """The live django-q2 clusters, by host. Read from the cache in at most three queries
+    however many clusters run: Stat.get_all reads one key per cluster and then rewrites
+    the list of keys on every call. A cluster's stat expires seconds after it stops."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.signing import BadSignature, SignedPackage
+
+    cache = get_broker().cache
+    stats = []
+    for pack in cache.get_many(cache.get(Conf.Q_STAT) or []).values():
+        try:
+            stats.append(SignedPackage.loads(pack))
+        except BadSignature:  # another deployment's cluster, signed with another key
+            continue
+    return sorted(stats, key=lambda stat: (stat.host, str(stat.cluster_id)))

@@ -1,12 +1,16 @@
 """The admin's actions change jobs only through services, and say why when they cannot."""
 
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conversions import services
-from conversions.models import Conversion
-from tests.conftest import ONE_PAGE
+from conversions.models import Conversion, PageResult
+from tests.conftest import FOUR_PAGES, ONE_PAGE
 from workers import pipeline
 
 
@@ -56,3 +60,73 @@ def test_priority_actions(staff, make_conversion):
 def test_admin_needs_staff(db):
     response = Client().get("/admin/conversions/conversion/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- the detail view ---------------------------------------------------------------------
+
+
+def change_page(client, conversion) -> str:
+    response = client.get(f"/admin/conversions/conversion/{conversion.pk}/change/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def page_rows(html: str) -> list[dict[str, str]]:
+    """The per-page inline's rows: {field: rendered cell}."""
+    rows = re.findall(r'<tr class="form-row[^"]*"\s+id="pages-\d+">(.*?)</tr>', html, re.S)
+    return [dict(re.findall(r'<td class="field-(\w+)">\s*<p>(.*?)</p>', row, re.S)) for row in rows]
+
+
+def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion):
+    conversion = make_conversion(FOUR_PAGES)
+    pipeline.run_conversion(str(conversion.pk))
+    conversion = Conversion.objects.get(pk=conversion.pk)
+    html = change_page(staff, conversion)
+
+    rows = page_rows(html)
+    assert len(rows) == 4
+    for page, row in zip(conversion.pages.order_by("page_no"), rows):
+        assert (row["page_no"], row["status"], row["engine"], row["duration_ms"], row["error"]) == (
+            str(page.page_no), "Done", "textlayer", str(page.duration_ms), "-")
+        assert f"/files/pdflatex-4-pages_page_{page.page_no}.md" in row["files"]  # the page's own files
+    links = set(re.findall(rf'href="(/api/v1/conversions/{conversion.pk}/[^"]+)"', html))
+    files = {f"/api/v1/conversions/{conversion.pk}/files/{path.name}" for path in Path(conversion.output_dir).iterdir()}
+    assert files <= links  # every output file is linked
+    api = f"/api/v1/conversions/{conversion.pk}"
+    assert {f"{api}/markdown", f"{api}/download.zip"} <= links
+    for link in links:
+        assert staff.get(link).status_code == 200, link
+
+
+def test_detail_shows_a_failed_pages_error_and_why_there_are_no_outputs(staff, make_conversion):
+    conversion = make_conversion(ONE_PAGE)
+    claimed = services.claim_conversion(conversion_id=conversion.pk, worker_id="test:1")
+    PageResult.objects.create(conversion=claimed, page_no=0, status="failed", engine="dotsocr",
+                              duration_ms=1234, error="The dots.ocr server failed 3 times")
+    services.fail_conversion(conversion=claimed, error="Page 1: The dots.ocr server failed 3 times")
+
+    html = change_page(staff, conversion)
+
+    [row] = page_rows(html)
+    assert (row["status"], row["engine"], row["duration_ms"], row["error"], row["files"]) == (
+        "Failed", "dotsocr", "1234", "The dots.ocr server failed 3 times", "-")
+    assert f"Conversion {conversion.pk} has no outputs (status: failed)." in html
+    assert "/files/" not in html
+
+
+def test_detail_says_when_the_output_folder_is_gone(staff, make_conversion):
+    conversion = make_conversion(ONE_PAGE)
+    pipeline.run_conversion(str(conversion.pk))
+    conversion = Conversion.objects.get(pk=conversion.pk)
+    shutil.rmtree(conversion.output_dir)
+    assert f"The output folder {conversion.output_dir} is missing." in change_page(staff, conversion)
+
+
+def test_detail_needs_staff(db, make_conversion):
+    conversion = make_conversion(ONE_PAGE)
+    user = get_user_model().objects.create_user("visitor", "v@example.invalid", "pw")
+    signed_in = Client()
+    signed_in.force_login(user)
+    for client in (Client(), signed_in):
+        response = client.get(f"/admin/conversions/conversion/{conversion.pk}/change/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")

@@ -75,3 +75,28 @@ def test_a_server_that_keeps_failing_fails_the_job_naming_a_page(dotsocr_setting
     assert outcome == "failed"
     assert conversion.error.startswith("Page ") and conversion.status == "failed"
     assert not (dotsocr_settings.OUTPUT_DIR / str(conversion.pk)).exists()
+
+
+def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(dotsocr_settings, make_document, owner,
+                                                                      eight_pages, monkeypatch):
+    """All eight pages are in flight at once and the server answers one at a time; a
+    cancel after the second answer must not wait for the other six and then complete."""
+    import dataclasses
+
+    from conversions import services
+
+    original = pipeline.PageWriter.checkpoint
+
+    def cancel_after_second_page(self, page, recognized):
+        original(self, page, recognized)
+        if self.pages_written == 2:
+            services.cancel_conversion(conversion=Conversion.objects.get(pk=self.conversion.pk))
+
+    monkeypatch.setattr(pipeline.PageWriter, "checkpoint", cancel_after_second_page)
+    with DotsOcrStandin(latency=0.8, capacity=1) as one_at_a_time:  # 6 pages left: past the 3 s grace
+        dotsocr_settings.DOTSOCR = dataclasses.replace(dotsocr_settings.DOTSOCR, base_urls=[one_at_a_time.url],
+                                                       in_flight_per_server=16, timeout_seconds=10)
+        outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
+        assert one_at_a_time.peak_in_flight == PAGES  # the whole job was in flight
+    assert outcome == "cancelled"
+    assert conversion.status == "cancelled" and conversion.pages_done < PAGES

@@ -189,6 +189,7 @@ class Limits:
     job_seconds: float
     shutdown_grace_seconds: float
     job_deadline: float  # time.monotonic() value
+    cancel_grace_seconds: float = 3.0
     # How often a worker waiting on a page looks for a cancel or a stop request.
     poll_seconds: float = 0.5
 
@@ -227,8 +228,15 @@ class PageRunner:
                     self.checkpoint_finished()
             while self.in_flight:
                 self.checkpoint_finished()
+            if selectors.cancel_requested(self.conversion):  # asked while the last page ran
+                raise Cancelled()
         except shutdown.ShuttingDown:
-            self.finish_in_flight()
+            self.finish_in_flight(self.limits.shutdown_grace_seconds)
+            raise
+        except Cancelled:
+            # The page being read may finish (briefly), so no request is sent after the
+            # job shows `cancelled`; a slow one is left behind.
+            self.finish_in_flight(self.limits.cancel_grace_seconds)
             raise
         finally:
             # Never wait for an abandoned page here: it may be the one that is stuck.
@@ -241,6 +249,8 @@ class PageRunner:
             self.writer.checkpoint(page, future.result())
         if not finished:
             self.fail_overdue_page()
+        # Also while the last pages drain: a cancel must not wait for all of them.
+        if self.in_flight:
             self.check_interruptions()
 
     def check_interruptions(self) -> None:
@@ -262,10 +272,10 @@ class PageRunner:
                     f"Page {page.number + 1} did not finish within {self.limits.page_seconds:g} s (PAGE_TIMEOUT_SECONDS)."
                 )
 
-    def finish_in_flight(self) -> None:
-        """On shutdown, checkpoint the pages already being recognised, for a bounded time:
-        the job resumes after them instead of doing them again."""
-        finished, _ = wait(self.in_flight, timeout=self.limits.shutdown_grace_seconds)
+    def finish_in_flight(self, timeout: float) -> None:
+        """Checkpoint the pages already being recognised, waiting for them a bounded time:
+        a resumed job starts after them instead of doing them again."""
+        finished, _ = wait(self.in_flight, timeout=timeout)
         for future in finished:
             page, _ = self.in_flight.pop(future)
             if future.exception() is None:
