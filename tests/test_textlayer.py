@@ -91,6 +91,21 @@ def test_bulleted_and_numbered_lists_are_one_list_item_per_entry(tmp_path):
     ]
 
 
+def test_bullets_set_apart_from_their_text_still_start_list_items(tmp_path):
+    """LaTeX's itemize draws the bullet on its own, a little left of the item's text."""
+    document = pymupdf.open()
+    page = document.new_page(width=595, height=842)
+    for index, item in enumerate(["first item of the list", "second item of the list", "third item"]):
+        page.insert_text((60, 200 + index * 13), "\u2022", fontsize=10)
+        page.insert_text((72, 200 + index * 13), item, fontsize=10)
+    cells = recognize(save(document, tmp_path / "itemize.pdf")).cells
+    assert [(cell.category, cell.text) for cell in cells] == [
+        ("List-item", "- first item of the list"),
+        ("List-item", "- second item of the list"),
+        ("List-item", "- third item"),
+    ]
+
+
 @pytest.mark.parametrize("text,is_marker", [
     ("• apples", True), ("- apples", True), ("1. first", True), ("(ii) second", True), ("b) third", True),
     ("-5 degrees below zero", False), ("0. Auflage, 2016", False), ("e.g. this", False), ("2019. The year", False),

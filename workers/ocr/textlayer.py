@@ -56,6 +56,9 @@ MIN_ALIGNED_RULES = 3
 RULE_MIN_PAGE_SHARE = 0.1
 RULE_ALIGN_TOLERANCE_PT = 2.0
 TEXT_ROWS_SHARE = 0.75
+# Fonts with a broken ToUnicode map yield control characters (TeX's big brackets come
+# out as \x12, \x13; some files have NULs, which PostgreSQL text refuses): dropped.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
 
 
@@ -143,10 +146,10 @@ def visual_rows(lines: list[dict]) -> list[Row]:
     is a line of its own), dropping empty ones."""
     rows: list[Row] = []
     for line in lines:
-        text = "".join(span["text"] for span in line["spans"]).strip()
+        text = "".join(span_text(span) for span in line["spans"]).strip()
         if not text:
             continue
-        spans = tuple((span["size"], len(span["text"].strip()), bool(span["flags"] & BOLD_FLAG))
+        spans = tuple((span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG))
                       for span in line["spans"])
         bbox = tuple(line["bbox"])
         if rows and same_baseline(rows[-1].bbox, bbox):
@@ -155,6 +158,10 @@ def visual_rows(lines: list[dict]) -> list[Row]:
         else:
             rows.append(Row(bbox, text, spans))
     return rows
+
+
+def span_text(span: dict) -> str:
+    return CONTROL_CHARACTERS.sub("", span["text"])
 
 
 def same_baseline(left: Box, right: Box) -> bool:
@@ -343,7 +350,7 @@ def horizontal_rules(page: pymupdf.Page) -> list[tuple[float, float, float]]:
 
 
 def clean_cell_text(text: str | None) -> str | None:
-    return None if text is None else " ".join(text.translate(LIGATURES).split())
+    return None if text is None else " ".join(CONTROL_CHARACTERS.sub("", text).translate(LIGATURES).split())
 
 
 def looks_like_a_table(grid: list[list[str | None]]) -> bool:
