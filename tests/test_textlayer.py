@@ -8,13 +8,14 @@ from workers.ocr.textlayer import TextLayerEngine, has_table_rules, is_list_mark
 from workers.pdf import PdfPage, open_pdf
 
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
-TABLE = [["City", "Country", "Inhabitants"], ["Oslo", "Norway", "709037"], ["Lima", "Peru", "9751000"],
-         ["Quito", "Ecuador", "2800388"]]
+TABLE = [["City", "Country", "Millions"], ["Oslo", "Norway", "0.71"], ["Lima", "Peru", "9.75"],
+         ["Quito", "Ecuador", "2.80"]]
 
 
 def recognize(path, page_number=0):
     with open_pdf(path) as document:
-        return TextLayerEngine().recognize(PdfPage(page=document[page_number], dpi=72), prompt_mode="prompt_layout_all_en")
+        page = PdfPage(page=document[page_number], dpi=72)
+        return TextLayerEngine().recognize(page, prompt_mode="prompt_layout_all_en")
 
 
 def save(document, path):
@@ -114,8 +115,9 @@ def test_list_markers(text, is_marker):
     assert is_list_marker(text) is is_marker
 
 
-def ruled_table_pdf(path, rows=TABLE):
-    """A paragraph, a table ruled on every side of every cell, another paragraph."""
+def ruled_table_pdf(path, rows=TABLE, merged_header=False):
+    """A paragraph, a table ruled on every side of every cell, another paragraph. With
+    ``merged_header`` the header's second cell spans the last two columns."""
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
     page.insert_textbox(pymupdf.Rect(50, 80, 545, 140), paragraph("before"), fontsize=10)
@@ -130,7 +132,8 @@ def ruled_table_pdf(path, rows=TABLE):
         page.draw_line((left, y), (right, y), width=0.8)
     for column_index in range(len(rows[0]) + 1):
         x = left + column_index * column_width
-        page.draw_line((x, top), (x, bottom), width=0.8)
+        merged = merged_header and column_index == len(rows[0]) - 1
+        page.draw_line((x, top + row_height if merged else top), (x, bottom), width=0.8)
     page.insert_textbox(pymupdf.Rect(50, bottom + 30, 545, bottom + 90), paragraph("after"), fontsize=10)
     return save(document, path)
 
@@ -150,13 +153,21 @@ def test_ruled_table_is_one_table_cell_in_html_and_its_text_is_not_repeated(tmp_
         assert value not in other_text
 
 
+def test_merged_table_cells_span_columns(tmp_path):
+    rows = [["Name", "Scores", ""], ["Ann", "12", "15"], ["Bob", "9", "11"]]
+    cells = recognize(ruled_table_pdf(tmp_path / "merged.pdf", rows=rows, merged_header=True)).cells
+    table = next(cell.text for cell in cells if cell.category == "Table")
+    assert table.startswith('<table><tr><th>Name</th><th colspan="2">Scores</th></tr>')
+    assert "<tr><td>Ann</td><td>12</td><td>15</td></tr>" in table
+
+
 def test_markdown_renders_the_table_html(tmp_path):
     cells = recognize(ruled_table_pdf(tmp_path / "table.pdf")).cells
     markdown = cells_to_markdown(cells, picture_link=lambda index, cell: f"picture_{index}.jpg")
     blocks = markdown.split("\n\n")
     assert blocks[0].startswith("before") and blocks[2].startswith("after")
     assert blocks[1] == cells[1].text
-    assert "<td>Lima</td><td>Peru</td><td>9751000</td>" in blocks[1]
+    assert "<td>Lima</td><td>Peru</td><td>9.75</td>" in blocks[1]
 
 
 def rules_page(draw):

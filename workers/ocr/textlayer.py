@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pymupdf
-from pymupdf.table import extract_cells
 
 from workers.ocr.base import HEADER_FOOTER, Cell, PageOcr
 from workers.pdf import PYMUPDF_LOCK, PdfPage
@@ -97,15 +96,16 @@ class TextLayerEngine:
         with PYMUPDF_LOCK:
             layout = text_layout(page.page)
             tables = find_ruled_tables(page.page, line_boxes(layout))
-            blocks, pictures = read_blocks(page.page, layout, covered=[box for table in tables for box in table.cell_boxes])
-            zoom, width, height = page.zoom, page.page.rect.width, page.page.rect.height
+            covered = [box for table in tables for box in table.cell_boxes]
+            blocks, pictures = read_blocks(page.page, layout, covered=covered)
+            zoom, height = page.zoom, page.page.rect.height
         body_size = dominant_font_size(blocks)
         regions = [Region(block.bbox, rows=block.rows, **classify(block, body_size, height)) for block in blocks]
         regions += [Region(table.bbox, "Table", table.html) for table in tables]
         regions += [Region(bbox, "Picture") for bbox in pictures if not mostly_inside_any(bbox, tables)]
         return PageOcr(
             cells=[Cell(bbox=to_pixels(region.bbox, zoom), category=region.category, text=region.text)
-                   for region in reading_order(regions, width)],
+                   for region in reading_order(regions)],
             engine=self.name,
         )
 
@@ -280,21 +280,41 @@ def find_ruled_tables(page: pymupdf.Page, text_lines: list[Box]) -> list[FoundTa
     if not has_table_rules(page, text_lines):
         return []
     try:
-        candidates = page.find_tables().tables
+        # The layout model says where tables are; the rules, where they frame one, say how
+        # it is divided: the model's grid can stop at the text's edge and split a merged
+        # cell. The rules alone find grids in figures and miss tables ruled only across.
+        located = page.find_tables().tables
+        ruled = page.find_tables(use_layout=False).tables if located else []
     except Exception:  # table finding is an extra: a page it chokes on is still read as text
         logger.warning("page=%s find_tables failed; reading it as text", page.number, exc_info=True)
         return []
     found = []
-    for table in candidates:
+    for table in unique(ruled_match(table, ruled) or table for table in located):
         boxes = [row.cells for row in table.rows]
-        # extract_cells reads MuPDF's lines (what Table.to_markdown uses); Table.extract
-        # re-sorts characters and tears "8.9" into "89 .".
-        grid = [[None if box is None else clean_cell_text(extract_cells(table.textpage, box)) for box in row]
-                for row in boxes]
+        # Our own reading of the cells: Table.extract re-sorts characters and tears "8.9"
+        # into "89 ."; pymupdf.table.extract_cells drops zero-width characters (the
+        # second half of a flag emoji) and re-reads the page for every cell.
+        characters = text_characters(table.textpage)
+        grid = [[None if box is None else cell_text(characters, box) for box in row] for row in boxes]
         if looks_like_a_table(grid):
             found.append(FoundTable(tuple(table.bbox), table_html(grid, boxes),
                                     [tuple(box) for row in boxes for box in row if box is not None]))
     return found
+
+
+def ruled_match(located, ruled: list):
+    """The ruled table covering most of a located table, if one covers nearly all of it."""
+    overlap, best = max(((area(intersection(tuple(located.bbox), tuple(table.bbox))), table) for table in ruled),
+                        key=lambda pair: pair[0], default=(0.0, None))
+    return best if overlap >= area(tuple(located.bbox)) * 0.8 > 0 else None
+
+
+def unique(tables) -> list:
+    kept = []
+    for table in tables:
+        if all(table is not other for other in kept):
+            kept.append(table)
+    return kept
 
 
 def has_table_rules(page: pymupdf.Page, text_lines: list[Box]) -> bool:
@@ -349,8 +369,22 @@ def horizontal_rules(page: pymupdf.Page) -> list[tuple[float, float, float]]:
     return [(x0, x1, y) for x0, x1, y in rules if top < y < bottom and x1 - x0 >= shortest]
 
 
-def clean_cell_text(text: str | None) -> str | None:
-    return None if text is None else " ".join(CONTROL_CHARACTERS.sub("", text).translate(LIGATURES).split())
+def text_characters(textpage: pymupdf.TextPage) -> list[list[tuple[str, float, float]]]:
+    """The characters of a page line by line, each with the centre of its box."""
+    return [
+        [(char["c"], (char["bbox"][0] + char["bbox"][2]) / 2, (char["bbox"][1] + char["bbox"][3]) / 2)
+         for span in line["spans"] for char in span["chars"]]
+        for block in textpage.extractRAWDICT()["blocks"] if block["type"] == 0
+        for line in block["lines"]
+    ]
+
+
+def cell_text(lines: list[list[tuple[str, float, float]]], box) -> str:
+    """The characters centred in a table cell, line after line, whitespace collapsed."""
+    x0, y0, x1, y1 = box
+    parts = ("".join(char for char, x, y in line if x0 <= x <= x1 and y0 <= y <= y1) for line in lines)
+    text = " ".join(part for part in parts if part.strip())
+    return " ".join(CONTROL_CHARACTERS.sub("", text).translate(LIGATURES).split())
 
 
 def looks_like_a_table(grid: list[list[str | None]]) -> bool:
@@ -376,7 +410,8 @@ def table_html(grid: list[list[str | None]], boxes: list[list]) -> str:
         for text, box in zip(texts, row_boxes):
             if box is None:
                 continue  # covered by a merged cell to its left or above
-            spans = span_attributes(spans_between(column_edges, box[0], box[2]), spans_between(row_edges, box[1], box[3]))
+            spans = span_attributes(spans_between(column_edges, box[0], box[2]),
+                                    spans_between(row_edges, box[1], box[3]))
             cells_html.append(f"<{tag}{spans}>{html.escape(text or '', quote=False)}</{tag}>")
         rows_html.append(f"<tr>{''.join(cells_html)}</tr>")
     return f"<table>{''.join(rows_html)}</table>"
@@ -402,7 +437,7 @@ def span_attributes(colspan: int, rowspan: int) -> str:
 # --- reading order ------------------------------------------------------------------------
 
 
-def reading_order(regions: list[Region], page_width: float) -> list[Region]:
+def reading_order(regions: list[Region]) -> list[Region]:
     """Page header, then the body column by column, then page footer.
 
     Full-width regions (a title, a wide figure) cut the page into bands; within a band,
