@@ -4,7 +4,14 @@ import pymupdf
 import pytest
 
 from workers.ocr.layout import cells_to_markdown
-from workers.ocr.textlayer import TextLayerEngine, has_table_rules, is_list_marker, line_boxes, text_layout
+from workers.ocr.textlayer import (
+    TextLayerEngine,
+    has_table_rules,
+    is_list_marker,
+    line_boxes,
+    span_text,
+    text_layout,
+)
 from workers.pdf import PdfPage, open_pdf
 
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
@@ -203,3 +210,8 @@ def empty_grid(page):
 def test_table_finding_runs_only_on_pages_ruled_like_a_table(draw, expected):
     document, page = rules_page(draw)
     assert has_table_rules(page, line_boxes(text_layout(page))) is expected
+
+
+def test_control_characters_from_broken_font_maps_become_spaces():
+    """PostgreSQL refuses NULs in text; a \\x03 between two words still separates them."""
+    assert span_text({"text": "habibi\x03word\x00end\x12n\x13"}) == "habibi word end n "

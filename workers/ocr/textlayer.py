@@ -56,7 +56,8 @@ RULE_MIN_PAGE_SHARE = 0.1
 RULE_ALIGN_TOLERANCE_PT = 2.0
 TEXT_ROWS_SHARE = 0.75
 # Fonts with a broken ToUnicode map yield control characters (TeX's big brackets come
-# out as \x12, \x13; some files have NULs, which PostgreSQL text refuses): dropped.
+# out as \x12, \x13; some files have NULs, which PostgreSQL text refuses). Each is a
+# glyph on the page, so it becomes a space rather than gluing its neighbours together.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
 
@@ -161,7 +162,7 @@ def visual_rows(lines: list[dict]) -> list[Row]:
 
 
 def span_text(span: dict) -> str:
-    return CONTROL_CHARACTERS.sub("", span["text"])
+    return CONTROL_CHARACTERS.sub(" ", span["text"])
 
 
 def same_baseline(left: Box, right: Box) -> bool:
@@ -384,7 +385,7 @@ def cell_text(lines: list[list[tuple[str, float, float]]], box) -> str:
     x0, y0, x1, y1 = box
     parts = ("".join(char for char, x, y in line if x0 <= x <= x1 and y0 <= y <= y1) for line in lines)
     text = " ".join(part for part in parts if part.strip())
-    return " ".join(CONTROL_CHARACTERS.sub("", text).translate(LIGATURES).split())
+    return " ".join(CONTROL_CHARACTERS.sub(" ", text).translate(LIGATURES).split())
 
 
 def looks_like_a_table(grid: list[list[str | None]]) -> bool:
