@@ -59,7 +59,7 @@ def cancel_requested(conversion: Conversion) -> bool:
 
 def queue_counts() -> dict[str, int]:
     """Jobs waiting and jobs running, exact, in one query."""
-    counts = Conversion.objects.aggregate(
+    counts = Conversion.objects.filter(status__in=[Conversion.Status.QUEUED, Conversion.Status.RUNNING]).aggregate(
         queued=Count("pk", filter=Q(status=Conversion.Status.QUEUED)),
         running=Count("pk", filter=Q(status=Conversion.Status.RUNNING)),
     )

@@ -361,9 +361,9 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
                 PageResult.objects.create(
                     conversion=conversion,
                     page_no=page_no,
-                    cells=[cell.as_dict() for cell in page.cells],
-                    markdown=markdown,
-                    markdown_nohf=markdown_nohf,
+                    cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
+                    markdown=without_nul(markdown),
+                    markdown_nohf=without_nul(markdown_nohf),
                     engine=page.engine,
                     duration_ms=duration_ms,
                 )
@@ -379,6 +379,15 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
             progress=_progress(10 + int(pages_done / total * 80)),
             message=f"Processing pages: {pages_done}/{total}",
         )
+
+
+def without_nul(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, which PDF text layers and model answers can carry."""
+    return text.replace("\x00", "")
+
+
+def without_nul_in_cell(cell: dict) -> dict:
+    return {**cell, "text": without_nul(cell["text"])} if "text" in cell else cell
 
 
 def record_finalizing(*, conversion: Conversion) -> None:

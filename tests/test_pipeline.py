@@ -140,3 +140,17 @@ def test_cancel_requested_stops_before_the_next_page(make_conversion, monkeypatc
     cancelled = finished(conversion)
     assert cancelled.status == "cancelled"
     assert PageResult.objects.filter(conversion=conversion).count() == 2
+
+
+def test_nul_characters_from_an_engine_are_not_stored(make_conversion):
+    """PostgreSQL text cannot hold NUL; a page whose text carries one still checkpoints."""
+    from workers.ocr.base import Cell, PageOcr
+
+    conversion = make_conversion(FOUR_PAGES)
+    services.claim_next(worker_id="test:1")
+    running = Conversion.objects.get(pk=conversion.pk)
+    page = PageOcr(cells=[Cell(bbox=(0, 0, 10, 10), category="Text", text="a\x00b")], engine="test")
+    services.checkpoint_page(conversion=running, page_no=0, page=page, markdown="a\x00b", markdown_nohf="a\x00b",
+                             duration_ms=1)
+    stored = PageResult.objects.get(conversion=conversion, page_no=0)
+    assert stored.markdown == "ab" and stored.cells[0]["text"] == "ab"
