@@ -7,6 +7,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dotsocr_site.settings")
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from dotsocr_site import request_limits  # noqa: E402
+
+request_limits.install(settings.MAX_UPLOAD_MB)  # daphne refuses oversized bodies as they stream
+
 # Imported after Django is set up: consumers use the ORM.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

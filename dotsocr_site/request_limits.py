@@ -1,0 +1,58 @@
+"""Refuse a request body over the upload limit while it streams in, inside daphne.
+
+daphne (Twisted) receives a whole request body, spooled to a temporary file, before the
+application sees any of it, so Django's checks come after a 2 GB upload has been read
+and written to disk. Here daphne's request class answers 413 as soon as the declared
+length (Content-Length) or the bytes received so far (chunked uploads) pass the limit,
+and closes the connection: nothing more is read or stored.
+"""
+
+import json
+
+from daphne.http_protocol import WebRequest
+
+# Room for the multipart envelope and the other form fields around the file.
+MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
+
+
+def install(max_upload_mb: int) -> None:
+    """Limit every request body handled by daphne in this process."""
+    WebRequest.max_body_bytes = max_upload_mb * 1024 * 1024 + MULTIPART_ALLOWANCE_BYTES
+    WebRequest.max_upload_mb = max_upload_mb
+    if getattr(WebRequest, "_body_limit_installed", False):
+        return
+    WebRequest._body_limit_installed = True
+    got_length, content_chunk, process = WebRequest.gotLength, WebRequest.handleContentChunk, WebRequest.process
+
+    def limited_got_length(request, length):
+        request.body_received, request.refused = 0, False
+        got_length(request, length)
+        if length is not None and length > request.max_body_bytes:
+            refuse(request)
+
+    def limited_content_chunk(request, data):
+        if request.refused:
+            return
+        request.body_received += len(data)
+        if request.body_received > request.max_body_bytes:
+            refuse(request)
+            return
+        content_chunk(request, data)
+
+    def process_unless_refused(request):
+        if not getattr(request, "refused", False):
+            return process(request)
+
+    WebRequest.gotLength = limited_got_length
+    WebRequest.handleContentChunk = limited_content_chunk
+    WebRequest.process = process_unless_refused
+
+
+def refuse(request: WebRequest) -> None:
+    request.refused = True
+    body = json.dumps({"detail": f"File is larger than the {request.max_upload_mb} MB limit."}).encode()
+    request.channel.transport.write(
+        b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    request.channel.transport.loseConnection()
