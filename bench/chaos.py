@@ -30,26 +30,16 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import pymupdf
 from tqdm import tqdm
 
 from dotsocr_site.launcher import connection_kwargs, ensure_database, kill_group, prepare_database
 from tests.dotsocr_standin import DotsOcrStandin
-from tests.live import free_port, python_env, start_cluster, start_web, url_for_database
+from tests.live import free_port, pdf_of, python_env, start_cluster, start_web, url_for_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FINISHED = ("completed", "failed", "cancelled")
 PRIVATE_CLUSTER = ("15", "dotsocr_chaos")
 PRIVATE_PORT = 5499
-
-
-def pdf_of(pages: int, label: str) -> bytes:
-    document = pymupdf.open()
-    for number in range(pages):
-        page = document.new_page()
-        page.insert_text((72, 72), f"{label}: page {number + 1}", fontsize=16)
-        page.insert_text((72, 110), "A paragraph of body text on this page. " * 3, fontsize=10)
-    return document.tobytes()
 
 
 class Stack:

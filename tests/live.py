@@ -124,6 +124,16 @@ SINGLE_USER_INSTALL = {
 }
 
 
+def pdf_of(pages: int, label: str) -> bytes:
+    """A PDF with a line of text on each page, made here (no file to commit)."""
+    import pymupdf
+
+    document = pymupdf.open()
+    for number in range(pages):
+        document.new_page().insert_text((72, 72), f"{label} page {number + 1}")
+    return document.tobytes()
+
+
 def python_env(**overrides) -> dict:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "SECRET_KEY": RUN_SECRET_KEY, **SINGLE_USER_INSTALL, **overrides,
             "PATH": os.environ["PATH"]}

@@ -5,13 +5,12 @@ connections are cut with pg_terminate_backend, on this test's own database only.
 
 import time
 
-import pymupdf
 import pytest
 from django.db import connection
 
 from conversions.models import Conversion
 from tests.dotsocr_standin import DotsOcrStandin
-from tests.live import start_cluster, wait_for_status
+from tests.live import pdf_of, start_cluster, wait_for_status
 from tests.test_progress_live import collect
 
 pytestmark = pytest.mark.acceptance
@@ -22,13 +21,6 @@ PAGES = 8
 def standin():
     with DotsOcrStandin(latency=0.5) as server:
         yield server
-
-
-def pdf_of(pages: int, label: str) -> bytes:
-    document = pymupdf.open()
-    for number in range(pages):
-        document.new_page().insert_text((72, 72), f"{label} page {number + 1}")
-    return document.tobytes()
 
 
 def cut_every_other_connection() -> int:

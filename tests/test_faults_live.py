@@ -5,22 +5,14 @@ nothing waits forever, every failure has a reason."""
 import re
 import time
 
-import pymupdf
 import pytest
 
 from conversions.models import Conversion
 from dotsocr_site.launcher import kill_group
 from tests.dotsocr_standin import DotsOcrStandin
-from tests.live import free_port, start_cluster, start_web, wait_for_status
+from tests.live import free_port, pdf_of, start_cluster, start_web, wait_for_status
 
 pytestmark = pytest.mark.acceptance
-
-
-def pdf_of(pages: int, label: str) -> bytes:
-    document = pymupdf.open()
-    for number in range(pages):
-        document.new_page().insert_text((72, 72), f"{label} page {number + 1}")
-    return document.tobytes()
 
 
 def test_sigkill_of_web_and_cluster_with_20_jobs_loses_none(live_client, live_env, tmp_path):

@@ -8,12 +8,11 @@ import signal
 import time
 
 import psutil
-import pymupdf
 import pytest
 
 from conversions.models import Conversion
 from tests.dotsocr_standin import DotsOcrStandin
-from tests.live import start_cluster, wait_for_status
+from tests.live import pdf_of, start_cluster, wait_for_status
 
 pytestmark = pytest.mark.acceptance
 PAGES = 8
@@ -23,13 +22,6 @@ PAGES = 8
 def standin():
     with DotsOcrStandin(latency=0.7) as server:
         yield server
-
-
-def eight_page_pdf() -> bytes:
-    document = pymupdf.open()
-    for number in range(PAGES):
-        document.new_page().insert_text((72, 72), f"Page {number + 1} of a long scan")
-    return document.tobytes()
 
 
 def alive(pids) -> list[str]:
@@ -57,7 +49,7 @@ def test_sigterm_releases_the_running_job_and_a_new_cluster_finishes_it(whom, li
     env = {**live_env, "OCR_ENGINE_URLS": standin.url, "NUM_THREAD": "1", "NUM_WORKERS": "1", "DPI": "72"}
     cluster = start_cluster(env, tmp_path)
     response = live_client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                files={"file": ("scan.pdf", eight_page_pdf(), "application/pdf")})
+                                files={"file": ("scan.pdf", pdf_of(PAGES, "a long scan"), "application/pdf")})
     assert response.status_code == 201, response.text
     conversion_id = response.json()["id"]
     wait_until(lambda: Conversion.objects.get(pk=conversion_id).pages_done >= 2, 60, "the job never got going")
