@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=5000, help="backlog of the throughput runs (default 5000)")
     parser.add_argument("--run-seconds", type=float, default=40,
                         help="time bound of each throughput/scale-out/reference run (default 40)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4, 8],
+                        help="NUM_WORKERS of the throughput runs (default 2 4 8)")
     parser.add_argument("--backlog", type=int, default=10_000, help="jobs queued for the second submit pass")
     parser.add_argument("--dpi", type=int, default=36, help="DPI of the output page images (default 36)")
     parser.add_argument("--variant", action="append", default=[], choices=("db_pool", "no_success"),
@@ -66,6 +69,7 @@ def main(argv=None) -> int:
     began = time.monotonic()
     report = {"meta": meta(args), "results": {}}
     results = report["results"]
+    errors = report["errors"] = {}
     with scratch_bench(dpi=args.dpi, keep=args.keep, variants=tuple(args.variant)) as bench:
         from bench import pickup_latency, queries, reference, submit, throughput
 
@@ -74,14 +78,20 @@ def main(argv=None) -> int:
                 return
             print(f"[bench] {name} ...", flush=True)
             started = time.monotonic()
-            results[name] = function(*call_args, **kwargs)
+            try:
+                results[name] = function(*call_args, **kwargs)
+            except Exception as error:  # one broken scenario must not lose the others' numbers
+                traceback.print_exc()
+                errors[name] = f"{type(error).__name__}: {error}"
+            finally:
+                bench.stop_all()  # whatever the scenario left running
             print(f"[bench] {name} took {time.monotonic() - started:.0f} s", flush=True)
 
         small = args.quick
         scenario("submit", submit.run, bench, requests=60 if small else 200, seconds=3 if small else 6,
                  backlog=args.backlog)
         scenario("pickup", pickup_latency.run, bench, jobs=15 if small else 40, seconds=15 if small else 30)
-        scenario("throughput", throughput.run_throughput, bench, worker_counts=(2, 4, 8), jobs=args.jobs,
+        scenario("throughput", throughput.run_throughput, bench, worker_counts=tuple(args.workers), jobs=args.jobs,
                  seconds=args.run_seconds)
         scenario("profile", throughput.run_profile, bench, jobs=100 if small else 300, seconds=8 if small else 15,
                  results_dir=args.output.parent)
@@ -95,10 +105,12 @@ def main(argv=None) -> int:
     report["meta"]["loadavg_after"] = os.getloadavg()
     report["summary"] = summary_rows(results)
     print_summary(report["summary"])
+    for name, error in errors.items():
+        print(f"[bench] scenario {name} FAILED: {error}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\n[bench] {report['meta']['seconds']:.0f} s in all; results in {args.output}")
-    return 0
+    return 1 if errors else 0
 
 
 def meta(args) -> dict:
@@ -122,14 +134,20 @@ def row(scenario: str, measure: str, value, goal: str = "", met: bool | None = N
 
 def summary_rows(results: dict) -> list[dict]:
     rows = []
-    for cell in results.get("submit", []):
+    for cell in results.get("submit", {}).get("cells", []):
         at_32 = cell["clients"] == 32
         rows.append(row(
             f"1 submit {cell['endpoint']}", f"{cell['clients']:>2} clients, {cell['queued_before']:>5} queued",
             f"p50 {cell['p50_ms']:.1f} / p99 {cell['p99_ms']:.1f} / max {cell['max_ms']:.1f} ms, "
-            f"{cell['requests_per_s']:.0f} req/s" + (f", {cell['errors']} errors" if cell["errors"] else ""),
+            f"{cell['requests_per_s']:.0f} req/s, <={cell['peak_db_connections']} db conns"
+            + (f", {cell['errors']} errors" if cell["errors"] else ""),
             "p99 < 20 ms" if at_32 else "", cell["p99_ms"] < 20 if at_32 else None,
         ))
+    if results.get("submit", {}).get("web_log_too_many_clients"):
+        rows.append(row("1 submit", "HTTP 500s from 'too many clients already'",
+                        results["submit"]["web_log_too_many_clients"], "0", False))
+    for name, plan in results.get("submit", {}).get("plans_with_backlog", {}).items():
+        rows.append(row("1 plans", f"{name} (backlog queued)", f"{plan['execution_ms']} ms: {plan['nodes'][-1].strip()}"))
     if "pickup" in results:
         pickup = results["pickup"]["pickup"]
         rows.append(row("2 pickup", f"enqueue -> running, {results['pickup']['workers']} idle workers",
@@ -147,6 +165,11 @@ def summary_rows(results: dict) -> list[dict]:
         rows.append(row("3 profile", "task in one process",
                         f"{profile['ms_per_job']} ms/job, {profile['sql_statements_per_job']} SQL/job; "
                         + ", ".join(f"{name} {ms}" for name, ms in top)))
+        monitor = profile["monitor_save_task"]
+        rows.append(row("3 profile", "django-q2 monitor, per finished task",
+                        f"{monitor['ms_per_task_as_configured']} ms, {monitor['sql_per_task_as_configured']} SQL "
+                        f"(save_limit {monitor['save_limit']}, {monitor['saved_successes']} saved); "
+                        f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit -1"))
     if "scaleout" in results:
         scale = results["scaleout"]
         rows.append(row("4 scale-out", f"2 clusters x {scale['workers_each']} workers", drained(scale)

@@ -262,3 +262,49 @@ def integrity() -> dict[str, int]:
 def claims_in_log(process: ServiceProcess) -> list[str]:
     """Conversion ids this cluster's workers claimed, from their log lines."""
     return [match.group(1) for match in CLAIM_LINE.finditer(process.log_path.read_text(errors="replace"))]
+
+
+def explain(sql_text: str, params=()) -> dict:
+    """PostgreSQL's plan of a statement, run for real (EXPLAIN ANALYZE) in a transaction
+    that is rolled back, and its execution time."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql_text}", params)
+        (plan,) = cursor.fetchone()
+        transaction.set_rollback(True)
+    plan = plan[0] if isinstance(plan, list) else plan
+    return {"execution_ms": round(plan["Execution Time"], 3), "nodes": plan_nodes(plan["Plan"])}
+
+
+def plan_nodes(node: dict, depth: int = 0) -> list[str]:
+    index = f" using {node['Index Name']}" if "Index Name" in node else ""
+    lines = [f"{'  ' * depth}{node['Node Type']}{index} (rows={node.get('Actual Rows')})"]
+    for child in node.get("Plans", []):
+        lines += plan_nodes(child, depth + 1)
+    return lines
+
+
+def queue_plans() -> dict:
+    """How the claim query and the queue counts run against the queue as it is now: the
+    statements services.claim_next and selectors.queue_counts really send (captured in a
+    transaction that is rolled back), explained."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from conversions import selectors, services
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        services.claim_next(worker_id="bench-explain")
+        selectors.queue_counts()
+        transaction.set_rollback(True)
+    statements = [query["sql"] for query in captured.captured_queries]
+    claim = next(text for text in statements if "SKIP LOCKED" in text)
+    counts = next(text for text in statements if "FILTER" in text and "COUNT" in text)
+    return {
+        "claim_next candidate": explain(claim),
+        "queue_counts": explain(counts),
+        "queue_counts over queued/running rows only (proposed)": explain(
+            "SELECT status, count(*) FROM conversions_conversion WHERE status IN ('queued', 'running') GROUP BY status"
+        ),
+    }

@@ -9,14 +9,26 @@ the server sustains at that concurrency and latency includes the queueing in fro
 """
 
 import asyncio
+import threading
 import time
+from contextlib import contextmanager
 
 import httpx
 
-from bench.harness import SAMPLE_PDF, Bench, empty_queue, enqueue_bulk, latency_summary
+from bench.harness import (
+    DATABASE_NAME,
+    SAMPLE_PDF,
+    Bench,
+    empty_queue,
+    enqueue_bulk,
+    latency_summary,
+    queue_plans,
+    raw_connection,
+)
 
 CONCURRENCY = (1, 8, 32)
 COMPAT_FILENAME = "bench-compat.pdf"
+TOO_MANY_CLIENTS = "too many clients already"
 WARMUP_REQUESTS = 5
 
 
@@ -69,10 +81,11 @@ async def closed_loop(base_url: str, send, expected_status: int, clients: int, r
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 
-def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> list[dict]:
-    """Every endpoint x concurrency, first with an empty queue, then with ``backlog`` queued."""
+def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> dict:
+    """Every endpoint x concurrency, first with an empty queue, then with ``backlog``
+    queued; and the plans of the claim and queue-count queries with the backlog."""
     web, base_url = bench.web("submit-web")
-    rows = []
+    rows, plans = [], {}
     try:
         with httpx.Client(base_url=base_url, timeout=30) as client:
             upload = client.post("/upload", files={"file": (COMPAT_FILENAME, SAMPLE_PDF.read_bytes(), "application/pdf")})
@@ -80,19 +93,51 @@ def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> list[di
         for queued in (0, backlog):
             empty_queue()
             insert_seconds = enqueue_bulk(queued) if queued else 0.0
+            if queued:
+                plans = queue_plans()
             for endpoint, (send, expected) in ENDPOINTS.items():
                 for clients in CONCURRENCY:
-                    result = asyncio.run(closed_loop(base_url, send, expected, clients, requests, seconds))
+                    with peak_connections(bench) as peak:
+                        result = asyncio.run(closed_loop(base_url, send, expected, clients, requests, seconds))
                     rows.append({"endpoint": endpoint, "clients": clients, "queued_before": queued,
-                                 "backlog_insert_s": round(insert_seconds, 2), **result})
+                                 "backlog_insert_s": round(insert_seconds, 2), **result,
+                                 "peak_db_connections": peak["connections"]})
                     print_row(rows[-1])
     finally:
         bench.stop(web)
         empty_queue()
-    return rows
+    for name, plan in plans.items():
+        print(f"  plan with {backlog} queued: {name}: {plan['execution_ms']} ms, {'; '.join(plan['nodes'])}")
+    refused = web.log_path.read_text(errors="replace").count(TOO_MANY_CLIENTS)
+    return {"cells": rows, "plans_with_backlog": plans, "web_log_too_many_clients": refused}
 
 
 def print_row(row: dict) -> None:
     print(f"  submit {row['endpoint']:26s} clients={row['clients']:<3d} queued={row['queued_before']:<6d} "
           f"p50={row['p50_ms']:7.1f} p99={row['p99_ms']:7.1f} max={row['max_ms']:7.1f} ms "
-          f"{row['requests_per_s']:6.1f} req/s n={row['n']} errors={row['errors']}", flush=True)
+          f"{row['requests_per_s']:6.1f} req/s n={row['n']} errors={row['errors']} "
+          f"db connections<={row['peak_db_connections']}", flush=True)
+
+
+@contextmanager
+def peak_connections(bench: Bench, interval: float = 0.1):
+    """The most connections to the scratch database seen while the block runs (this
+    process's own two, Django's and the sampler's, included)."""
+    peak = {"connections": 0}
+    stop = threading.Event()
+
+    def sample():
+        with raw_connection(bench, autocommit=True) as db:
+            while not stop.is_set():
+                (count,) = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                      [DATABASE_NAME]).fetchone()
+                peak["connections"] = max(peak["connections"], count)
+                stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()

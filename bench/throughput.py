@@ -147,6 +147,7 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
     total = sum(stages.values()) or 1
     in_database = sum_time(profiler.last_session.root_frame(), lambda frame: "psycopg" in (frame.file_path or ""))
     result = {
+        "monitor_save_task": monitor_save_cost(),
         "jobs": done,
         "seconds": round(elapsed, 2),
         "jobs_per_s_one_process": round(done / elapsed, 1),
@@ -162,6 +163,10 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
         "profile_files": [str(results_dir / "profile.txt"), str(results_dir / "profile.html")],
     }
     empty_queue()
+    monitor = result["monitor_save_task"]
+    print(f"  django-q2 monitor save_task per finished task: {monitor['ms_per_task_as_configured']} ms "
+          f"(save_limit={monitor['save_limit']}, {monitor['saved_successes']} saved) vs "
+          f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit=-1", flush=True)
     print(f"  profile: {done} jobs in one process, {result['ms_per_job']} ms/job, "
           f"{result['sql_statements_per_job']} SQL statements/job, {result['ms_in_psycopg_per_job']} ms/job in psycopg",
           flush=True)
@@ -210,3 +215,56 @@ def sum_time(root, matches) -> float:
         else:
             stack.extend(frame.children)
     return total
+
+
+def monitor_save_cost(tasks: int = 30) -> dict:
+    """What django-q2's monitor (one process per cluster, every finished task passes
+    through it) spends saving one successful task's result, in steady state: with the
+    configured save_limit and that many successes already saved, and with save_limit -1
+    (successes not saved). Measured in this process on the scratch database."""
+    import uuid
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.models import Task
+    from django_q.monitor import save_task
+
+    from conversions.services import TASK_FUNCTION
+
+    configured = Conf.SAVE_LIMIT
+    now = timezone.now()
+
+    def finished_task(index: int) -> dict:
+        return {"id": uuid.uuid4().hex, "name": f"conversion-bench-{index}", "func": TASK_FUNCTION,
+                "args": (str(uuid.uuid4()),), "kwargs": {}, "result": "completed", "success": True,
+                "started": now, "stopped": now, "cluster": Conf.CLUSTER_NAME}
+
+    Task.objects.bulk_create(
+        Task(id=uuid.uuid4().hex, name=f"conversion-saved-{index}", func=TASK_FUNCTION, args=(str(uuid.uuid4()),),
+             kwargs={}, result="completed", started=now, stopped=now, success=True)
+        for index in range(max(configured, 0))
+    )
+    broker = get_broker()
+    timings = {}
+    try:
+        for limit in (configured, -1):
+            Conf.SAVE_LIMIT = limit
+            with CaptureQueriesContext(connection) as captured:
+                save_task(finished_task(-1), broker)
+            started = time.perf_counter()
+            for index in range(tasks):
+                save_task(finished_task(index), broker)
+            timings[limit] = ((time.perf_counter() - started) / tasks * 1000, len(captured.captured_queries))
+    finally:
+        Conf.SAVE_LIMIT = configured
+        Task.objects.all().delete()
+    return {
+        "save_limit": configured, "saved_successes": max(configured, 0),
+        "ms_per_task_as_configured": round(timings[configured][0], 2),
+        "sql_per_task_as_configured": timings[configured][1],
+        "ms_per_task_save_limit_-1": round(timings[-1][0], 3),
+        "sql_per_task_save_limit_-1": timings[-1][1],
+    }
