@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="NUM_WORKERS of the throughput runs (default 2 4 8)")
     parser.add_argument("--backlog", type=int, default=10_000, help="jobs queued for the second submit pass")
     parser.add_argument("--dpi", type=int, default=36, help="DPI of the output page images (default 36)")
-    parser.add_argument("--variant", action="append", default=[], choices=("db_pool", "no_success"),
+    parser.add_argument("--variant", action="append", default=[], choices=("db_pool", "no_success", "poll_20ms"),
                         help="measure a proposed settings change (bench/variant_settings.py); repeatable")
     parser.add_argument("--output", type=Path, help="default bench/results/latest.json "
                                                     "(variant-<names>.json with --variant)")
@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     results = report["results"]
     errors = report["errors"] = {}
     with scratch_bench(dpi=args.dpi, keep=args.keep, variants=tuple(args.variant)) as bench:
+        from django.db import connections
+
         from bench import pickup_latency, queries, reference, submit, throughput
 
         def scenario(name, function, *call_args, **kwargs):
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
                 return
             print(f"[bench] {name} ...", flush=True)
             started = time.monotonic()
+            connections.close_all()  # a fresh connection: an earlier scenario may have lost its own
             try:
                 results[name] = function(*call_args, **kwargs)
             except Exception as error:  # one broken scenario must not lose the others' numbers
@@ -147,7 +150,9 @@ def summary_rows(results: dict) -> list[dict]:
         rows.append(row("1 submit", "HTTP 500s from 'too many clients already'",
                         results["submit"]["web_log_too_many_clients"], "0", False))
     for name, plan in results.get("submit", {}).get("plans_with_backlog", {}).items():
-        rows.append(row("1 plans", f"{name} (backlog queued)", f"{plan['execution_ms']} ms: {plan['nodes'][-1].strip()}"))
+        history = results["submit"]["plans_history_rows"]
+        rows.append(row("1 plans", f"{name} (backlog + {history} finished)",
+                        f"{plan['execution_ms']} ms: {plan['nodes'][-1].strip()}"))
     if "pickup" in results:
         pickup = results["pickup"]["pickup"]
         rows.append(row("2 pickup", f"enqueue -> running, {results['pickup']['workers']} idle workers",

@@ -285,10 +285,49 @@ def plan_nodes(node: dict, depth: int = 0) -> list[str]:
     return lines
 
 
-def queue_plans() -> dict:
-    """How the claim query and the queue counts run against the queue as it is now: the
-    statements services.claim_next and selectors.queue_counts really send (captured in a
-    transaction that is rolled back), explained."""
+HISTORY_MESSAGE = "bench history"
+
+
+def add_history(count: int) -> None:
+    """``count`` finished jobs, as a service that has run for a while has: inserted by the
+    server in one statement (bulk_create would take a minute on a busy machine)."""
+    from django.db import connection
+
+    document = sample_document()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO conversions_conversion
+                   (id, document_id, owner_id, status, priority, engine, prompt_mode, progress, message, pages_total,
+                    pages_done, attempts, max_attempts, error, worker_id, cancel_requested, output_dir, event_seq,
+                    created_at, started_at, finished_at, updated_at)
+               SELECT gen_random_uuid(), %s, %s, 'completed', 0, 'noop', 'prompt_layout_all_en', 100, %s, 1, 1, 1, 3,
+                      '', '', false, '', 0, now() - interval '1 day', now() - interval '1 day',
+                      now() - interval '1 day', now()
+                 FROM generate_series(1, %s)""",
+            [document.pk, document.owner_id, HISTORY_MESSAGE, count],
+        )
+        cursor.execute("ANALYZE conversions_conversion")
+
+
+def remove_history() -> None:
+    from conversions.models import Conversion
+
+    Conversion.objects.filter(message=HISTORY_MESSAGE).delete()
+
+
+def queue_plans(history: int) -> dict:
+    """How the claim query and the queue counts run against the queue as it is now plus
+    ``history`` finished jobs: the statements services.claim_next and
+    selectors.queue_counts really send (captured in a transaction that is rolled back),
+    explained."""
+    add_history(history)
+    try:
+        return explain_queue_queries()
+    finally:
+        remove_history()
+
+
+def explain_queue_queries() -> dict:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
