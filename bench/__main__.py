@@ -43,8 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run these scenarios only")
     parser.add_argument("--quick", action="store_true", help="small counts and short bounds (a smoke run)")
     parser.add_argument("--jobs", type=int, default=5000, help="backlog of the throughput runs (default 5000)")
-    parser.add_argument("--run-seconds", type=float, default=40,
-                        help="time bound of each throughput/scale-out/reference run (default 40)")
+    parser.add_argument("--run-seconds", type=float, default=35,
+                        help="time bound of each throughput/scale-out/reference run (default 35)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4, 8],
                         help="NUM_WORKERS of the throughput runs (default 2 4 8)")
     parser.add_argument("--backlog", type=int, default=10_000, help="jobs queued for the second submit pass")
@@ -168,7 +168,8 @@ def summary_rows(results: dict) -> list[dict]:
         profile = results["profile"]
         top = list(profile["stages_ms_per_job"].items())[:4]
         rows.append(row("3 profile", "task in one process",
-                        f"{profile['ms_per_job']} ms/job, {profile['sql_statements_per_job']} SQL/job; "
+                        f"{profile['ms_per_job']} ms/job ({profile['cpu_ms_per_job']} ms CPU), "
+                        f"{profile['sql_statements_per_job']} SQL/job; "
                         + ", ".join(f"{name} {ms}" for name, ms in top)))
         monitor = profile["monitor_save_task"]
         rows.append(row("3 profile", "django-q2 monitor, per finished task",
@@ -201,7 +202,12 @@ def summary_rows(results: dict) -> list[dict]:
 
 def drained(run: dict) -> str:
     bounded = "" if run["finished_all"] else f" (time bound reached: {run['completed']}/{run['jobs']})"
-    return f"{run['jobs_per_s']:.1f} jobs/s, {run['completed']} jobs in {run['seconds']:.1f} s{bounded}"
+    text = f"{run['jobs_per_s']:.1f} jobs/s, {run['completed']} jobs in {run['seconds']:.1f} s{bounded}"
+    if "cpu_ms_per_job" in run:
+        cpu = run["cpu_ms_per_job"]
+        text += (f"; CPU {cpu['total']:.1f} ms/job (queue processes {cpu['queue_processes']:.1f} + PostgreSQL "
+                 f"{cpu['postgres_backends']:.1f}): <= {run['jobs_per_s_if_cpu_bound_on_all_cores']} jobs/s on idle cores")
+    return text
 
 
 def print_summary(rows: list[dict]) -> None:

@@ -16,7 +16,8 @@ import time
 
 import psycopg
 
-from bench.harness import Bench, empty_queue, enqueue_bulk, integrity
+from bench.harness import Bench, backend_cpu_seconds, children_cpu_seconds, empty_queue, enqueue_bulk, integrity
+from bench.throughput import cpu_per_job
 
 CLAIM = """
     UPDATE conversions_conversion
@@ -41,7 +42,7 @@ COMPLETE = """
 CELLS = json.dumps([{"bbox": [0, 0, 306, 396], "category": "Text", "text": "Page 1"}])
 
 
-def worker(connect: dict, go, deadline_seconds: float, done) -> None:
+def worker(connect: dict, go, release, deadline_seconds: float, done) -> None:
     name = f"reference:{os.getpid()}"
     with psycopg.connect(**connect) as db:
         go.wait()
@@ -56,7 +57,8 @@ def worker(connect: dict, go, deadline_seconds: float, done) -> None:
                 db.execute(RESULT, {"id": row[0], "cells": CELLS})
                 db.execute(COMPLETE, {"id": row[0], "worker": name})
             count += 1
-    done.put(count)
+        done.put(count)
+        release.wait(60)  # the connection stays open until its backend's CPU time is read
 
 
 def run(bench: Bench, *, processes: int, jobs: int, seconds: float) -> dict:
@@ -65,9 +67,10 @@ def run(bench: Bench, *, processes: int, jobs: int, seconds: float) -> dict:
     empty_queue()
     enqueue_bulk(jobs, with_messages=False)
     context = multiprocessing.get_context("spawn")
-    go, done = context.Event(), context.Queue()
+    go, release, done = context.Event(), context.Event(), context.Queue()
     connect = {**connection_kwargs(bench.database_url), "autocommit": True}
-    children = [context.Process(target=worker, args=(connect, go, seconds, done)) for _ in range(processes)]
+    cpu_before = children_cpu_seconds()
+    children = [context.Process(target=worker, args=(connect, go, release, seconds, done)) for _ in range(processes)]
     for child in children:
         child.start()
     time.sleep(1.0)  # the children have imported psycopg and connected
@@ -75,12 +78,16 @@ def run(bench: Bench, *, processes: int, jobs: int, seconds: float) -> dict:
     go.set()
     counts = [done.get(timeout=seconds + 60) for _ in children]
     elapsed = time.perf_counter() - started
+    database_cpu = backend_cpu_seconds()
+    release.set()
     for child in children:
         child.join(timeout=10)
+    processes_cpu = children_cpu_seconds() - cpu_before
     result = {"processes": processes, "jobs": jobs, "completed": sum(counts), "finished_all": sum(counts) >= jobs,
               "seconds": round(elapsed, 2),
-              "jobs_per_s": round(sum(counts) / elapsed, 1), **integrity()}
+              "jobs_per_s": round(sum(counts) / elapsed, 1), **integrity(),
+              **cpu_per_job(processes_cpu, database_cpu, sum(counts))}
     empty_queue()
     print(f"  reference SKIP LOCKED loop, {processes} processes: {result['completed']}/{jobs} jobs in "
-          f"{result['seconds']} s = {result['jobs_per_s']} jobs/s", flush=True)
+          f"{result['seconds']} s = {result['jobs_per_s']} jobs/s; CPU ms/job {result['cpu_ms_per_job']}", flush=True)
     return result

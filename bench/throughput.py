@@ -15,18 +15,22 @@ statements of one job. It cannot see django-q2's own processes (pusher, monitor)
 share is the gap between the in-process rate and the cluster's.
 """
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 from bench.harness import (
     Bench,
+    backend_cpu_seconds,
+    children_cpu_seconds,
     claims_in_log,
     empty_queue,
     enqueue_bulk,
     finished_timeline,
     integrity,
     job_counts,
+    saved_task_results,
     wait_drained,
 )
 
@@ -55,28 +59,34 @@ STAGES = {
 OTHER = "other (task entry, logging, ORM glue)"
 
 
-def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float) -> dict:
+def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float, idle_cpu: float = 0.0) -> dict:
     """Insert ``jobs`` queued jobs, start the named clusters (name -> NUM_WORKERS) and
-    wait until all jobs are done or ``seconds`` have passed since the first started."""
+    wait until all jobs are done or ``seconds`` have passed since the first started.
+    ``idle_cpu`` (a cluster's start, idle and stop) is taken off the CPU counted per job."""
     from django.utils import timezone
 
     empty_queue()
+    saved = saved_task_results()
     enqueue_bulk(jobs)
     processes = {}
+    cpu_before = children_cpu_seconds()
     try:
         for name, workers in clusters.items():
             processes[name] = bench.cluster(name, workers)
         finished_all = wait_drained(jobs, time.monotonic() + seconds)
         cutoff = timezone.now()
+        database_cpu = backend_cpu_seconds()  # while the clusters' connections are open
     finally:
         for process in processes.values():
             bench.stop(process)
+    cluster_cpu = max(children_cpu_seconds() - cpu_before - idle_cpu * len(clusters), 0.0)
     starts, ends = finished_timeline()
     counted = [end for end in ends if end <= cutoff]
     first = min(starts) if starts else cutoff
     window_end = max(counted) if finished_all and counted else cutoff
     elapsed = max((window_end - first).total_seconds(), 1e-6)
     claims = {name: claims_in_log(process) for name, process in processes.items()}
+    done_by_stop = job_counts()
     claimed_by_two = set.intersection(*(set(ids) for ids in claims.values())) if len(claims) > 1 else set()
     result = {
         "clusters": clusters,
@@ -85,7 +95,10 @@ def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float) 
         "finished_all": finished_all,
         "seconds": round(elapsed, 2),
         "jobs_per_s": round(len(counted) / elapsed, 1),
-        "counts_after_stop": job_counts(),
+        "counts_after_stop": done_by_stop,
+        **cpu_per_job(cluster_cpu, database_cpu, done_by_stop["completed"]),
+        "task_results_saved_before": saved,
+        "idle_cluster_cpu_s_subtracted": round(idle_cpu * len(clusters), 2),
         "claims_per_cluster": {name: len(ids) for name, ids in claims.items()},
         "claimed_by_two_clusters": len(claimed_by_two),
         **integrity(),
@@ -94,19 +107,49 @@ def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float) 
     return result
 
 
+def cpu_per_job(processes_cpu: float, database_cpu: float, jobs: int) -> dict:
+    """CPU ms per completed job: what the rate would be bounded by on an idle machine
+    (cores / CPU per job), however busy this one is. PostgreSQL's share counts only the
+    backends still connected at the end (a recycled worker's connection is gone)."""
+    jobs = max(jobs, 1)
+    total = (processes_cpu + database_cpu) / jobs
+    return {
+        "cpu_ms_per_job": {"queue_processes": round(processes_cpu / jobs * 1000, 2),
+                           "postgres_backends": round(database_cpu / jobs * 1000, 2),
+                           "total": round(total * 1000, 2)},
+        "jobs_per_s_if_cpu_bound_on_all_cores": round((os.cpu_count() or 1) / total, 1) if total else None,
+    }
+
+
+def idle_cluster_cpu(bench: Bench, *, workers: int, seconds: float = 3.0) -> float:
+    """CPU seconds a cluster spends starting, idling ``seconds`` on an empty queue and
+    stopping: the part of a run's CPU that is not per job."""
+    empty_queue()
+    before = children_cpu_seconds()
+    process = bench.cluster(f"idle-{workers}", workers)
+    time.sleep(seconds)
+    bench.stop(process)
+    return children_cpu_seconds() - before
+
+
 def run_throughput(bench: Bench, *, worker_counts: tuple[int, ...], jobs: int, seconds: float) -> list[dict]:
     rows = []
     for workers in worker_counts:
-        row = drain(bench, clusters={f"throughput-{workers}": workers}, jobs=jobs, seconds=seconds)
+        idle = idle_cluster_cpu(bench, workers=workers)
+        row = drain(bench, clusters={f"throughput-{workers}": workers}, jobs=jobs, seconds=seconds,
+                    idle_cpu=idle)
         row["workers"] = workers
         rows.append(row)
         print(f"  throughput NUM_WORKERS={workers}: {row['completed']}/{jobs} jobs in {row['seconds']} s = "
-              f"{row['jobs_per_s']} jobs/s (all done: {row['finished_all']})", flush=True)
+              f"{row['jobs_per_s']} jobs/s (all done: {row['finished_all']}); CPU ms/job {row['cpu_ms_per_job']}",
+              flush=True)
     return rows
 
 
 def run_scale_out(bench: Bench, *, workers_each: int, jobs: int, seconds: float) -> dict:
-    row = drain(bench, clusters={"host-a": workers_each, "host-b": workers_each}, jobs=jobs, seconds=seconds)
+    idle = idle_cluster_cpu(bench, workers=workers_each)
+    row = drain(bench, clusters={"host-a": workers_each, "host-b": workers_each}, jobs=jobs, seconds=seconds,
+                idle_cpu=idle)
     row["workers_each"] = workers_each
     print(f"  scale-out 2 clusters x {workers_each} workers: {row['completed']}/{jobs} jobs, {row['jobs_per_s']} "
           f"jobs/s, claims {row['claims_per_cluster']}, claimed by both: {row['claimed_by_two_clusters']}, "
@@ -132,14 +175,14 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
     profiler = Profiler(interval=0.0005)
     done = 0
     deadline = time.monotonic() + seconds
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     profiler.start()
     while done < jobs - 1 and time.monotonic() < deadline:
         if run_conversion("profile") != "completed":
             break
         done += 1
     profiler.stop()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "profile.txt").write_text(profiler.output_text(unicode=False, color=False))
     (results_dir / "profile.html").write_text(profiler.output_html())
@@ -152,6 +195,7 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
         "seconds": round(elapsed, 2),
         "jobs_per_s_one_process": round(done / elapsed, 1),
         "ms_per_job": round(elapsed / max(done, 1) * 1000, 2),
+        "cpu_ms_per_job": round(cpu / max(done, 1) * 1000, 2),  # this process only, profiler included
         "sql_statements_per_job": len(queries.captured_queries),
         "sql_statements_by_kind": dict(statements.most_common()),
         "ms_in_psycopg_per_job": round(in_database / max(done, 1) * 1000, 2),
@@ -167,7 +211,7 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
     print(f"  django-q2 monitor save_task per finished task: {monitor['ms_per_task_as_configured']} ms "
           f"(save_limit={monitor['save_limit']}, {monitor['saved_successes']} saved) vs "
           f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit=-1", flush=True)
-    print(f"  profile: {done} jobs in one process, {result['ms_per_job']} ms/job, "
+    print(f"  profile: {done} jobs in one process, {result['ms_per_job']} ms/job ({result['cpu_ms_per_job']} CPU), "
           f"{result['sql_statements_per_job']} SQL statements/job, {result['ms_in_psycopg_per_job']} ms/job in psycopg",
           flush=True)
     return result
@@ -242,11 +286,7 @@ def monitor_save_cost(tasks: int = 30) -> dict:
                 "args": (str(uuid.uuid4()),), "kwargs": {}, "result": "completed", "success": True,
                 "started": now, "stopped": now, "cluster": Conf.CLUSTER_NAME}
 
-    Task.objects.bulk_create(
-        Task(id=uuid.uuid4().hex, name=f"conversion-saved-{index}", func=TASK_FUNCTION, args=(str(uuid.uuid4()),),
-             kwargs={}, result="completed", started=now, stopped=now, success=True)
-        for index in range(max(configured, 0))
-    )
+    saved_task_results()
     broker = get_broker()
     timings = {}
     try:
