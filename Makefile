@@ -4,13 +4,18 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test setup browser clean
+.PHONY: run test bench setup browser clean
 
 run: setup
 	$(VPY) -m dotsocr_site.launcher run
 
 test: setup browser
 	$(VPY) -m dotsocr_site.launcher test $(PYTEST_ARGS)
+
+# Benchmarks of the queue on a scratch database (bench/__main__.py); about 7 minutes.
+# Needs PostgreSQL as `make test` does (DATABASE_URL or 127.0.0.1:5432).
+bench: setup
+	$(VPY) -m bench $(BENCH_ARGS)
 
 setup: $(STAMP)
 

@@ -1,69 +1,76 @@
-"""Submit latency and pickup latency (submit -> `running`) with idle workers.
+"""Scenario 2: pickup latency, enqueue -> `running`, with idle workers.
 
-Starts its own daphne and qcluster on a scratch database, submits jobs one at a time
-(each after the previous one is running, so workers are idle), and prints percentiles.
-Run: `.venv/bin/python -m bench.pickup_latency [--jobs 30]` (needs PostgreSQL, as `make run`).
+One job at a time is submitted over HTTP to an idle cluster (NUM_WORKERS=2); the next
+is submitted only after the previous one has finished, plus a random pause so that
+submissions do not fall in step with the broker's polling. Pickup is measured from the
+job's own row: ``started_at`` (set by the worker's claim) minus ``created_at`` (set
+when the web process inserted the row, just before the transaction that enqueued it
+committed), both from the one machine's clock, so HTTP polling does not blur it.
 """
 
-import argparse
-import statistics
-import tempfile
+import random
 import time
-from pathlib import Path
 
 import httpx
 
-from dotsocr_site.launcher import ensure_database, prepare_database
-from tests.live import free_port, python_env, start_cluster, start_web, url_for_database
+from bench.harness import SAMPLE_PDF, Bench, empty_queue, latency_summary
 
-SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared/corpus/sample-files/001-trivial/minimal-document.pdf"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+WORKERS = 2
+MAX_PAUSE_SECONDS = 0.15  # django-q2's `poll` is 0.1 s: pauses spread over its cycle
+JOB_TIMEOUT_SECONDS = 10
 
 
-def wait_running(client: httpx.Client, conversion_id: str) -> None:
-    while client.get(f"/api/v1/conversions/{conversion_id}").json()["status"] == "queued":
-        time.sleep(0.002)
+def wait_finished(conversion_id: str, timeout: float) -> bool:
+    from conversions.models import Conversion
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Conversion.objects.filter(pk=conversion_id, finished_at__isnull=False).exists():
+            return True
+        time.sleep(0.005)
+    return False
 
 
-def measure(client: httpx.Client, jobs: int) -> tuple[list[float], list[float]]:
-    submits, pickups = [], []
-    pdf = SAMPLE.read_bytes()
-    for _ in range(jobs):
-        started = time.monotonic()
-        response = client.post("/api/v1/conversions", files={"file": ("sample.pdf", pdf, "application/pdf")})
-        answered = time.monotonic()
-        wait_running(client, response.json()["id"])
-        submits.append((answered - started) * 1000)
-        pickups.append((time.monotonic() - answered) * 1000)
-        time.sleep(0.5)  # let the job finish so the workers are idle again
-    return submits, pickups
+def run(bench: Bench, *, jobs: int, seconds: float) -> dict:
+    from conversions.models import Conversion
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=30)
-    args = parser.parse_args()
-    database = url_for_database("dotsocr_bench")
-    ensure_database(database)
-    logs = Path(tempfile.mkdtemp(prefix="dotsocr-bench-"))
-    env = python_env(DATABASE_URL=database, DATA_DIR=str(logs / "data"), NUM_WORKERS="2")
-    prepare_database(env)
-    port = free_port()
-    web, cluster = start_web(env, port, logs), start_cluster(env, logs)
+    empty_queue()
+    web, base_url = bench.web("pickup-web")
+    cluster = bench.cluster("pickup-cluster", WORKERS)
+    submits, ids, unfinished = [], [], 0
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            submits, pickups = measure(client, args.jobs)
+        time.sleep(1)  # the workers have forked and are waiting on the broker
+        pdf = SAMPLE_PDF.read_bytes()
+        deadline = time.monotonic() + seconds
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            while len(ids) < jobs and time.monotonic() < deadline:
+                time.sleep(random.uniform(0, MAX_PAUSE_SECONDS))
+                started = time.perf_counter()
+                response = client.post("/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")},
+                                       data={"engine": "noop"})
+                submits.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                ids.append(response.json()["id"])
+                if not wait_finished(ids[-1], JOB_TIMEOUT_SECONDS):
+                    unfinished += 1  # the workers are not idle any more: stop here
+                    break
     finally:
-        cluster.stop()
-        web.stop()
-    for name, values in (("submit response", submits), ("pickup (response -> running)", pickups)):
-        print(f"{name:30s} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 0.99):7.1f} ms"
-              f"   max {max(values):7.1f} ms   (n={len(values)})")
-
-
-if __name__ == "__main__":
-    main()
+        bench.stop(cluster)
+        bench.stop(web)
+    rows = list(Conversion.objects.filter(pk__in=ids, finished_at__isnull=False)
+                .values_list("created_at", "started_at", "finished_at", "status"))
+    pickups = [(started - created).total_seconds() * 1000 for created, started, _, _ in rows]
+    runs = [(finished - started).total_seconds() * 1000 for _, started, finished, _ in rows]
+    result = {
+        "workers": WORKERS,
+        "pickup": latency_summary(pickups),
+        "submit_idle_cluster": latency_summary(submits),
+        "job_run_one_page": latency_summary(runs),
+        "completed": sum(1 for *_, status in rows if status == "completed"),
+        "unfinished_after_10_s": unfinished,
+    }
+    empty_queue()
+    print(f"  pickup p50={result['pickup']['p50_ms']:.1f} p99={result['pickup']['p99_ms']:.1f} "
+          f"max={result['pickup']['max_ms']:.1f} ms (n={result['pickup']['n']}); one-page job runs "
+          f"p50={result['job_run_one_page']['p50_ms']:.1f} ms", flush=True)
+    return result

@@ -3,10 +3,12 @@
 from workers.ocr.auto import AutoEngine
 from workers.ocr.base import EngineError, OcrEngine
 from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
+from workers.ocr.noop import NoopEngine
 from workers.ocr.rapidocr import RapidOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
 
-ENGINES = ("auto", "textlayer", "rapidocr", "dotsocr")
+# "noop" reads nothing (one placeholder cell per page): for benchmarks of the queue.
+ENGINES = ("auto", "textlayer", "rapidocr", "dotsocr", "noop")
 _dotsocr_engines: dict[int, DotsOcrEngine] = {}
 
 
@@ -21,6 +23,8 @@ def engine_for(name: str, *, dotsocr: DotsOcrConfig | None = None) -> OcrEngine:
         return TextLayerEngine()
     if name == "rapidocr":
         return RapidOcrEngine()
+    if name == "noop":
+        return NoopEngine()
     if name == "auto" and dotsocr is None:
         return AutoEngine()
     if name in ("auto", "dotsocr"):
