@@ -5,6 +5,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dotsocr_site.settings")
+os.environ.setdefault("DB_POOL_MAX", "20")  # the web process pools its connections (see settings)
 django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
