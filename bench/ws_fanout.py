@@ -102,7 +102,7 @@ def main() -> None:
         print(json.dumps(run_layer(args.layer, args.clients, args.conversions, args.rounds, args.interval)))
         return
     from dotsocr_site.launcher import ensure_database
-    from tests.live import url_for_database
+    from tests.live import python_env, url_for_database
 
     database = url_for_database("dotsocr_bench")
     ensure_database(database)
@@ -110,9 +110,9 @@ def main() -> None:
           f"one round every {args.interval} s ({args.clients / args.interval:.0f} messages/s offered)")
     print(f"{'layer':10s} {'received':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'msg/s':>8s}  goal p99 < 50 ms")
     for layer, url in LAYERS.items():
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dotsocr_site.settings", "DATABASE_URL": database,
-               "CHANNEL_LAYER_URL": url, "DATA_DIR": tempfile.mkdtemp(prefix="dotsocr-ws-data-"),
-               "LOG_LEVEL": "WARNING"}
+        env = python_env(DJANGO_SETTINGS_MODULE="dotsocr_site.settings", DATABASE_URL=database,
+                         CHANNEL_LAYER_URL=url, DATA_DIR=tempfile.mkdtemp(prefix="dotsocr-ws-data-"),
+                         LOG_LEVEL="WARNING")
         command = [sys.executable, "-m", "bench.ws_fanout", "--layer", layer, "--clients", str(args.clients),
                    "--conversions", str(args.conversions), "--rounds", str(args.rounds), "--interval", str(args.interval)]
         output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
