@@ -5,8 +5,14 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dotsocr_site.settings")
-os.environ.setdefault("DB_POOL_MAX", "20")  # the web process pools its connections (see settings)
+# The web process pools its database connections (see DB_POOL_MAX in settings); the
+# variable is removed again so that processes started from here do not inherit it.
+pool_chosen_here = "DB_POOL_MAX" not in os.environ
+if pool_chosen_here:
+    os.environ["DB_POOL_MAX"] = "20"
 django_asgi_app = get_asgi_application()
+if pool_chosen_here:
+    del os.environ["DB_POOL_MAX"]
 
 from django.conf import settings  # noqa: E402
 
