@@ -137,6 +137,9 @@ def setup_django(env: dict) -> None:
                  "BENCH_VARIANTS"):
         os.environ[name] = env[name]
     os.environ["LOG_LEVEL"] = "WARNING"  # this process's own logging stays quiet
+    # The list-query scenario calls the views in this process, anonymously, as Django's
+    # test client ("testserver"): a single-user install's settings.
+    os.environ.update(ALLOW_ANONYMOUS="true", ALLOWED_HOSTS="*")
     import django
 
     django.setup()
@@ -300,9 +303,9 @@ def add_history(count: int) -> None:
             """INSERT INTO conversions_conversion
                    (id, document_id, owner_id, status, priority, engine, prompt_mode, progress, message, pages_total,
                     pages_done, attempts, max_attempts, error, worker_id, cancel_requested, output_dir, event_seq,
-                    created_at, started_at, finished_at, updated_at)
+                    request_fingerprint, created_at, started_at, finished_at, updated_at)
                SELECT gen_random_uuid(), %s, %s, 'completed', 0, 'noop', 'prompt_layout_all_en', 100, %s, 1, 1, 1, 3,
-                      '', '', false, '', 0, now() - interval '1 day', now() - interval '1 day',
+                      '', '', false, '', 0, '', now() - interval '1 day', now() - interval '1 day',
                       now() - interval '1 day', now()
                  FROM generate_series(1, %s)""",
             [document.pk, document.owner_id, HISTORY_MESSAGE, count],
