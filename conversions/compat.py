@@ -87,13 +87,15 @@ class UploadView(CompatView):
 class DocumentsView(CompatView):
     def get(self, request):
         user = acting_user(request)
-        documents = [document_record(user, document) for document in selectors.latest_documents_by_name(user)]
-        return Response({"status": "success", "total": len(documents), "documents": documents})
+        documents = selectors.latest_documents_by_name(user)
+        output_dirs = selectors.latest_completed_output_dirs(user, stems={document.stem for document in documents})
+        records = [document_record(document, output_dirs.get(document.stem)) for document in documents]
+        return Response({"status": "success", "total": len(records), "documents": records})
 
 
-def document_record(user, document) -> dict:
-    conversion = selectors.latest_completed_conversion(user, stem=document.stem)
-    markdown = Path(conversion.output_dir) / f"{document.stem}_nohf.md" if conversion else None
+def document_record(document, output_dir: str | None) -> dict:
+    """The original's file record; ``output_dir`` of its latest completed conversion."""
+    markdown = Path(output_dir) / f"{document.stem}_nohf.md" if output_dir else None
     return {
         **upload_record(document),
         "markdown_exists": markdown is not None,

@@ -116,6 +116,18 @@ def latest_completed_conversion(user, *, stem: str) -> Conversion | None:
     )
 
 
+def latest_completed_output_dirs(user, *, stems: set[str]) -> dict[str, str]:
+    """The output folder of the latest completed conversion of each stem, in one query."""
+    latest = (
+        conversions_for(user, status=Conversion.Status.COMPLETED)
+        .filter(document__stem__in=stems)
+        .order_by("document__stem", "-finished_at")
+        .distinct("document__stem")
+        .values_list("document__stem", "output_dir")
+    )
+    return dict(latest)
+
+
 def live_worker_count() -> int:
     """Workers across the live django-q2 clusters (their stats expire when they stop)."""
     from django_q.status import Stat

@@ -86,6 +86,24 @@ def test_documents_lists_latest_upload_of_each_name(client, converted):
     assert body["documents"][1]["markdown_exists"] is False and body["documents"][1]["markdown_path"] is None
 
 
+def test_documents_list_reads_a_constant_number_of_queries(client, converted):
+    """One query for the documents and one for their latest outputs, however many."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_the_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/documents").status_code == 200
+        return len(queries.captured_queries)
+
+    few = queries_for_the_list()
+    for number in range(5):
+        upload(client, ONE_PAGE, name=f"other-{number}.pdf")
+        pipeline.run_conversion(convert(client, filename=f"other-{number}.pdf").json()["conversion_id"])
+    assert client.get("/documents").json()["total"] == 6
+    assert queries_for_the_list() == few
+
+
 def test_convert_answers_at_once_with_exact_queue_counts(client):
     upload(client)
     first = convert(client)
