@@ -165,18 +165,13 @@ def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0
         conversion = create_conversion(document=document, owner=owner, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
                                        request_fingerprint=fingerprint, max_queued=max_queued)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        # A concurrent request with the same key created it first: answer with that one.
-        if new_document:
+    except BaseException as error:
+        if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
             Path(document.stored_path).unlink(missing_ok=True)
-        return replayed(Conversion.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False
-    except BaseException:
-        if new_document:
-            document.delete()
-            Path(document.stored_path).unlink(missing_ok=True)
+        if isinstance(error, IntegrityError) and idempotency_key is not None:
+            # A concurrent request with the same key created it first: answer with that one.
+            return replayed(Conversion.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False
         raise
     return conversion, True
 

@@ -21,8 +21,8 @@ import signal
 import psutil
 from django import db
 from django_q import cluster as django_q_cluster
-from django_q.status import Stat
 from django_q.management.commands.qcluster import Command as QclusterCommand
+from django_q.status import Stat
 
 
 class Command(QclusterCommand):
