@@ -19,6 +19,11 @@ class StoredUpload:
     size: int
 
 
+def too_large(max_upload_mb: int) -> str:
+    """The reason given for an upload over MAX_UPLOAD_MB, by the view or by daphne."""
+    return f"File is larger than the {max_upload_mb} MB limit."
+
+
 def store_upload(upload: UploadedFile) -> StoredUpload:
     """Copy an upload to ``UPLOAD_DIR/<uuid>.pdf.part``, hashing it on the way.
 
@@ -35,7 +40,7 @@ def store_upload(upload: UploadedFile) -> StoredUpload:
             for chunk in upload.chunks():
                 size += len(chunk)
                 if size > limit:
-                    raise DocumentTooLarge(f"File is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
+                    raise DocumentTooLarge(too_large(settings.MAX_UPLOAD_MB))
                 digest.update(chunk)
                 target.write(chunk)
     except BaseException:

@@ -11,6 +11,8 @@ import json
 
 from daphne.http_protocol import WebRequest
 
+from conversions.uploads import too_large
+
 # Room for the multipart envelope and the other form fields around the file.
 MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
 
@@ -50,7 +52,7 @@ def install(max_upload_mb: int) -> None:
 
 def refuse(request: WebRequest) -> None:
     request.refused = True
-    body = json.dumps({"detail": f"File is larger than the {request.max_upload_mb} MB limit."}).encode()
+    body = json.dumps({"detail": too_large(request.max_upload_mb)}).encode()
     request.channel.transport.write(
         b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
