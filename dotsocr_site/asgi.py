@@ -16,9 +16,10 @@ if pool_chosen_here:
 
 from django.conf import settings  # noqa: E402
 
-from dotsocr_site import request_limits  # noqa: E402
+from dotsocr_site import request_limits, timeout_checks  # noqa: E402
 
 request_limits.install(settings.MAX_UPLOAD_MB)  # daphne refuses oversized bodies as they stream
+timeout_checks.install()  # daphne's 2-second sweep of every socket, in slices
 
 # Imported after Django is set up: consumers use the ORM.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

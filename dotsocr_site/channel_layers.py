@@ -3,21 +3,67 @@ database that restarts or drops connections."""
 
 import asyncio
 import logging
+import time
+import weakref
 
 import psycopg
 from channels_postgres.core import PostgresChannelLayer as BasePostgresChannelLayer
+from channels_postgres.db import GROUP_CHANNEL_TABLE, DatabaseLayer
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger(__name__)
 LISTENER_BACKOFF_SECONDS = (0.2, 0.5, 1, 2, 5)
+CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+class IdleConnectionCheck:
+    """Pings a pooled connection on checkout only when it has been idle for a while.
+
+    A connection that the server dropped (restart, failover) is mostly one that sat
+    idle; one used a moment ago is alive, and pinging it would add a round trip to
+    every event sent. If one does turn out dead, its single event is lost (events are
+    best-effort) and the pool discards it on return."""
+
+    def __init__(self):
+        self.returned_at = weakref.WeakKeyDictionary()
+
+    async def check(self, connection) -> None:
+        if time.monotonic() - self.returned_at.get(connection, 0.0) > CHECK_AFTER_IDLE_SECONDS:
+            await AsyncConnectionPool.check_connection(connection)
+
+    async def reset(self, connection) -> None:
+        self.returned_at[connection] = time.monotonic()
+
+
+class LiveMembershipDatabaseLayer(DatabaseLayer):
+    """channels_postgres' queries, except that a group's send skips memberships past
+    their expiry. channels_postgres keeps them until a cleanup that only a group_discard
+    schedules, so the channels of a web process that died (and never discarded them)
+    would get every later message of their groups: a row and a notification each, for
+    nobody. Live members renew theirs (conversions/fanout.py)."""
+
+    async def retrieve_group_channels(self, group_key: str) -> list[str]:
+        query = sql.SQL("SELECT DISTINCT channel FROM {table} WHERE group_key = %s AND expire > now()").format(
+            table=sql.Identifier(GROUP_CHANNEL_TABLE)
+        )
+        pool = await self.get_db_pool(db_params=self.db_params)
+        async with pool.connection() as connection:
+            cursor = await connection.execute(query, (group_key,))
+            return [row[0] for row in await cursor.fetchall()]
 
 
 class PostgresChannelLayer(BasePostgresChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        base = self.django_db
+        self.django_db = LiveMembershipDatabaseLayer(base.psycopg_options, base.db_params, using=base.using,
+                                                     logger=base.logger)
         # A pooled connection the server has dropped (restart, failover) is noticed on
         # checkout and replaced, instead of failing the consumer that drew it.
-        self.django_db.psycopg_options.setdefault("check", AsyncConnectionPool.check_connection)
+        idle_check = IdleConnectionCheck()
+        self.django_db.psycopg_options.setdefault("check", idle_check.check)
+        self.django_db.psycopg_options.setdefault("reset", idle_check.reset)
 
     async def listen_to_all_channels(self) -> None:
         """channels_postgres' LISTEN loop, restarted when its connection is lost; without

@@ -303,16 +303,24 @@ SPECTACULAR_SETTINGS = {
 
 # --- Channels --------------------------------------------------------------------------
 # Progress travels from worker processes to the web process(es) through a channel layer
-# that crosses processes: Redis when CHANNEL_LAYER_URL is redis://..., else PostgreSQL
-# (LISTEN/NOTIFY, no extra server). "memory" is for single-process unit tests only.
+# that crosses processes: Redis when CHANNEL_LAYER_URL is redis://... (channels_redis'
+# pub/sub layer: a web process subscribes once per group and fans out to its sockets,
+# conversions/fanout.py), else PostgreSQL (LISTEN/NOTIFY, no extra server). "memory" is
+# for single-process unit tests only.
+#
+# A group membership left by a web process that died lapses after this long; live ones
+# are renewed at a quarter of it (conversions/fanout.py). Redis pub/sub needs neither:
+# its subscriptions end with the connection.
+CHANNEL_GROUP_EXPIRY_SECONDS = 600
 
 
 def _channel_layer() -> dict:
     url = env_str("CHANNEL_LAYER_URL", "postgres")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+        return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
     if url == "postgres":
-        return {"BACKEND": "dotsocr_site.channel_layers.PostgresChannelLayer", "CONFIG": {**DATABASES["default"], "TIME_ZONE": None}}
+        return {"BACKEND": "dotsocr_site.channel_layers.PostgresChannelLayer",
+                "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS}}
     if url == "memory":
         return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     raise ImproperlyConfigured(

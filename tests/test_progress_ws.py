@@ -81,9 +81,8 @@ def test_stale_events_are_dropped(make_conversion):
         socket = await connected(f"/ws/v1/conversions/{conversion.pk}")
         final = await socket.receive_json_from()
         stale = {"seq": 1, "status": "running", "progress": 10, "conversion_id": str(conversion.pk)}
-        await get_channel_layer().group_send(
-            progress.conversion_group(conversion.pk), {"type": "conversion.event", "event": stale}
-        )
+        group = progress.conversion_group(conversion.pk)
+        await get_channel_layer().group_send(group, progress.group_message(group, "conversion.event", stale))
         nothing = await socket.receive_nothing(timeout=0.3)
         await socket.disconnect()
         return final, nothing

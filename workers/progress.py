@@ -9,8 +9,8 @@ import logging
 import os
 import threading
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,12 @@ def publish_after_commit(conversion_id, *, page_no: int | None = None, status_ch
     transaction.on_commit(lambda: publish(conversion_id, page_no=page_no, status_changed=status_changed))
 
 
+def group_message(group: str, message_type: str, event: dict) -> dict:
+    """A layer message for ``group``. It names its group because each web process
+    receives it once on one channel and fans it out to its sockets (conversions/fanout.py)."""
+    return {"type": message_type, "group": group, "event": event}
+
+
 def publish(conversion_id, *, page_no: int | None = None, status_changed: bool = False) -> None:
     """Send the conversion's current state to its group (and the queue's). Never raises."""
     from conversions import events, selectors
@@ -34,9 +40,11 @@ def publish(conversion_id, *, page_no: int | None = None, status_changed: bool =
         event = events.conversion_event(conversion, page_no=page_no)
         layer = get_channel_layer()
         send = sender_for(layer)
-        send(conversion_group(conversion_id), {"type": "conversion.event", "event": event})
+        group = conversion_group(conversion_id)
+        send(group, group_message(group, "conversion.event", event))
         if status_changed:
-            send(QUEUE_GROUP, {"type": "queue.event", "event": {**event, "queue": selectors.queue_counts()}})
+            queue_event = {**event, "queue": selectors.queue_counts()}
+            send(QUEUE_GROUP, group_message(QUEUE_GROUP, "queue.event", queue_event))
     except Exception:  # a notification must never break the job that sends it
         logger.exception("conversion=%s progress event not sent", conversion_id)
 
@@ -45,14 +53,17 @@ SEND_TIMEOUT_SECONDS = 5
 
 
 def sender_for(layer):
-    """A blocking group_send. The PostgreSQL layer keeps one connection pool per process,
-    bound to the event loop that opened it, whose background tasks replace dropped
-    connections; async_to_sync runs each call on a new loop, which would leave that pool
-    unable to reconnect after a database restart. So its sends run on one long-lived
-    loop of this process."""
-    from dotsocr_site.channel_layers import PostgresChannelLayer
+    """A blocking group_send.
 
-    if not isinstance(layer, PostgresChannelLayer):
+    In the web process, publishing code runs on a request thread of the ASGI server,
+    and async_to_sync sends on the server's own event loop, where the consumers use the
+    layer too. Elsewhere (worker processes, commands) there is no such loop, and
+    async_to_sync would run each call on a new one: the PostgreSQL layer's connection
+    pool (one per process) is bound to the loop that opened it and its background tasks
+    replace dropped connections, and the Redis layer would connect anew for every event.
+    So those sends run on one long-lived loop of this process. The in-memory layer of
+    unit tests belongs to the test's loop."""
+    if serving_asgi() or isinstance(layer, InMemoryChannelLayer):
         return async_to_sync(layer.group_send)
 
     def send(group: str, message: dict) -> None:
@@ -60,6 +71,11 @@ def sender_for(layer):
         future.result(timeout=SEND_TIMEOUT_SECONDS)
 
     return send
+
+
+def serving_asgi() -> bool:
+    """Is this thread a request thread of an ASGI server (asgiref's sync_to_async)?"""
+    return getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
 
 
 _loop: asyncio.AbstractEventLoop | None = None
