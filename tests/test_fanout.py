@@ -148,3 +148,12 @@ def test_timeout_checks_cover_every_connection_once_per_period():
         timeout_checks.check_a_slice(server, turn)
     assert {protocol.checks for protocol in server.connections} == {1}
     assert Server.timeout_checker is timeout_checks.spread_timeout_checker  # installed by dotsocr_site.asgi
+
+
+def test_the_web_process_keeps_full_collections_rare_and_small():
+    """dotsocr_site.asgi (imported above, as daphne does) freezes the startup heap and
+    runs full collections after 1000 younger ones: each full pass stalls every socket."""
+    import gc
+
+    assert gc.get_freeze_count() > 50_000
+    assert gc.get_threshold()[2] == 1000
