@@ -4,6 +4,7 @@ and daphne's spread-out timeout checks."""
 import asyncio
 import threading
 
+import channels_postgres.db
 import pytest
 from asgiref.sync import AsyncToSync, async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -91,10 +92,13 @@ def test_memberships_are_renewed_before_the_layer_forgets_them():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_postgres_layer_sends_nothing_to_lapsed_memberships(settings):
+def test_postgres_layer_sends_nothing_to_lapsed_memberships(settings, monkeypatch):
     """A web process that died leaves its memberships behind; once lapsed, a group's
     send no longer writes a message for them."""
     config = {**settings.DATABASES["default"], "TIME_ZONE": None, "group_expiry": 600}
+    # channels_postgres keeps one pool per process, bound to the loop that opened it:
+    # this test's loop gets a pool of its own, and the process's pool stays as it was.
+    monkeypatch.setattr(channels_postgres.db, "connection_pool", None)
 
     async def scenario():
         layer = PostgresChannelLayer(**config)
@@ -102,12 +106,13 @@ def test_postgres_layer_sends_nothing_to_lapsed_memberships(settings):
         await layer.group_add("conversion.x", live)
         await layer.group_add("conversion.x", dead)
         pool = await layer.django_db.get_db_pool(layer.db_params)
-        async with pool.connection() as connection:
-            await connection.execute("UPDATE channels_postgres_groupchannel SET expire = now() - interval '1 second' "
-                                     "WHERE channel = %s", (dead,))
-        channels = await layer.django_db.retrieve_group_channels(layer._group_key("conversion.x"))
-        await pool.close()
-        return channels, live
+        try:
+            async with pool.connection() as connection:
+                await connection.execute("UPDATE channels_postgres_groupchannel SET expire = now() - interval '1 second' "
+                                         "WHERE channel = %s", (dead,))
+            return await layer.django_db.retrieve_group_channels(layer._group_key("conversion.x")), live
+        finally:
+            await pool.close()
 
     channels, live = asyncio.run(scenario())
     assert channels == [live]
@@ -127,9 +132,10 @@ def test_sends_outside_the_web_server_use_this_process_loop(settings):
     async def request_thread():
         return await sync_to_async(lambda: (progress.serving_asgi(), progress.sender_for(layer)))()
 
-    in_request = async_to_sync(request_thread)()
+    in_request = async_to_sync(request_thread)()  # runs the lambda on this (main) thread
     assert in_worker[0][0] is False and not isinstance(in_worker[0][1], AsyncToSync)
     assert in_request[0] is True and isinstance(in_request[1], AsyncToSync)
+    assert progress.serving_asgi() is False  # once that loop has ended
     in_worker[0][1]("conversion.nobody", progress.group_message("conversion.nobody", "conversion.event", {}))
 
 

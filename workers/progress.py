@@ -74,8 +74,11 @@ def sender_for(layer):
 
 
 def serving_asgi() -> bool:
-    """Is this thread a request thread of an ASGI server (asgiref's sync_to_async)?"""
-    return getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+    """Is this thread a request thread of a running ASGI server (asgiref's sync_to_async)?
+    asgiref leaves its note on a thread after the call, so the loop must still run."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return (getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+            and loop is not None and loop.is_running())
 
 
 _loop: asyncio.AbstractEventLoop | None = None
