@@ -226,6 +226,7 @@ def plans_by_table(queries) -> dict[str, str]:
     return plans
 
 
+@pytest.mark.slow  # a load test (30 s): runs with `make bench`
 @pytest.mark.django_db(transaction=True)  # VACUUM cannot run inside the test's transaction
 def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_document):
     mix = fill_table(make_document(ONE_PAGE), owner)

@@ -22,6 +22,8 @@ NO_PAGES = CORPUS / "017-unreadable-meta-data" / "unreadablemetadata.pdf"
 REFUSED = {ENCRYPTED: "password", NO_PAGES: "no pages"}
 CORPUS_PDFS = sorted(CORPUS.rglob("*.pdf"))
 CONVERTIBLE = [path for path in CORPUS_PDFS if path not in REFUSED]
+# The largest corpus file (40 s on the CPU engines) runs with the slow suites (`make bench`).
+SLOW = {"GeoTopo-komprimiert.pdf"}
 # A page with this much text has a real text layer: auto must read it, not OCR it.
 REAL_TEXT_CHARS = 200
 LINES_PER_PAGE = 3
@@ -70,7 +72,8 @@ def test_the_corpus_is_there_with_its_refused_files():
         assert encrypted.needs_pass and empty.page_count == 0
 
 
-@pytest.mark.parametrize("path", CONVERTIBLE, ids=corpus_id)
+@pytest.mark.parametrize("path", [pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW else path
+                                  for path in CONVERTIBLE], ids=corpus_id)
 def test_corpus_pdf_converts_with_auto_on_cpu_and_keeps_its_text(path, make_conversion, cpu_only, settings):
     conversion = make_conversion(path, engine="auto")
     assert pipeline.run_conversion(str(conversion.pk)) == "completed", Conversion.objects.get(pk=conversion.pk).error
