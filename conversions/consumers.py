@@ -77,13 +77,13 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         await fanout.hub_for(self.channel_layer).join(group, self.inbox)
 
     def unsubscribe(self) -> None:
+        """Called once on the way out, however the consumer ends (disconnect, close,
+        cancellation)."""
         if self.group is not None:
             fanout.hub_for(self.channel_layer).leave(self.group, self.inbox)
-            self.group = None
 
     async def disconnect(self, code):
         metrics.websocket_closed(self)
-        self.unsubscribe()
 
 
 class ConversionConsumer(AuthenticatedConsumer):

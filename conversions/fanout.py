@@ -18,8 +18,9 @@ import asyncio
 import logging
 import weakref
 
+from dotsocr_site.channel_layers import reconnect_delay
+
 logger = logging.getLogger(__name__)
-PUMP_BACKOFF_SECONDS = (0.2, 0.5, 1, 2, 5)
 
 
 class FanoutHub:
@@ -76,7 +77,7 @@ class FanoutHub:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a layer outage must not end live events for good
-                delay = PUMP_BACKOFF_SECONDS[min(failures, len(PUMP_BACKOFF_SECONDS) - 1)]
+                delay = reconnect_delay(failures)
                 logger.exception("fan-out receive failed; retrying in %ss", delay)
                 failures += 1
                 await asyncio.sleep(delay)
@@ -107,12 +108,12 @@ class FanoutHub:
                     logger.exception("group=%s fan-out membership not renewed", group)
 
 
-_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, FanoutHub]]" = weakref.WeakKeyDictionary()
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, FanoutHub]]" = weakref.WeakKeyDictionary()
 
 
 def hub_for(layer) -> FanoutHub:
     """This event loop's hub for ``layer`` (a pump belongs to the loop it runs on)."""
     per_layer = _hubs.setdefault(asyncio.get_running_loop(), {})
-    if id(layer) not in per_layer:
-        per_layer[id(layer)] = FanoutHub(layer)
-    return per_layer[id(layer)]
+    if layer not in per_layer:
+        per_layer[layer] = FanoutHub(layer)
+    return per_layer[layer]

@@ -13,8 +13,13 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger(__name__)
-LISTENER_BACKOFF_SECONDS = (0.2, 0.5, 1, 2, 5)
+RECONNECT_BACKOFF_SECONDS = (0.2, 0.5, 1, 2, 5)
 CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed attempts in a row to reach the layer."""
+    return RECONNECT_BACKOFF_SECONDS[min(failures, len(RECONNECT_BACKOFF_SECONDS) - 1)]
 
 
 class IdleConnectionCheck:
@@ -76,7 +81,7 @@ class PostgresChannelLayer(BasePostgresChannelLayer):
                 await super().listen_to_all_channels()
                 return  # asked to shut down
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                delay = LISTENER_BACKOFF_SECONDS[min(failures, len(LISTENER_BACKOFF_SECONDS) - 1)]
+                delay = reconnect_delay(failures)
                 logger.warning("channel layer listener lost its connection (%s); reconnecting in %ss", error, delay)
                 failures += 1
                 await asyncio.sleep(delay)
