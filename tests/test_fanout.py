@@ -163,3 +163,27 @@ def test_the_web_process_keeps_full_collections_rare_and_small():
 
     assert gc.get_freeze_count() > 50_000
     assert gc.get_threshold()[2] == 1000
+
+
+def test_a_pooled_connection_is_pinged_only_after_sitting_idle(db, settings, monkeypatch):
+    """A connection returned a moment ago goes out unchecked (no round trip per event);
+    one idle for longer than CHECK_AFTER_IDLE_SECONDS is pinged, so a dead one is caught."""
+    import psycopg
+
+    from dotsocr_site import channel_layers
+
+    database = settings.DATABASES["default"]
+
+    async def scenario():
+        connection = await psycopg.AsyncConnection.connect(
+            host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname=database["NAME"],
+            password=database["PASSWORD"] or None)
+        idle_check = channel_layers.IdleConnectionCheck()
+        await idle_check.reset(connection)
+        await connection.close()  # as if the server had dropped it
+        await idle_check.check(connection)  # just returned: not pinged
+        monkeypatch.setattr(channel_layers, "CHECK_AFTER_IDLE_SECONDS", 0.0)
+        with pytest.raises(psycopg.OperationalError):
+            await idle_check.check(connection)
+
+    asyncio.run(scenario())
