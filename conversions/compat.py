@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from conversions import events, selectors, services
 from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
-from conversions.exceptions import InvalidRequest, NotFound
+from conversions.exceptions import InvalidParameter, InvalidRequest, NotFound
 from conversions.models import Conversion
 from workers import outputs
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
@@ -157,7 +157,7 @@ class WorkerPoolStatusView(CompatView):
 
 
 def completed_for_stem(request, stem: str) -> Conversion:
-    conversion = selectors.latest_completed_conversion(acting_user(request), stem=stem)
+    conversion = selectors.latest_completed_conversion(acting_user(request), stem=checked_filename(stem))
     if conversion is None:
         raise NotFound(f"No markdown files found for: {stem}")
     return conversion
@@ -167,34 +167,39 @@ def page_number(request) -> int | None:
     value = request.query_params.get("page_no")
     if value in (None, ""):
         return None
-    if not value.isdigit():
-        raise InvalidRequest("page_no must be a whole number")
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidParameter(f"page_no must be a whole number from 0, not {value!r}")
     return int(value)
 
 
 class MarkdownFilesView(CompatView):
+    """Only the per-page files, in page order: the original produced no whole-document
+    file for a PDF or image, and its viewer saves the i-th listed entry to page i."""
+
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
         folder = Path(conversion.output_dir)
-        files = [{"filename": f"{stem}_nohf.md", "path": str(folder / f"{stem}_nohf.md"), "page_no": None,
-                  "is_multipage": False}]
-        files += [
-            {"filename": f"{outputs.page_name(stem, page_no)}_nohf.md",
-             "path": str(folder / f"{outputs.page_name(stem, page_no)}_nohf.md"), "page_no": page_no,
-             "is_multipage": True}
-            for page_no in range(conversion.pages_total or 0)
-        ]
+        files = [page_file(folder, f"{outputs.page_name(stem, page_no)}_nohf.md", page_no)
+                 for page_no in selectors.page_numbers(conversion)]
         return Response({"status": "success", "filename": stem, "markdown_files": files, "total": len(files)})
 
 
+def page_file(folder: Path, name: str, page_no: int) -> dict:
+    return {"filename": name, "path": str(folder / name), "page_no": page_no, "is_multipage": True}
+
+
 class MarkdownView(CompatView):
+    """Pictures are served as data URLs, as the original served them (its frontend runs
+    on another origin, where a bare file name resolves to nothing)."""
+
     class Edit(serializers.Serializer):
         content = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
         page_no = page_number(request)
-        content = selectors.markdown_nohf(conversion, page_no=page_no)
+        content = selectors.served_markdown(selectors.markdown_nohf(conversion, page_no=page_no),
+                                            images=selectors.output_images(conversion), mode="embedded")
         return Response({"status": "success", "filename": stem, "page_no": page_no, "content": content})
 
     @extend_schema(request=Edit)

@@ -55,7 +55,8 @@ def original_status_record(conversion: Conversion) -> dict:
         "id": str(conversion.pk),
         "filename": conversion.document.filename,
         "status": ORIGINAL_STATUS[conversion.status],
-        "progress": conversion.progress,
+        # The original reported 0 once a conversion failed (as original_event does).
+        "progress": 0 if conversion.status in (Status.FAILED, Status.CANCELLED) else conversion.progress,
         "message": conversion.message,
         "created_at": iso(conversion.created_at),
         "started_at": iso(conversion.started_at),

@@ -14,6 +14,11 @@ class InvalidRequest(DomainError):
     """A request names a value the service does not accept."""
 
 
+class InvalidParameter(DomainError):
+    """A parameter has a value of the wrong kind, or one that cannot apply here (the
+    original app's validation answered 422)."""
+
+
 class InvalidDocument(InvalidRequest):
     """The upload is not a PDF we can convert (not a PDF, empty, damaged, encrypted...)."""
 

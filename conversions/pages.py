@@ -83,13 +83,15 @@ def results_context(conversion: Conversion) -> list[dict]:
     def file_url(name):
         return reverse("api:conversion-file", args=[conversion.pk, name])
 
-    return [
-        {
-            "page_no": page.page_no,
-            "image_url": reverse("api:conversion-page-image", args=[conversion.pk, page.page_no]),
-            "markdown": page.markdown,
-            "html": render_markdown(page.markdown, file_url=file_url),
-            "engine": page.engine,
-        }
-        for page in selectors.page_results(conversion)
-    ]
+    return [page_context(conversion, page, file_url) for page in selectors.page_results(conversion)]
+
+
+def page_context(conversion: Conversion, page, file_url) -> dict:
+    markdown = selectors.page_markdown(page, headers_footers=True)  # a user's edit included
+    return {
+        "page_no": page.page_no,
+        "image_url": reverse("api:conversion-page-image", args=[conversion.pk, page.page_no]),
+        "markdown": markdown,
+        "html": render_markdown(markdown, file_url=file_url),
+        "engine": page.engine,
+    }

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from conversions.exceptions import NotFound
 from conversions.models import Conversion, Document, PageResult
-from workers import outputs
+from workers import markdown_pictures, outputs
+from workers.ocr.layout import with_headers_footers
 
 
 def conversions_for(user, *, status: str | None = None) -> QuerySet[Conversion]:
@@ -47,6 +48,11 @@ def document_for(user, document_id) -> Document:
 
 def page_results(conversion: Conversion) -> QuerySet[PageResult]:
     return PageResult.objects.filter(conversion=conversion).order_by("page_no")
+
+
+def page_numbers(conversion: Conversion) -> list[int]:
+    """The numbers (0-based) of the pages a conversion has results for, in order."""
+    return list(page_results(conversion).values_list("page_no", flat=True))
 
 
 def checkpointed_page_numbers(conversion: Conversion) -> set[int]:
@@ -135,18 +141,72 @@ def live_worker_count() -> int:
     return sum(len(stat.workers) for stat in Stat.get_all())
 
 
+def page_markdown(page: PageResult, *, headers_footers: bool = False) -> str:
+    """A page's Markdown, a user's edit winning over the model's text; pictures by bare
+    file name. With ``headers_footers`` an edited page keeps the model's headers and
+    footers around the edit (the edit is of the text without them)."""
+    if page.markdown_edited is None:
+        return page.markdown if headers_footers else page.markdown_nohf
+    if not headers_footers:
+        return page.markdown_edited
+    return with_headers_footers(outputs.cells_from_dicts(page.cells), page.markdown_edited)
+
+
+def document_markdown(conversion: Conversion, *, headers_footers: bool = False) -> str:
+    """The whole document's Markdown: its pages' (edits included), in order."""
+    return "\n\n".join(page_markdown(page, headers_footers=headers_footers) for page in page_results(conversion))
+
+
 def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
-    """Markdown without headers/footers, a user's edit winning over the model's text:
-    one page (0-based), or the whole document. Raises NotFound for a missing page."""
-    pages = page_results(conversion)
-    if page_no is not None:
-        page = pages.filter(page_no=page_no).first()
-        if page is None:
-            raise NotFound(f"No page {page_no} in conversion {conversion.pk}")
-        return page.markdown_nohf if page.markdown_edited is None else page.markdown_edited
-    if conversion.markdown_edited is not None:
-        return conversion.markdown_edited
-    return "\n\n".join(page.markdown_nohf if page.markdown_edited is None else page.markdown_edited for page in pages)
+    """Markdown without headers/footers, edits included: one page (0-based), or the
+    whole document. Raises NotFound for a missing page."""
+    if page_no is None:
+        return document_markdown(conversion)
+    page = page_results(conversion).filter(page_no=page_no).first()
+    if page is None:
+        raise NotFound(f"No page {page_no} in conversion {conversion.pk}")
+    return page_markdown(page)
+
+
+def output_images(conversion: Conversion) -> dict[str, Path]:
+    """A completed conversion's JPEG outputs (pages and picture crops) by name; none
+    before it completes (they are not published yet)."""
+    if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
+        return {}
+    return {path.name: path for path in output_files(conversion) if path.suffix == ".jpg"}
+
+
+def served_markdown(markdown: str, *, images: dict[str, Path], mode: str, link=None) -> str:
+    """Markdown with its local images made loadable where it is served: ``embedded`` as
+    data URLs, ``links`` by ``link(name)`` (an absolute URL), ``none`` left out.
+    ``images`` from output_images; a name that is not one of them is left as it is."""
+    if mode == "none":
+        return markdown_pictures.without_images(markdown, lambda name: name in images)
+    if mode == "links":
+        return markdown_pictures.relink(markdown, lambda name: link(name) if name in images else None)
+    embedded: dict[str, str] = {}
+
+    def data_url(name: str) -> str | None:
+        if name not in images:
+            return None
+        if name not in embedded:
+            embedded[name] = markdown_pictures.data_url(images[name].read_bytes())
+        return embedded[name]
+
+    return markdown_pictures.relink(markdown, data_url)
+
+
+def image_name_by_content(conversion: Conversion):
+    """``name_of(jpeg_bytes)``: the name of the conversion's output JPEG with exactly
+    those bytes, or None. Reads only files of the same size."""
+    by_size: dict[int, list[Path]] = {}
+    for path in output_images(conversion).values():
+        by_size.setdefault(path.stat().st_size, []).append(path)
+
+    def name_of(jpeg: bytes) -> str | None:
+        return next((path.name for path in by_size.get(len(jpeg), ()) if path.read_bytes() == jpeg), None)
+
+    return name_of
 
 
 # --- the admin's Queue page -------------------------------------------------------------

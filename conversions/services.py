@@ -38,6 +38,7 @@ from conversions.exceptions import (
     NotFound,
     QueueFull,
 )
+from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
 from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
@@ -468,15 +469,6 @@ def release_conversion(*, conversion: Conversion, message: str = "Waiting to res
 
 
 # --- edits and deletion (the original app's routes) ---------------------------------------
-
-
-def save_markdown_edit(*, conversion: Conversion, page_no: int | None, content: str) -> None:
-    """Store a user's edit beside the model's Markdown (which is kept). Raises NotFound."""
-    if page_no is None:
-        Conversion.objects.filter(pk=conversion.pk).update(markdown_edited=content, updated_at=timezone.now())
-        return
-    if not PageResult.objects.filter(conversion=conversion, page_no=page_no).update(markdown_edited=content):
-        raise NotFound(f"No page {page_no} in conversion {conversion.pk}")
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 """Contract tests of the original app's routes (reference/original-api.md)."""
 
 import uuid
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -155,14 +156,15 @@ def test_worker_pool_status(client):
     assert body["status"] == "ok" and body["queue_size"] == 1 and body["active_tasks"] == 0
 
 
-def test_markdown_files_lists_document_then_pages(client, converted):
+def test_markdown_files_lists_only_the_pages_in_order(client, converted):
+    """The original made no whole-document file for a PDF; its viewer saves the i-th
+    listed entry to page i (tests/test_compat_viewer.py)."""
     body = client.get("/markdown-files/pdflatex-4-pages").json()
-    assert body["status"] == "success" and body["filename"] == "pdflatex-4-pages" and body["total"] == 5
+    assert body["status"] == "success" and body["filename"] == "pdflatex-4-pages" and body["total"] == 4
     files = body["markdown_files"]
-    assert files[0] == {"filename": "pdflatex-4-pages_nohf.md", "path": files[0]["path"], "page_no": None,
-                        "is_multipage": False}
-    assert [entry["page_no"] for entry in files[1:]] == [0, 1, 2, 3]
-    assert all(entry["is_multipage"] and entry["filename"].endswith("_nohf.md") for entry in files[1:])
+    assert [entry["page_no"] for entry in files] == [0, 1, 2, 3]
+    assert [entry["filename"] for entry in files] == [f"pdflatex-4-pages_page_{n}_nohf.md" for n in range(4)]
+    assert all(entry["is_multipage"] and Path(entry["path"]).is_file() for entry in files)
     missing = client.get("/markdown-files/nothing")
     assert missing.status_code == 404 and missing.json() == {"detail": "No markdown files found for: nothing"}
 
@@ -200,8 +202,6 @@ def test_delete_removes_upload_outputs_and_conversions(client, converted, settin
     assert body["status"] == "success" and set(body["deleted_files"]) == {stored, output}
     assert body["message"] == "Deleted 2 file(s)/folder(s)"
     assert Conversion.objects.count() == 0 and Document.objects.count() == 0
-    from pathlib import Path
-
     assert not Path(stored).exists() and not Path(output).exists()
     assert not (settings.OUTPUT_BY_STEM_DIR / "pdflatex-4-pages").is_symlink()
     again = client.delete("/documents/pdflatex-4-pages.pdf")

@@ -82,13 +82,31 @@ def write_page_images(staging: Path, stem: str, page_no: int, jpeg: bytes, pictu
 def write_page_files(staging: Path, stem: str, page: PageOutput) -> None:
     name = page_name(stem, page.page_no)
     write_atomically(staging / f"{name}.json", json.dumps(page.cells, ensure_ascii=False, indent=1))
-    write_atomically(staging / f"{name}.md", page.markdown)
-    write_atomically(staging / f"{name}_nohf.md", page.markdown_nohf)
+    write_page_markdown(staging, stem, page)
+
+
+def write_page_markdown(folder: Path, stem: str, page: PageOutput) -> None:
+    name = page_name(stem, page.page_no)
+    write_atomically(folder / f"{name}.md", page.markdown)
+    write_atomically(folder / f"{name}_nohf.md", page.markdown_nohf)
+
+
+def write_document_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
+    write_atomically(folder / f"{stem}.md", "\n\n".join(page.markdown for page in pages) + "\n")
+    write_atomically(folder / f"{stem}_nohf.md", "\n\n".join(page.markdown_nohf for page in pages) + "\n")
+
+
+def rewrite_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
+    """After a user's edit: the Markdown files of a published conversion written again
+    from its pages (each file replaced atomically); its layout JSON, JSONL and images
+    stay the model's."""
+    for page in pages:
+        write_page_markdown(folder, stem, page)
+    write_document_markdown(folder, stem, pages)
 
 
 def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> None:
-    write_atomically(staging / f"{stem}.md", "\n\n".join(page.markdown for page in pages) + "\n")
-    write_atomically(staging / f"{stem}_nohf.md", "\n\n".join(page.markdown_nohf for page in pages) + "\n")
+    write_document_markdown(staging, stem, pages)
     lines = [json.dumps(jsonl_record(stem, page), ensure_ascii=False) for page in pages]
     write_atomically(staging / f"{stem}.jsonl", "\n".join(lines) + "\n")
 

@@ -12,6 +12,7 @@ from conversions.exceptions import (
     DomainError,
     IdempotencyConflict,
     IllegalTransition,
+    InvalidParameter,
     InvalidRequest,
     NotFound,
     QueueFull,
@@ -24,6 +25,7 @@ STATUS_FOR = (
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),
     (IdempotencyConflict, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (InvalidParameter, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (ResultNotReady, status.HTTP_409_CONFLICT),
     # Like a rate limit, it lifts by itself as the user's jobs start: retry later.
     (QueueFull, status.HTTP_429_TOO_MANY_REQUESTS),

@@ -4,7 +4,9 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
+from conversions import selectors
 from conversions.models import Conversion, Document, PageResult
+from workers.markdown_pictures import IMAGE_MODES
 from workers.ocr import ENGINES
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
@@ -67,7 +69,36 @@ class ConversionListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Conversion.Status.choices, required=False)
 
 
+class MarkdownQuerySerializer(serializers.Serializer):
+    """How pictures appear in served Markdown: ``links`` (absolute URLs of the files,
+    the default: small, cacheable), ``embedded`` (data URLs: self-contained, ~4/3 of the
+    JPEG bytes each) or ``none``."""
+
+    images = serializers.ChoiceField(choices=IMAGE_MODES, default="links")
+    headers_footers = serializers.BooleanField(default=True)
+
+
 class PageResultSerializer(serializers.ModelSerializer):
+    """A page with its Markdown as served (context ``serve``: text -> text), a user's edit
+    included; ``edited`` says whether there is one."""
+
+    markdown = serializers.SerializerMethodField()
+    markdown_nohf = serializers.SerializerMethodField()
+    edited = serializers.SerializerMethodField()
+
     class Meta:
         model = PageResult
-        fields = ["page_no", "status", "engine", "duration_ms", "error", "cells", "markdown", "markdown_nohf"]
+        fields = ["page_no", "status", "engine", "duration_ms", "error", "cells", "markdown", "markdown_nohf", "edited"]
+
+    def served(self, text: str) -> str:
+        serve = self.context.get("serve")
+        return serve(text) if serve else text
+
+    def get_markdown(self, page) -> str:
+        return self.served(selectors.page_markdown(page, headers_footers=True))
+
+    def get_markdown_nohf(self, page) -> str:
+        return self.served(selectors.page_markdown(page))
+
+    def get_edited(self, page) -> bool:
+        return page.markdown_edited is not None

@@ -6,6 +6,7 @@ import zipfile
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -23,11 +24,13 @@ from conversions.api.serializers import (
     ConversionSerializer,
     DocumentSerializer,
     DocumentUploadSerializer,
+    MarkdownQuerySerializer,
     PageResultSerializer,
 )
 from conversions.api.throttles import LoginThrottle, SubmissionThrottle
 from conversions.exceptions import InvalidRequest, ResultNotReady
 from conversions.models import Conversion, Document
+from workers.markdown_pictures import IMAGE_MODES
 from workers.outputs import safe_stem
 
 
@@ -148,26 +151,57 @@ class ConversionCancelView(APIView):
         return Response(ConversionSerializer(conversion).data)
 
 
-class ConversionMarkdownView(APIView):
-    """The whole document's Markdown; ``?headers_footers=false`` drops page headers/footers."""
+IMAGES_PARAMETER = OpenApiParameter(
+    "images", str, enum=IMAGE_MODES, required=False,
+    description="Pictures as absolute `links` to .../files/<name> (default), `embedded` data URLs, or `none`.",
+)
 
-    @extend_schema(responses={(200, "text/markdown"): str})
+
+def markdown_query(request) -> MarkdownQuerySerializer:
+    # A plain dict: from a QueryDict, DRF reads a missing boolean as false, not its default.
+    query = MarkdownQuerySerializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return query
+
+
+def markdown_server(request, conversion: Conversion, mode: str):
+    """``serve(text)``: a page's or document's Markdown with its pictures as ``mode`` asks."""
+    images = selectors.output_images(conversion)
+
+    def link(name: str) -> str:
+        return request.build_absolute_uri(reverse("api:conversion-file", args=[conversion.pk, name]))
+
+    return lambda text: selectors.served_markdown(text, images=images, mode=mode, link=link)
+
+
+class ConversionMarkdownView(APIView):
+    """The whole document's Markdown (users' edits included); ``?headers_footers=false``
+    drops page headers/footers, ``?images=`` says how pictures appear."""
+
+    @extend_schema(
+        parameters=[IMAGES_PARAMETER, OpenApiParameter("headers_footers", bool, required=False)],
+        responses={(200, "text/markdown"): str},
+    )
     def get(self, request, conversion_id):
+        query = markdown_query(request)
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         if conversion.status != Conversion.Status.COMPLETED:
             raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
-        field = "markdown_nohf" if request.query_params.get("headers_footers") == "false" else "markdown"
-        text = "\n\n".join(selectors.page_results(conversion).values_list(field, flat=True))
-        return HttpResponse(text + "\n", content_type="text/markdown; charset=utf-8")
+        text = selectors.document_markdown(conversion, headers_footers=query.validated_data["headers_footers"])
+        serve = markdown_server(request, conversion, query.validated_data["images"])
+        return HttpResponse(serve(text) + "\n", content_type="text/markdown; charset=utf-8")
 
 
 class ConversionPagesView(APIView):
-    """Per-page layout cells and Markdown; while running, the pages finished so far."""
+    """Per-page layout cells and Markdown; while running, the pages finished so far
+    (their pictures stay bare file names until the outputs are published)."""
 
-    @extend_schema(responses=PageResultSerializer(many=True))
+    @extend_schema(parameters=[IMAGES_PARAMETER], responses=PageResultSerializer(many=True))
     def get(self, request, conversion_id):
+        query = markdown_query(request)
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        pages = PageResultSerializer(selectors.page_results(conversion), many=True).data
+        serve = markdown_server(request, conversion, query.validated_data["images"])
+        pages = PageResultSerializer(selectors.page_results(conversion), many=True, context={"serve": serve}).data
         return Response({
             "conversion_id": str(conversion.pk),
             "status": conversion.status,

@@ -39,3 +39,19 @@ def formula_block(text: str) -> str:
 
 def collapse_whitespace(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+def with_headers_footers(cells: list[Cell], body: str) -> str:
+    """A page's Markdown with headers and footers around ``body``, its Markdown without
+    them (a user's edit, which replaces the model's body but not its running heads): the
+    header and footer cells before the first body cell go above, the others below."""
+    first_body = next((index for index, cell in enumerate(cells) if cell.category not in HEADER_FOOTER), len(cells))
+    above = [cell for cell in cells[:first_body] if cell.category in HEADER_FOOTER]
+    below = [cell for cell in cells[first_body:] if cell.category in HEADER_FOOTER]
+
+    def no_pictures(index, cell):  # headers and footers are text cells
+        return ""
+
+    parts = (cells_to_markdown(above, picture_link=no_pictures), body,
+             cells_to_markdown(below, picture_link=no_pictures))
+    return "\n\n".join(part for part in parts if part)
