@@ -61,8 +61,10 @@ class Conversion(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True, default="")
+    # Edits are per page (PageResult.markdown_edited); migration 0011 moved the whole-
+    # document edits of one-page conversions there. Kept only for older, longer ones.
     markdown_edited = models.TextField(
-        null=True, blank=True, help_text="A user's edit of the whole document's Markdown; the model's is kept."
+        null=True, blank=True, help_text="Legacy: a whole-document edit from before edits were per page; not shown."
     )
     # Bumped by every write; progress events carry it so clients drop stale ones.
     event_seq = models.PositiveBigIntegerField(default=0)
