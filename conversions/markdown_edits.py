@@ -54,7 +54,8 @@ def rewrite_output_markdown(conversion: Conversion, pages: list[PageResult]) -> 
     folder = Path(conversion.output_dir) if conversion.output_dir else None
     if folder is None or not folder.is_dir():  # deleted meanwhile: nothing to keep in step
         return
-    outputs.rewrite_markdown(folder, conversion.document.stem, [
+    stem = outputs.safe_stem(conversion.document.filename)  # as the pipeline named the files
+    outputs.rewrite_markdown(folder, stem, [
         outputs.PageOutput(
             page_no=page.page_no,
             cells=page.cells,
