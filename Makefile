@@ -13,10 +13,12 @@ test: setup browser
 	$(VPY) -m dotsocr_site.launcher test $(PYTEST_ARGS)
 
 # Benchmarks of the queue on a scratch database (bench/__main__.py), about 7 minutes,
+# the Markdown fidelity benchmark beside pymupdf4llm (bench/fidelity.py, about 3),
 # then the slow test suites (load, the largest corpus file) that `make test` leaves out.
 # Needs PostgreSQL as `make test` does (DATABASE_URL or 127.0.0.1:5432).
 bench: setup
 	$(VPY) -m bench $(BENCH_ARGS)
+	$(VPY) -m bench.fidelity
 	$(VPY) -m dotsocr_site.launcher test -m slow
 
 setup: $(STAMP)
