@@ -199,7 +199,7 @@ class MarkdownView(CompatView):
         conversion = completed_for_stem(request, stem)
         page_no = page_number(request)
         content = selectors.served_markdown(selectors.markdown_nohf(conversion, page_no=page_no),
-                                            images=selectors.output_images(conversion), mode="embedded")
+                                            conversion=conversion, mode="embedded")
         return Response({"status": "success", "filename": stem, "page_no": page_no, "content": content})
 
     @extend_schema(request=Edit)

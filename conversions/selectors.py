@@ -176,22 +176,38 @@ def output_images(conversion: Conversion) -> dict[str, Path]:
     return {path.name: path for path in output_files(conversion) if path.suffix == ".jpg"}
 
 
-def served_markdown(markdown: str, *, images: dict[str, Path], mode: str, link=None) -> str:
-    """Markdown with its local images made loadable where it is served: ``embedded`` as
-    data URLs, ``links`` by ``link(name)`` (an absolute URL), ``none`` left out.
-    ``images`` from output_images; a name that is not one of them is left as it is."""
+def output_image(conversion: Conversion, name: str) -> Path | None:
+    """One JPEG output of a completed conversion by bare file name, or None (no such
+    file, a name that is not bare, or the conversion is not complete)."""
+    bare = name == Path(name).name and not name.startswith(".") and name.endswith(".jpg")
+    if not bare or conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
+        return None
+    path = Path(conversion.output_dir) / name
+    return path if path.is_file() else None
+
+
+def served_markdown(markdown: str, *, conversion: Conversion, mode: str, link=None) -> str:
+    """Markdown with the conversion's images made loadable where it is served:
+    ``embedded`` as data URLs, ``links`` by ``link(name)`` (an absolute URL), ``none``
+    left out. A name that is not one of its output JPEGs is left as it is."""
+    found: dict[str, Path | None] = {}
+
+    def image(name: str) -> Path | None:
+        if name not in found:
+            found[name] = output_image(conversion, name)
+        return found[name]
+
     if mode == "none":
-        return markdown_pictures.without_images(markdown, lambda name: name in images)
+        return markdown_pictures.without_images(markdown, lambda name: image(name) is not None)
     if mode == "links":
-        return markdown_pictures.relink(markdown, lambda name: link(name) if name in images else None)
+        return markdown_pictures.relink(markdown, lambda name: link(name) if image(name) else None)
     embedded: dict[str, str] = {}
 
     def data_url(name: str) -> str | None:
-        if name not in images:
-            return None
-        if name not in embedded:
-            embedded[name] = markdown_pictures.data_url(images[name].read_bytes())
-        return embedded[name]
+        path = image(name)
+        if path is not None and name not in embedded:
+            embedded[name] = markdown_pictures.data_url(path.read_bytes())
+        return embedded.get(name)
 
     return markdown_pictures.relink(markdown, data_url)
 

@@ -166,12 +166,10 @@ def markdown_query(request) -> MarkdownQuerySerializer:
 
 def markdown_server(request, conversion: Conversion, mode: str):
     """``serve(text)``: a page's or document's Markdown with its pictures as ``mode`` asks."""
-    images = selectors.output_images(conversion)
-
     def link(name: str) -> str:
         return request.build_absolute_uri(reverse("api:conversion-file", args=[conversion.pk, name]))
 
-    return lambda text: selectors.served_markdown(text, images=images, mode=mode, link=link)
+    return lambda text: selectors.served_markdown(text, conversion=conversion, mode=mode, link=link)
 
 
 class ConversionMarkdownView(APIView):
