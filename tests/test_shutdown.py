@@ -32,6 +32,7 @@ def sigterm_handler():
     yield
     signal.signal(signal.SIGTERM, previous)
     shutdown.requested.clear()
+    shutdown._exiting.clear()
 
 
 def test_sigterm_while_busy_asks_the_job_to_stop(sigterm_handler):
