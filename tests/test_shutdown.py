@@ -36,22 +36,39 @@ def sigterm_handler():
 
 
 def test_sigterm_while_busy_asks_the_job_to_stop(sigterm_handler):
-    with shutdown.busy():
-        os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)
     assert shutdown.requested.is_set()
 
 
-def test_sigterm_while_idle_exits_at_once(sigterm_handler):
-    with pytest.raises(SystemExit):
+def test_sigterm_while_waiting_for_a_task_exits_at_once(sigterm_handler):
+    with pytest.raises(SystemExit), shutdown.waiting_for_task():
         os.kill(os.getpid(), signal.SIGTERM)
     assert not shutdown.requested.is_set()
 
 
 def test_a_repeated_sigterm_while_busy_changes_nothing(sigterm_handler):
-    with shutdown.busy():
-        os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGTERM)  # from the group and forwarded by qcluster
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # from the group and from the sentinel
     assert shutdown.requested.is_set()
+
+
+def test_sigterm_during_a_database_commit_does_not_interrupt_it(sigterm_handler, make_conversion):
+    """A claim's COMMIT must not be cut by SystemExit (it was, and psycopg turned the
+    exit into an error the worker survived, so it went on claiming jobs)."""
+    from django.db import transaction
+
+    conversion = make_conversion(engine="noop")
+    with transaction.atomic():
+        Conversion.objects.filter(pk=conversion.pk).update(priority=7)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands inside the transaction
+    assert Conversion.objects.get(pk=conversion.pk).priority == 7
+    assert shutdown.requested.is_set()
+
+
+def test_a_worker_asked_to_stop_takes_no_further_task(sigterm_handler):
+    os.kill(os.getpid(), signal.SIGTERM)  # while a job ran
+    with pytest.raises(SystemExit), shutdown.waiting_for_task():
+        pytest.fail("the worker read the task queue after a stop request")
 
 
 def test_stop_request_releases_the_job_after_its_checkpoints(make_conversion, monkeypatch, sigterm_handler):

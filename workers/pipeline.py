@@ -83,10 +83,12 @@ def run_next_queued(wake_up: str = "") -> str:
         return "skipped"
     logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
     outcome, end_worker = run_claimed(conversion)
-    if end_worker or shutdown.requested.is_set():
-        # Asked to stop, or a page thread is stuck (it cannot be killed, and may hold the
-        # PDF library's lock): end this worker process; django-q2 starts a fresh one
-        # unless the cluster is stopping.
+    if end_worker:
+        # Released for a stop, or a page thread is stuck (it cannot be killed, and may
+        # hold the PDF library's lock): end this worker process now; django-q2 starts a
+        # fresh one unless the cluster is stopping. A job that ended otherwise returns
+        # its outcome first; a worker asked to stop then leaves when it asks for its
+        # next task (shutdown.waiting_for_task).
         end_worker_process(f"conversion={conversion.pk} {outcome}")
     return outcome
 
@@ -116,7 +118,7 @@ def end_worker_process(why: str) -> None:
 def run_claimed(conversion: Conversion) -> tuple[str, bool]:
     """Convert a claimed job and record how it ended: (outcome, end this worker process)."""
     try:
-        with shutdown.busy(), Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
+        with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
             convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)

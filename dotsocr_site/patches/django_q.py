@@ -24,6 +24,9 @@ Here, in the cluster's processes:
   kill. No "STOP" goes into the task queue; the prefetched messages in it are dropped:
   they are wake-ups, unacknowledged, and ``services.wake_stranded_jobs`` replaces them
   when the next cluster's workers start;
+- worker: reading the task queue is the one span where SIGTERM ends it at once, and a
+  worker asked to stop reads no further task (``Queue.get`` wrapped in
+  ``workers.shutdown.waiting_for_task``);
 - pusher and monitor die with the sentinel, workers get SIGTERM when it dies
   (dotsocr_site/orphans.py, armed in workers/shutdown.py for workers);
 - ``Stat.save`` drops a database connection the server closed (a restart) first:
@@ -77,11 +80,15 @@ def install() -> None:
     """Patch django-q2's cluster classes in this process (the `qcluster` command); idempotent."""
     check_version()
     from django_q.cluster import Cluster, Sentinel
+    from django_q.queues import Queue
     from django_q.status import Stat
+
+    from workers import shutdown
 
     if getattr(Sentinel, "_dotsocr_patched", False):
         return
     original_init, original_start, original_save = Cluster.__init__, Sentinel.start, Stat.save
+    original_get = Queue.get
 
     def cluster_init(cluster, *args, **kwargs):
         original_init(cluster, *args, **kwargs)
@@ -97,7 +104,12 @@ def install() -> None:
         db.close_old_connections()
         original_save(stat)
 
+    def get_task(queue, *args, **kwargs):
+        with shutdown.waiting_for_task():
+            return original_get(queue, *args, **kwargs)
+
     Cluster.__init__ = cluster_init
+    Queue.get = get_task
     Sentinel.start = sentinel_start
     Sentinel.stop = sentinel_stop
     Sentinel.spawn_pusher = spawn_pusher
@@ -207,7 +219,9 @@ def stop_workers(sentinel, *, deadline: float) -> None:
             process.kill()
             process.join(timeout=1)
         sentinel.pool.clear()
-        give_back_jobs_of_dead_workers()
+    # Also after a clean stop: a worker that died some other way while it held a job
+    # (a crash between its claim and its first page) must not leave the job `running`.
+    give_back_jobs_of_dead_workers()
 
 
 def stop_process(process, timeout: float) -> None:
