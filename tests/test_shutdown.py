@@ -99,3 +99,12 @@ def test_stop_request_releases_the_job_after_its_checkpoints(make_conversion, mo
     pages = dict(PageResult.objects.filter(conversion=conversion).values_list("page_no", "pk"))
     assert sorted(pages) == [0, 1, 2, 3]
     assert {page: pages[page] for page in kept} == kept  # resumed: the first two were not redone
+
+
+def test_the_django_q_patches_refuse_another_django_q2_version(monkeypatch):
+    from dotsocr_site.patches import UnsupportedVersion
+    from dotsocr_site.patches import django_q as patches
+
+    monkeypatch.setattr(patches, "version", lambda name: "1.12.0")
+    with pytest.raises(UnsupportedVersion, match="written for django-q2 1.11.1, not 1.12.0"):
+        patches.install()

@@ -98,3 +98,22 @@ def test_stop_with_a_prefetched_backlog_ends_every_process_in_bounded_time(worke
                                f"after a restart\n{second.log_tail()}")
         finally:
             second.stop()
+
+
+def test_a_cluster_whose_main_process_is_killed_stops_by_itself(live_env, transactional_db, tmp_path):
+    """SIGKILL to qcluster's main process (the OOM killer, a careless `kill -9`): its
+    sentinel notices and stops the cluster as a SIGTERM would; the workers release their
+    jobs."""
+    env = {**live_env, "NUM_WORKERS": "2", "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS)}
+    cluster = start_cluster(env, tmp_path)
+    try:
+        queue_backlog(BACKLOG)
+        wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2, 90,
+                   lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
+        pids = cluster_pids(cluster.process.pid)
+        cluster.process.kill()
+        wait_until(lambda: not alive(pids), GRACE_SECONDS + 10, lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")
+    finally:
+        cluster.stop(timeout=1)
+    assert not Conversion.objects.filter(status="running").exists()
+    assert "stopped the cluster" in cluster.log_tail(80)  # an orderly stop, not a kill
