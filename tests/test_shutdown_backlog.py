@@ -112,7 +112,8 @@ def test_a_cluster_whose_main_process_is_killed_stops_by_itself(live_env, transa
                    lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
         pids = cluster_pids(cluster.process.pid)
         cluster.process.kill()
-        wait_until(lambda: not alive(pids), GRACE_SECONDS + 10, lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")
+        wait_until(lambda: not alive(pids), GRACE_SECONDS + 10,
+                   lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")
     finally:
         cluster.stop(timeout=1)
     assert not Conversion.objects.filter(status="running").exists()
