@@ -11,6 +11,9 @@ engine so jobs are mid-way when the fault lands):
   db-restart    Restart PostgreSQL while 10 jobs run: a private cluster made with
                 pg_createcluster (Debian), else every connection is cut with
                 pg_terminate_backend; all jobs complete.
+  stop-backlog  Stop a cluster (SIGTERM, group SIGTERM, SIGINT) over a prefetched
+                backlog with jobs running, --trials times with 1, 2 and 4 workers;
+                stop times and leftovers (bench/chaos_stop.py).
 
 Run: `.venv/bin/python -m bench.chaos [--trials 20] [--only kill-worker]`. Prints a
 table and writes bench/results/chaos.json. Needs PostgreSQL as `make run` does.
@@ -32,6 +35,7 @@ import httpx
 import psycopg
 from tqdm import tqdm
 
+from bench.chaos_stop import stop_backlog
 from dotsocr_site.launcher import connection_kwargs, ensure_database, kill_group, prepare_database
 from tests.dotsocr_standin import DotsOcrStandin
 from tests.live import free_port, pdf_of, python_env, start_cluster, start_web, url_for_database
@@ -270,10 +274,10 @@ def scratch_database(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--only", choices=["kill-worker", "kill-all", "db-restart"])
+    parser.add_argument("--only", choices=["kill-worker", "kill-all", "db-restart", "stop-backlog"])
     args = parser.parse_args()
     results = {}
-    for name in ("kill-worker", "kill-all", "db-restart"):
+    for name in ("kill-worker", "kill-all", "db-restart", "stop-backlog"):
         if args.only and args.only != name:
             continue
         workdir = Path(tempfile.mkdtemp(prefix=f"dotsocr-chaos-{name}-"))
@@ -281,6 +285,8 @@ def main() -> None:
             results[name] = kill_worker(scratch_database("dotsocr_chaos"), args.trials, workdir)
         elif name == "kill-all":
             results[name] = kill_all(scratch_database("dotsocr_chaos"), workdir)
+        elif name == "stop-backlog":
+            results[name] = stop_backlog(args.trials)
         else:
             results[name] = db_restart(workdir)
         print(f"{name}: {json.dumps(results[name])}", flush=True)

@@ -58,7 +58,7 @@ ALLOWED_TRANSITIONS = {
     Status.COMPLETED: set(),
 }
 ANONYMOUS_USERNAME = "anonymous"
-TASK_FUNCTION = "workers.tasks.run_conversion"
+TASK_FUNCTION = "workers.tasks.wake_worker"
 
 
 def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None,

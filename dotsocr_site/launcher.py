@@ -24,12 +24,13 @@ import dj_database_url
 import psycopg
 from psycopg import sql
 
-from dotsocr_site import secret_key
+from dotsocr_site import orphans, secret_key
 from dotsocr_site.env import env_choice, env_int, env_path, env_port, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
-STOP_GRACE_SECONDS = 30
+# A stopped cluster ends within SHUTDOWN_GRACE_SECONDS + 10 s (dotsocr_site/patches/django_q.py).
+STOP_MARGIN_SECONDS = 10
 
 
 def log(message: str) -> None:
@@ -144,24 +145,56 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.
     return False
 
 
+def stop_grace_seconds() -> int:
+    """How long children get to stop before they are killed: the workers' grace (its
+    default is settings.py's) plus the cluster's own stop."""
+    return env_int("SHUTDOWN_GRACE_SECONDS", 20, minimum=0) + STOP_MARGIN_SECONDS
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
-    """Stop children gracefully, then make sure nothing of theirs is left.
+    """Stop children gracefully and wait until every process of theirs has ended; kill
+    what is left after ``stop_grace_seconds()``.
 
     SIGTERM goes to each child itself, not its group: qcluster's main process stops its
-    sentinel, pusher and workers in order (letting running tasks finish) and would be
-    cut short if they all got the signal at once. Stragglers are killed after a grace.
+    sentinel, which stops the workers, pusher and monitor in order.
     """
     for process in processes:
         if process.poll() is None:
             process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    grace = stop_grace_seconds()
+    deadline = time.monotonic() + grace
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log(f"process {process.pid} did not stop in {STOP_GRACE_SECONDS}s; killing it")
+            pass
+        if not wait_for_group(process.pid, deadline):
+            log(f"process group {process.pid} did not stop in {grace}s; killing it")
         kill_group(process.pid)
         process.wait()
+
+
+def wait_for_group(pgid: int, deadline: float) -> bool:
+    """Wait until no live process is left in a child's process group; False at the deadline."""
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    import psutil
+
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
 
 
 def kill_group(pgid: int) -> None:
@@ -172,13 +205,20 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def start_child(command: list[str], env: dict) -> subprocess.Popen:
+    """A child in its own process group (a Ctrl-C reaches only us, and we stop the
+    children in order) that gets SIGTERM when we die, even by SIGKILL."""
+    launcher_pid = os.getpid()
+    return subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True,
+                            preexec_fn=lambda: orphans.die_with_parent(signal.SIGTERM, parent_pid=launcher_pid))
+
+
 def serve(env: dict) -> int:
     host, port = env_str("API_HOST", "0.0.0.0"), env_port("API_PORT", 8080)
     workers = env_int("NUM_WORKERS", 4, minimum=1)
     prepare_database(env)
-    # Own process groups: a Ctrl-C reaches only us, and we stop the children in order.
-    web = subprocess.Popen(web_command(host, port), env=env, cwd=BASE_DIR, start_new_session=True)
-    cluster = subprocess.Popen(cluster_command(), env=env, cwd=BASE_DIR, start_new_session=True)
+    web = start_child(web_command(host, port), env)
+    cluster = start_child(cluster_command(), env)
     children = [cluster, web]
     stopping = []
 

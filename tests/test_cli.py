@@ -61,3 +61,74 @@ def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, transacti
     out, _ = run("convert", str(FOUR_PAGES), "--wait", "--timeout", "90")
     assert "completed -> " in out
     assert Conversion.objects.get().status == "completed"
+
+
+# --- convert --sync runs the job it queued, by its id (issue 21) ------------------------------
+
+
+@pytest.fixture
+def another_users_job(db, make_document):
+    """A queued job of another user that the worker's own choice would take first (higher
+    priority, older)."""
+    from django.contrib.auth import get_user_model
+
+    from conversions import services
+
+    alice = get_user_model().objects.create_user("alice")
+    return services.create_conversion(document=make_document(ONE_PAGE), owner=alice, priority=10, engine="noop")
+
+
+def content_bomb(path, inflated_mb: int):
+    """A one-page PDF whose page content inflates to ``inflated_mb`` MB: accepted at upload,
+    its job fails on that page (MAX_PAGE_CONTENT_MB)."""
+    import pymupdf
+
+    document = pymupdf.open()
+    page = document.new_page()
+    page.insert_text((72, 72), "a page that inflates")
+    [xref] = page.get_contents()
+    document.update_stream(xref, document.xref_stream(xref) + b"\n%" + b" " * (inflated_mb * 1024 * 1024) + b"\n")
+    document.save(path, deflate=True)
+    return path
+
+
+def test_convert_sync_runs_its_own_job_and_leaves_another_users_queued(another_users_job):
+    out, _ = run("convert", str(ONE_PAGE), "--sync", "--engine", "noop")
+    own = Conversion.objects.exclude(pk=another_users_job.pk).get()
+    assert own.status == "completed" and "completed -> " in out
+    other = Conversion.objects.get(pk=another_users_job.pk)
+    assert other.status == "queued" and other.attempts == 0 and other.worker_id == ""
+
+
+def test_convert_sync_exits_non_zero_when_its_job_fails(another_users_job, settings, tmp_path):
+    settings.MAX_PAGE_CONTENT_MB = 1
+    with pytest.raises(CommandError, match="did not complete"):
+        run("convert", str(content_bomb(tmp_path / "bomb.pdf", inflated_mb=3)), "--sync", "--engine", "textlayer")
+    own = Conversion.objects.exclude(pk=another_users_job.pk).get()
+    assert own.status == "failed" and "decompression bomb" in own.error
+    assert Conversion.objects.get(pk=another_users_job.pk).status == "queued"
+
+
+def test_convert_sync_of_a_job_another_worker_took_first_exits_non_zero(db, monkeypatch):
+    from conversions import services
+    from workers import pipeline
+
+    run_one = pipeline.run_one
+
+    def taken_by_a_cluster(conversion_id):  # a cluster's worker claims it between queue and run
+        services.claim_conversion(conversion_id=conversion_id, worker_id="elsewhere:1")
+        return run_one(conversion_id)
+
+    monkeypatch.setattr(pipeline, "run_one", taken_by_a_cluster)
+    with pytest.raises(CommandError, match="did not complete"):
+        run("convert", str(ONE_PAGE), "--sync")
+    assert Conversion.objects.get().worker_id == "elsewhere:1"
+
+
+def test_messages_queued_under_the_old_task_name_still_wake_a_worker(make_conversion):
+    from django_q.worker import pydoc
+
+    conversion = make_conversion(ONE_PAGE, engine="noop")
+    old_entry = pydoc.locate("workers.tasks.run_conversion")  # how django-q2 finds a message's function
+    assert old_entry("some other job's id") == "completed"
+    assert Conversion.objects.get(pk=conversion.pk).status == "completed"

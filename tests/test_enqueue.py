@@ -21,7 +21,7 @@ def messages():
 def test_message_payload_is_only_the_conversion_id(make_conversion):
     conversion = make_conversion()
     [task] = messages()
-    assert task["func"] == "workers.tasks.run_conversion"
+    assert task["func"] == "workers.tasks.wake_worker"
     assert task["args"] == (str(conversion.pk),)
     assert task["kwargs"] == {}
 

@@ -32,25 +32,43 @@ def sigterm_handler():
     yield
     signal.signal(signal.SIGTERM, previous)
     shutdown.requested.clear()
+    shutdown._exiting.clear()
 
 
 def test_sigterm_while_busy_asks_the_job_to_stop(sigterm_handler):
-    with shutdown.busy():
-        os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)
     assert shutdown.requested.is_set()
 
 
-def test_sigterm_while_idle_exits_at_once(sigterm_handler):
-    with pytest.raises(SystemExit):
+def test_sigterm_while_waiting_for_a_task_exits_at_once(sigterm_handler):
+    with pytest.raises(SystemExit), shutdown.waiting_for_task():
         os.kill(os.getpid(), signal.SIGTERM)
     assert not shutdown.requested.is_set()
 
 
 def test_a_repeated_sigterm_while_busy_changes_nothing(sigterm_handler):
-    with shutdown.busy():
-        os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGTERM)  # from the group and forwarded by qcluster
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # from the group and from the sentinel
     assert shutdown.requested.is_set()
+
+
+def test_sigterm_during_a_database_commit_does_not_interrupt_it(sigterm_handler, make_conversion):
+    """A claim's COMMIT must not be cut by SystemExit (it was, and psycopg turned the
+    exit into an error the worker survived, so it went on claiming jobs)."""
+    from django.db import transaction
+
+    conversion = make_conversion(engine="noop")
+    with transaction.atomic():
+        Conversion.objects.filter(pk=conversion.pk).update(priority=7)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands inside the transaction
+    assert Conversion.objects.get(pk=conversion.pk).priority == 7
+    assert shutdown.requested.is_set()
+
+
+def test_a_worker_asked_to_stop_takes_no_further_task(sigterm_handler):
+    os.kill(os.getpid(), signal.SIGTERM)  # while a job ran
+    with pytest.raises(SystemExit), shutdown.waiting_for_task():
+        pytest.fail("the worker read the task queue after a stop request")
 
 
 def test_stop_request_releases_the_job_after_its_checkpoints(make_conversion, monkeypatch, sigterm_handler):
@@ -81,3 +99,12 @@ def test_stop_request_releases_the_job_after_its_checkpoints(make_conversion, mo
     pages = dict(PageResult.objects.filter(conversion=conversion).values_list("page_no", "pk"))
     assert sorted(pages) == [0, 1, 2, 3]
     assert {page: pages[page] for page in kept} == kept  # resumed: the first two were not redone
+
+
+def test_the_django_q_patches_refuse_another_django_q2_version(monkeypatch):
+    from dotsocr_site.patches import UnsupportedVersion
+    from dotsocr_site.patches import django_q as patches
+
+    monkeypatch.setattr(patches, "version", lambda name: "1.12.0")
+    with pytest.raises(UnsupportedVersion, match="written for django-q2 1.11.1, not 1.12.0"):
+        patches.install()

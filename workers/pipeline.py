@@ -65,30 +65,60 @@ class Heartbeat:
             connection.close()  # this thread's own database connection
 
 
-def run_conversion(conversion_id: str) -> str:
-    """Run the next queued conversion (by priority, then age) to its end.
+def run_next_queued(wake_up: str = "") -> str:
+    """Claim the conversion that should run next (services.claim_next: priority, fair
+    share, age) and run it to its end; the outcome ("completed", "failed", ...).
 
-    The message's id is only a wake-up: see services.claim_next. A no-op when nothing
-    is queued (a second delivery, a cancelled job).
+    ``wake_up`` is the payload of the message that woke this worker (the id of the job
+    that sent it, or "wake-up"), only logged: the job that runs may be another. A no-op
+    ("skipped") when nothing is queued (a second delivery, a cancelled job).
     """
+    if shutdown.requested.is_set():
+        # Asked to stop after its last job, this worker took one more message: it
+        # claims nothing (a claim counts an attempt) and leaves.
+        end_worker_process(f"message={wake_up} not run: the worker is stopping")
     conversion = services.claim_next(worker_id=services.current_worker_id())
     if conversion is None:
-        logger.info("conversion=%s woke a worker; nothing queued", conversion_id)
+        logger.info("conversion=%s woke a worker; nothing queued", wake_up)
         return "skipped"
     logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
     outcome, end_worker = run_claimed(conversion)
     if end_worker:
-        # Asked to stop, or a page thread is stuck (it cannot be killed, and may hold the
-        # PDF library's lock): end this worker process; django-q2 starts a fresh one.
-        logger.info("conversion=%s %s; worker process exits", conversion.pk, outcome)
-        shutdown.exit_worker_process()
+        # Released for a stop, or a page thread is stuck (it cannot be killed, and may
+        # hold the PDF library's lock): end this worker process now; django-q2 starts a
+        # fresh one unless the cluster is stopping. A job that ended otherwise returns
+        # its outcome first; a worker asked to stop then leaves when it asks for its
+        # next task (shutdown.waiting_for_task).
+        end_worker_process(f"conversion={conversion.pk} {outcome}")
     return outcome
+
+
+# The old name, still called by tests and tools; its argument was never the job that runs.
+run_conversion = run_next_queued
+
+
+def run_one(conversion_id) -> str:
+    """Claim exactly this conversion (the same conditional update as any claim) and run it
+    here, in this process (`manage.py convert --sync`); "skipped" if it is not queued.
+    Never ends the process: the caller is not a worker."""
+    conversion = services.claim_conversion(conversion_id=conversion_id, worker_id=services.current_worker_id())
+    if conversion is None:
+        logger.info("conversion=%s not queued; not run", conversion_id)
+        return "skipped"
+    logger.info("conversion=%s claimed worker=%s attempt=%s", conversion.pk, conversion.worker_id, conversion.attempts)
+    outcome, _ = run_claimed(conversion)
+    return outcome
+
+
+def end_worker_process(why: str) -> None:
+    logger.info("%s; worker process exits", why)
+    shutdown.exit_worker_process()
 
 
 def run_claimed(conversion: Conversion) -> tuple[str, bool]:
     """Convert a claimed job and record how it ended: (outcome, end this worker process)."""
     try:
-        with shutdown.busy(), Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
+        with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
             convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)

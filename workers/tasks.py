@@ -1,10 +1,20 @@
-"""The functions django-q2 calls. Each takes a conversion id and nothing else."""
+"""The functions django-q2 calls.
+
+A conversion's message wakes a worker, which claims the best queued job
+(workers/pipeline.py); the message's argument names the job that sent it, not the job
+that will run.
+"""
 
 from workers import pipeline
 
 
-def run_conversion(conversion_id: str) -> str:
-    return pipeline.run_conversion(conversion_id)
+def wake_worker(wake_up: str) -> str:
+    """Run the best queued conversion, if any; ``wake_up`` is only logged."""
+    return pipeline.run_next_queued(wake_up)
+
+
+# Messages queued by versions before the rename name this path; they are wake-ups too.
+run_conversion = wake_worker
 
 
 def reap_expired_leases() -> dict:

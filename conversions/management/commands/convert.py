@@ -30,11 +30,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         owner = services.default_owner()
-        conversions = [self.queue(path, owner, options) for path in options["files"]]
         if options["sync"]:
-            for conversion in conversions:
-                pipeline.run_conversion(str(conversion.pk))
-        elif options["wait"]:
+            # Each job runs as soon as it is queued, claimed by its id: never another
+            # user's job, whatever the queue holds.
+            conversions = []
+            for path in options["files"]:
+                conversions.append(self.queue(path, owner, options))
+                pipeline.run_one(conversions[-1].pk)
+        else:
+            conversions = [self.queue(path, owner, options) for path in options["files"]]
+        if options["wait"] and not options["sync"]:
             self.follow(conversions, options["timeout"])
         self.report([selectors.conversion_by_id(conversion.pk) for conversion in conversions], options)
 
@@ -72,6 +77,8 @@ class Command(BaseCommand):
             raise CommandError(f"{len(pending)} conversion(s) still running after {timeout:.0f}s")
 
     def report(self, conversions: list[Conversion], options) -> None:
+        """Print each job's outcome; a non-zero exit (CommandError) when one failed or was
+        cancelled, or, with --sync, did not complete here (a cluster took it first)."""
         failed = False
         for conversion in conversions:
             if conversion.status == Conversion.Status.COMPLETED:
@@ -79,5 +86,9 @@ class Command(BaseCommand):
             elif conversion.is_finished:
                 failed = True
                 self.stderr.write(f"{conversion.document.filename}: {conversion.status}: {conversion.error}")
+            elif options["sync"]:
+                failed = True
+                self.stderr.write(f"{conversion.document.filename}: {conversion.status}, not run here: "
+                                  f"another worker claimed it first")
         if failed:
             raise CommandError("some conversions did not complete")
