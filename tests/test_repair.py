@@ -28,7 +28,7 @@ from workers.pdf import UnreadablePdf, open_pdf
 ZEROED_PAGE_TREE = CORPUS / "017-unreadable-meta-data" / "unreadablemetadata.pdf"
 NO_PAGES_REASON = "The PDF has no pages it can read: its page tree is missing or damaged."
 TREE_NOTE = "{} pages recovered; the page tree was damaged"
-STRUCTURE_NOTE = "{} pages recovered; the file's structure (cross-reference table or trailer) was damaged"
+STRUCTURE_NOTE = "{} pages recovered; the file's structure was damaged"
 
 
 # --- damaged files ------------------------------------------------------------------------
@@ -194,15 +194,19 @@ def test_file_with_no_surviving_page_is_refused_with_the_reason_and_leaves_nothi
 
 
 def test_repair_past_its_time_bound_is_stopped(tmp_path):
-    target = tmp_path / "repaired.pdf"
+    (tmp_path / "repair").mkdir()
+    target = tmp_path / "repair" / "repaired.pdf"
     with pytest.raises(repair.RepairFailed, match=r"^the repair took longer than 0.01 s$"):
         repair.repair_pdf(ZEROED_PAGE_TREE, target, seconds=0.01)
+    assert list(target.parent.iterdir()) == []
 
 
 def test_repair_past_its_memory_bound_ends_without_output(tmp_path):
-    target = tmp_path / "repaired.pdf"
+    (tmp_path / "repair").mkdir()
+    target = tmp_path / "repair" / "repaired.pdf"
     with pytest.raises(repair.RepairFailed, match=r"^the repair process ended with code "):
         repair.repair_pdf(ZEROED_PAGE_TREE, target, memory_mb=1)
+    assert list(target.parent.iterdir()) == []
 
 
 def test_a_bomb_behind_a_destroyed_page_tree_is_rebuilt_without_inflating_and_fails_its_own_job(owner):

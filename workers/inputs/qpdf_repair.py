@@ -1,8 +1,9 @@
 """Recover the pages of a damaged PDF with qpdf (pikepdf). Runs alone, in a child process.
 
-``python -I qpdf_repair.py SOURCE TARGET MEMORY_MB CPU_SECONDS OUTPUT_BYTES`` limits its
+``python -I qpdf_repair.py SOURCE TARGET SCRATCH MEMORY_MB CPU_SECONDS OUTPUT_BYTES`` limits its
 own address space, CPU time and file size with ``setrlimit`` (the parent may have
-threads, so it cannot do so between fork and exec), then writes the repaired PDF to TARGET and prints
+threads, so it cannot do so between fork and exec), then writes the repaired PDF to
+TARGET (using SCRATCH on the way; the parent removes it) and prints
 one JSON line: ``{"pages": int, "page_tree_rebuilt": bool}`` (exit 0), or
 ``{"error": str}`` when nothing can be recovered (exit 1). It imports only the standard
 library and pikepdf, so it runs without the project on ``sys.path``. With those limits
@@ -65,13 +66,13 @@ class ObjectScan:
 
 
 def main(argv: list[str]) -> int:
-    source, target = Path(argv[1]), Path(argv[2])
-    memory_mb, cpu_seconds, output_bytes = (int(value) for value in argv[3:6])
+    source, target, scratch = Path(argv[1]), Path(argv[2]), Path(argv[3])
+    memory_mb, cpu_seconds, output_bytes = (int(value) for value in argv[4:7])
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024 * 1024,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes,) * 2)
     try:
-        result = repair(source, target)
+        result = repair(source, target, scratch)
     except NothingRecovered as error:
         print(json.dumps({"error": str(error)}))
         return 1
@@ -79,11 +80,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def repair(source: Path, target: Path) -> dict:
+def repair(source: Path, target: Path, scratch: Path) -> dict:
     pages = structural_repair(source, target)
     if pages:
         return {"pages": pages, "page_tree_rebuilt": False}
-    return {"pages": rebuild_page_tree(source, target), "page_tree_rebuilt": True}
+    return {"pages": rebuild_page_tree(source, target, scratch), "page_tree_rebuilt": True}
 
 
 def structural_repair(source: Path, target: Path) -> int:
@@ -101,7 +102,7 @@ def structural_repair(source: Path, target: Path) -> int:
         return 0
 
 
-def rebuild_page_tree(source: Path, target: Path) -> int:
+def rebuild_page_tree(source: Path, target: Path, scaffold: Path) -> int:
     """A new page tree over the page objects that survive; the pages written."""
     with open(source, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         scan = scan_objects(data)
@@ -110,7 +111,6 @@ def rebuild_page_tree(source: Path, target: Path) -> int:
         raise NothingRecovered(ENCRYPTED_REASON)
     if not scan.pages:
         raise NothingRecovered("no page object survives in the file")
-    scaffold = target.with_name(target.name + ".scaffold")
     try:
         write_scaffold(source, scaffold, scan, header_at)
         with pikepdf.open(scaffold, inherit_page_attributes=False) as pdf:
@@ -130,27 +130,36 @@ def rebuild_page_tree(source: Path, target: Path) -> int:
 
 def scan_objects(data) -> ObjectScan:
     """Every ``N G obj`` header in the file, skipping stream data. Linear in the file size:
-    each header's dictionary is looked for within DICTIONARY_WINDOW, and each stream's
-    end is searched for once."""
-    scan, position, streams_end = ObjectScan(), 0, True
+    a header's dictionary is sought only up to the next header (and DICTIONARY_WINDOW),
+    and the end of stream data is searched for at most once past any position."""
+    scan, streams_end = ObjectScan(), True
     scan.encrypted = ENCRYPTED.search(data) is not None
-    while (header := OBJECT_HEADER.search(data, position)) is not None:
-        number, generation, body = int(header[1]), int(header[2]), header.end()
-        window = data[body:body + DICTIONARY_WINDOW]
-        ends = [index for index in (window.find(b"endobj"), window.find(b"stream")) if index >= 0]
-        dictionary = window[:min(ends)] if ends else window
-        if 0 < number <= MAX_OBJECT_NUMBER:
-            scan.offsets[number] = (generation, header.start())
-            if PAGE_TYPE.search(dictionary) and number not in scan.page_set:
-                scan.pages.append(number)
-                scan.page_set.add(number)
-        position = body
-        if ends and min(ends) == window.find(b"stream") and streams_end:
+    header = OBJECT_HEADER.search(data)
+    while header is not None:
+        body = header.end()
+        following = OBJECT_HEADER.search(data, body)
+        limit = min(following.start() if following else len(data), body + DICTIONARY_WINDOW)
+        endobj, stream_at = data.find(b"endobj", body, limit), data.find(b"stream", body, limit)
+        dictionary_end = min((index for index in (endobj, stream_at) if index >= 0), default=limit)
+        record(scan, header, data[body:dictionary_end])
+        if stream_at >= 0 and dictionary_end == stream_at and streams_end:
             # Skip the stream's data: bytes in it may look like object headers.
-            end = data.find(b"endstream", body + min(ends) + 6)
+            end = data.find(b"endstream", stream_at + 6)
             streams_end = end >= 0  # none here means none further on: never search again
-            position = end + 9 if streams_end else body
+            if streams_end and following is not None and following.start() < end:
+                following = OBJECT_HEADER.search(data, end + 9)
+        header = following
     return scan
+
+
+def record(scan: ObjectScan, header: re.Match, dictionary: bytes) -> None:
+    number, generation = int(header[1]), int(header[2])
+    if not 0 < number <= MAX_OBJECT_NUMBER:
+        return
+    scan.offsets[number] = (generation, header.start())
+    if PAGE_TYPE.search(dictionary) and number not in scan.page_set:
+        scan.pages.append(number)
+        scan.page_set.add(number)
 
 
 def write_scaffold(source: Path, scaffold: Path, scan: ObjectScan, header_at: int) -> None:

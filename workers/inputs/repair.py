@@ -46,7 +46,7 @@ class RepairOutcome:
         recovered = f"{self.pages} page{'' if self.pages == 1 else 's'} recovered"
         if self.page_tree_rebuilt:
             return f"{recovered}; the page tree was damaged"
-        return f"{recovered}; the file's structure (cross-reference table or trailer) was damaged"
+        return f"{recovered}; the file's structure was damaged"
 
 
 def inspect_or_repair(path: Path, repaired: Path) -> tuple[PdfInfo, RepairOutcome | None]:
@@ -86,10 +86,8 @@ def repair_or_refuse(path: Path, repaired: Path, unreadable: UnreadablePdf) -> R
         outcome = repair_pdf(path, repaired)
     except RepairFailed as failure:
         logger.warning("repair of %s failed: %s", path.name, failure)
-        repaired.unlink(missing_ok=True)
         raise unreadable from None
     except InvalidPdf as refused:
-        repaired.unlink(missing_ok=True)
         # Nothing to recover: MuPDF's reason stands, unless the repair found a better one.
         raise (refused if "encrypted" in str(refused) else unreadable) from None
     logger.info("repaired %s: %s", path.name, outcome.note)
@@ -103,13 +101,23 @@ def repair_pdf(source: Path, target: Path, *, seconds: float = REPAIR_SECONDS,
     Raises InvalidPdf (the reason) when no page can be recovered, RepairFailed when the
     child runs past ``seconds`` or ``memory_mb`` or the output bound, or crashes.
     """
-    output_bytes = 2 * source.stat().st_size + OUTPUT_SLACK_MB * 1024 * 1024
+    scratch = target.with_name(f"{target.name}.scaffold")
     try:
-        finished = subprocess.run(
-            [sys.executable, "-I", str(CHILD), str(source), str(target), str(memory_mb), str(int(seconds) + 1),
-             str(output_bytes)],
-            capture_output=True, timeout=seconds, check=False,
-        )
+        outcome = run_child(source, target, scratch, seconds=seconds, memory_mb=memory_mb)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        scratch.unlink(missing_ok=True)
+    return outcome
+
+
+def run_child(source: Path, target: Path, scratch: Path, *, seconds: float, memory_mb: int) -> RepairOutcome:
+    output_bytes = 2 * source.stat().st_size + OUTPUT_SLACK_MB * 1024 * 1024
+    limits = [str(memory_mb), str(int(seconds) + 1), str(output_bytes)]
+    try:
+        finished = subprocess.run([sys.executable, "-I", str(CHILD), str(source), str(target), str(scratch), *limits],
+                                  capture_output=True, timeout=seconds, check=False)
     except subprocess.TimeoutExpired:
         raise RepairFailed(f"the repair took longer than {seconds:g} s") from None
     answer = last_json_line(finished.stdout)
