@@ -112,7 +112,7 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
     stored = store_upload(upload)
     repaired_part = stored.path.with_name(stored.path.name.replace(".pdf.part", ".repaired.pdf.part"))
     try:
-        info, repair = inspect_or_repair(stored.path, repaired_part)
+        info, repair = inspect_or_repair(stored.path, repaired_part, max_pages=max_pages)
         if info.page_count > max_pages:
             raise DocumentTooLarge(f"The PDF has {info.page_count} pages; the limit is {max_pages}.")
         path = commit_upload(stored)

@@ -193,6 +193,14 @@ def test_file_with_no_surviving_page_is_refused_with_the_reason_and_leaves_nothi
     assert Document.objects.count() == 0 and list(settings.UPLOAD_DIR.iterdir()) == []
 
 
+def test_rebuilt_tree_with_more_pages_than_the_limit_is_refused_while_scanning(owner, settings):
+    content = root_destroyed(["One", "Two", "Three"])
+    with pytest.raises(InvalidDocument) as refused:
+        services.create_document(owner=owner, upload=upload(content), max_pages=2)
+    assert refused.value.detail == "The PDF has more than 2 pages; the limit is 2."
+    assert list(settings.UPLOAD_DIR.iterdir()) == []
+
+
 def test_repair_past_its_time_bound_is_stopped(tmp_path):
     (tmp_path / "repair").mkdir()
     target = tmp_path / "repair" / "repaired.pdf"

@@ -1,11 +1,13 @@
 """Recover the pages of a damaged PDF with qpdf (pikepdf). Runs alone, in a child process.
 
-``python -I qpdf_repair.py SOURCE TARGET SCRATCH MEMORY_MB CPU_SECONDS OUTPUT_BYTES`` limits its
+``python -I qpdf_repair.py SOURCE TARGET SCRATCH MAX_PAGES MEMORY_MB CPU_SECONDS OUTPUT_BYTES`` limits its
 own address space, CPU time and file size with ``setrlimit`` (the parent may have
 threads, so it cannot do so between fork and exec), then writes the repaired PDF to
 TARGET (using SCRATCH on the way; the parent removes it) and prints
 one JSON line: ``{"pages": int, "page_tree_rebuilt": bool}`` (exit 0), or
-``{"error": str}`` when nothing can be recovered (exit 1). It imports only the standard
+``{"error": str, "refused": bool}`` (exit 1) when nothing can be recovered (``refused``:
+the error is a reason to give the user, e.g. the file is encrypted or has more than
+MAX_PAGES pages). It imports only the standard
 library and pikepdf, so it runs without the project on ``sys.path``. With those limits
 and the parent's (``repair.py``) wall-clock timeout, a hostile file can cost a repair
 attempt, never the process that asked for it.
@@ -54,6 +56,10 @@ class NothingRecovered(Exception):
     """No page could be recovered; the message says why."""
 
 
+class Refused(NothingRecovered):
+    """The file must be refused for a reason of its own; the message is for the user."""
+
+
 @dataclass
 class ObjectScan:
     """Where each object's last definition starts (the last one wins, as with an
@@ -62,53 +68,62 @@ class ObjectScan:
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # number -> (generation, offset)
     pages: list[int] = field(default_factory=list)
     page_set: set[int] = field(default_factory=set)
+    max_pages: int = 0
     encrypted: bool = False
 
 
 def main(argv: list[str]) -> int:
     source, target, scratch = Path(argv[1]), Path(argv[2]), Path(argv[3])
-    memory_mb, cpu_seconds, output_bytes = (int(value) for value in argv[4:7])
+    max_pages, memory_mb, cpu_seconds, output_bytes = (int(value) for value in argv[4:8])
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024 * 1024,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes,) * 2)
     try:
-        result = repair(source, target, scratch)
+        result = repair(source, target, scratch, max_pages)
     except NothingRecovered as error:
-        print(json.dumps({"error": str(error)}))
+        print(json.dumps({"error": str(error), "refused": isinstance(error, Refused)}))
         return 1
     print(json.dumps(result))
     return 0
 
 
-def repair(source: Path, target: Path, scratch: Path) -> dict:
-    pages = structural_repair(source, target)
+def repair(source: Path, target: Path, scratch: Path, max_pages: int) -> dict:
+    pages = structural_repair(source, target, max_pages)
     if pages:
         return {"pages": pages, "page_tree_rebuilt": False}
-    return {"pages": rebuild_page_tree(source, target, scratch), "page_tree_rebuilt": True}
+    return {"pages": rebuild_page_tree(source, target, scratch, max_pages), "page_tree_rebuilt": True}
 
 
-def structural_repair(source: Path, target: Path) -> int:
+def too_many_pages(max_pages: int) -> Refused:
+    return Refused(f"The PDF has more than {max_pages} pages; the limit is {max_pages}.")
+
+
+def structural_repair(source: Path, target: Path, max_pages: int) -> int:
     """qpdf's repair of the cross-reference table; the pages written, 0 when qpdf cannot
     open the file or finds no page in it."""
     try:
         with pikepdf.open(source, attempt_recovery=True) as pdf:
             count = len(pdf.pages)
+            if count > max_pages:
+                raise too_many_pages(max_pages)
             if count:
                 save(pdf, target)
             return count
     except pikepdf.PasswordError:
-        raise NothingRecovered(ENCRYPTED_REASON) from None
+        raise Refused(ENCRYPTED_REASON) from None
+    except Refused:
+        raise
     except Exception:  # whatever qpdf raises on this file, this route is closed: try the next
         return 0
 
 
-def rebuild_page_tree(source: Path, target: Path, scaffold: Path) -> int:
+def rebuild_page_tree(source: Path, target: Path, scaffold: Path, max_pages: int) -> int:
     """A new page tree over the page objects that survive; the pages written."""
     with open(source, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        scan = scan_objects(data)
+        scan = scan_objects(data, max_pages)
         header_at = max(0, data.find(b"%PDF-", 0, 1024))
     if scan.encrypted:
-        raise NothingRecovered(ENCRYPTED_REASON)
+        raise Refused(ENCRYPTED_REASON)
     if not scan.pages:
         raise NothingRecovered("no page object survives in the file")
     try:
@@ -128,11 +143,12 @@ def rebuild_page_tree(source: Path, target: Path, scaffold: Path) -> int:
         scaffold.unlink(missing_ok=True)
 
 
-def scan_objects(data) -> ObjectScan:
+def scan_objects(data, max_pages: int) -> ObjectScan:
     """Every ``N G obj`` header in the file, skipping stream data. Linear in the file size:
     a header's dictionary is sought only up to the next header (and DICTIONARY_WINDOW),
-    and the end of stream data is searched for at most once past any position."""
-    scan, streams_end = ObjectScan(), True
+    and the end of stream data is searched for at most once past any position. Raises
+    Refused as soon as more than ``max_pages`` page objects are found."""
+    scan, streams_end = ObjectScan(max_pages=max_pages), True
     scan.encrypted = ENCRYPTED.search(data) is not None
     header = OBJECT_HEADER.search(data)
     while header is not None:
@@ -160,6 +176,8 @@ def record(scan: ObjectScan, header: re.Match, dictionary: bytes) -> None:
     if PAGE_TYPE.search(dictionary) and number not in scan.page_set:
         scan.pages.append(number)
         scan.page_set.add(number)
+        if len(scan.pages) > scan.max_pages:
+            raise too_many_pages(scan.max_pages)
 
 
 def write_scaffold(source: Path, scaffold: Path, scan: ObjectScan, header_at: int) -> None:
