@@ -13,7 +13,8 @@ from workers import outputs
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["filename", "owner", "page_count", "size", "created_at"]
+    list_display = ["filename", "owner", "page_count", "size", "repaired", "created_at"]
+    list_filter = ["repaired"]
     search_fields = ["filename", "id", "sha256"]
     readonly_fields = [field.name for field in Document._meta.fields]
 
@@ -50,7 +51,7 @@ class ConversionAdmin(admin.ModelAdmin):
     list_filter = ["status", "engine", "owner", "created_at"]
     search_fields = ["id", "document__filename"]
     list_select_related = ["document", "owner"]
-    readonly_fields = [field.name for field in Conversion._meta.fields] + ["output_links"]
+    readonly_fields = [field.name for field in Conversion._meta.fields] + ["document_repair", "output_links"]
     inlines = [PageResultInline]
     actions = ["cancel", "retry", "raise_priority", "lower_priority"]
 
@@ -85,6 +86,12 @@ class ConversionAdmin(admin.ModelAdmin):
     def lower_priority(self, request, queryset):
         self.apply(request, queryset, lambda conversion: services.set_priority(
             conversion=conversion, priority=conversion.priority - 10), "Priority lowered")
+
+    @admin.display(description="Document repair")
+    def document_repair(self, conversion: Conversion) -> str:
+        """Whether the document was a damaged PDF and what its repair recovered."""
+        document = conversion.document
+        return f"Repaired: {document.repair_note}" if document.repaired else "Not repaired"
 
     @admin.display(description="Outputs")
     def output_links(self, conversion: Conversion):

@@ -23,6 +23,12 @@ class Document(models.Model):
     size = models.BigIntegerField()
     page_count = models.PositiveIntegerField()
     content_type = models.CharField(max_length=100, default="application/pdf")
+    # A damaged PDF whose pages qpdf recovered (workers/inputs/repair.py): stored_path is
+    # then the repaired file, original_path the file as it was uploaded.
+    repaired = models.BooleanField(default=False)
+    repair_note = models.CharField(max_length=300, blank=True, default="", help_text="What the repair recovered.")
+    original_path = models.CharField(max_length=500, blank=True, default="",
+                                     help_text="The file as uploaded, when the stored one is its repair.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

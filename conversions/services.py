@@ -11,6 +11,7 @@ Each transition is one conditional UPDATE (``... WHERE id = %s AND status IN (..
 two workers can never both own a job and a second delivery of a message is a no-op.
 """
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -45,7 +46,8 @@ from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
 from workers.outputs import display_name, safe_stem, unlink_dangling
-from workers.pdf import InvalidPdf, inspect_pdf
+from workers.inputs.repair import RepairOutcome, inspect_or_repair
+from workers.pdf import InvalidPdf
 
 logger = logging.getLogger(__name__)
 Status = Conversion.Status
@@ -105,18 +107,26 @@ def acting_user(user):
 
 
 def create_document(*, owner, upload, max_pages: int) -> Document:
-    """Store and validate an uploaded PDF. Raises InvalidDocument with a readable reason."""
+    """Store and validate an uploaded PDF; a damaged one MuPDF cannot read is repaired
+    (workers/inputs/repair.py) and the repair is stored beside the original. Raises
+    InvalidDocument with a readable reason."""
     stored = store_upload(upload)
+    repaired_part = stored.path.with_name(stored.path.name.replace(".pdf.part", ".repaired.pdf.part"))
     try:
-        info = inspect_pdf(stored.path)
+        info, repair = inspect_or_repair(stored.path, repaired_part, max_pages=max_pages)
         if info.page_count > max_pages:
             raise DocumentTooLarge(f"The PDF has {info.page_count} pages; the limit is {max_pages}.")
         path = commit_upload(stored)
+        original = path if repair else None
+        if repair:
+            path = commit_upload(dataclasses.replace(stored, path=repaired_part))
     except InvalidPdf as error:
         discard_upload(stored)
+        repaired_part.unlink(missing_ok=True)
         raise InvalidDocument(str(error)) from None
     except BaseException:
         discard_upload(stored)
+        repaired_part.unlink(missing_ok=True)
         raise
     filename = display_name(upload.name)
     try:
@@ -128,10 +138,29 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
             sha256=stored.sha256,
             size=stored.size,
             page_count=info.page_count,
+            **repair_fields(repair, original),
         )
     except BaseException:
         path.unlink(missing_ok=True)
+        if original:
+            original.unlink(missing_ok=True)
         raise
+
+
+def repair_fields(repair: RepairOutcome | None, original: Path | None) -> dict:
+    if repair is None:
+        return {}
+    return {"repaired": True, "repair_note": repair.note, "original_path": str(original)}
+
+
+def record_document_repair(*, document: Document, repaired_path: Path, repair: RepairOutcome, page_count: int) -> None:
+    """A worker repaired a stored file MuPDF could no longer read: the document now
+    points at the repair and keeps the file it had as the original."""
+    original = Path(document.original_path or document.stored_path)
+    fields = {**repair_fields(repair, original), "stored_path": str(repaired_path), "page_count": page_count}
+    Document.objects.filter(pk=document.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(document, name, value)
 
 
 # --- conversions: creating and claiming -------------------------------------------------
@@ -170,6 +199,8 @@ def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
             Path(document.stored_path).unlink(missing_ok=True)
+            if document.original_path:
+                Path(document.original_path).unlink(missing_ok=True)
         if isinstance(error, IntegrityError) and idempotency_key is not None:
             # A concurrent request with the same key created it first: answer with that one.
             return replayed(Conversion.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False
@@ -343,9 +374,10 @@ def _progress(value: int):
 
 def record_pdf_loaded(*, conversion: Conversion, pages_total: int) -> None:
     # Progress values follow the original app: 10 once the PDF is open.
-    _update_running(
-        conversion, pages_total=pages_total, progress=_progress(10), message=f"PDF loaded with {pages_total} pages"
-    )
+    message = f"PDF loaded with {pages_total} pages"
+    if conversion.document.repaired:
+        message += f" (repaired: {conversion.document.repair_note})"
+    _update_running(conversion, pages_total=pages_total, progress=_progress(10), message=message[:500])
 
 
 def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, markdown: str,
@@ -487,6 +519,7 @@ def delete_documents_named(*, user, filename: str) -> list[str]:
     if any(conversion.status == Status.RUNNING for conversion in conversions):
         raise IllegalTransition(f"{filename} is being converted; cancel the conversion first.")
     deleted = [document.stored_path for document in documents]
+    deleted += [document.original_path for document in documents if document.original_path]
     deleted += [conversion.output_dir for conversion in conversions if conversion.output_dir]
     paths = [Path(path) for path in deleted]
     Document.objects.filter(pk__in=[document.pk for document in documents]).delete()

@@ -19,9 +19,12 @@ from tests.conftest import CORPUS, ENCRYPTED, FOUR_PAGES, upload_of
 from workers import pipeline
 
 NO_PAGES = CORPUS / "017-unreadable-meta-data" / "unreadablemetadata.pdf"
-REFUSED = {ENCRYPTED: "password", NO_PAGES: "no pages"}
+REFUSED = {ENCRYPTED: "password"}
+# Damaged files MuPDF reads no page of, repaired at upload (tests/test_repair.py):
+# the pages recovered and a word of the first.
+REPAIRED = {NO_PAGES: (3, "Wirewound")}
 CORPUS_PDFS = sorted(CORPUS.rglob("*.pdf"))
-CONVERTIBLE = [path for path in CORPUS_PDFS if path not in REFUSED]
+CONVERTIBLE = [path for path in CORPUS_PDFS if path not in REFUSED and path not in REPAIRED]
 # The largest corpus file (40 s on the CPU engines) runs with the slow suites (`make bench`).
 SLOW = {"GeoTopo-komprimiert.pdf"}
 # A page with this much text has a real text layer: auto must read it, not OCR it.
@@ -92,6 +95,17 @@ def test_corpus_pdf_converts_with_auto_on_cpu_and_keeps_its_text(path, make_conv
                 assert words_only(line) in markdown, f"page {page.number + 1}: {line!r} missing"
     combined = (settings.OUTPUT_DIR / str(done.pk) / f"{done.document.stem}.md").read_text(encoding="utf-8")
     assert words_only(combined) == words_only("\n\n".join(results[number].markdown for number in sorted(results)))
+
+
+@pytest.mark.parametrize("path", sorted(REPAIRED), ids=corpus_id)
+def test_damaged_corpus_pdf_is_repaired_and_converts_the_pages_that_survive(path, make_conversion, cpu_only):
+    pages, first_words = REPAIRED[path]
+    conversion = make_conversion(path, engine="auto")
+    assert conversion.document.repaired and conversion.document.page_count == pages
+    assert pipeline.run_conversion(str(conversion.pk)) == "completed", Conversion.objects.get(pk=conversion.pk).error
+    results = list(Conversion.objects.get(pk=conversion.pk).pages.order_by("page_no"))
+    assert [result.page_no for result in results] == list(range(pages))
+    assert first_words in results[0].markdown
 
 
 @pytest.mark.parametrize("path", sorted(REFUSED), ids=corpus_id)

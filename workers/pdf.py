@@ -38,6 +38,12 @@ class InvalidPdf(Exception):
     """The file cannot be converted; the message says why, in words for the user."""
 
 
+class UnreadablePdf(InvalidPdf):
+    """MuPDF cannot open the file or finds no page in it: a structural repair may recover
+    pages (workers/inputs/repair.py). Not raised for encrypted files or page trees that
+    loop or lie about their size, which are refused as they are."""
+
+
 @dataclass(frozen=True)
 class PdfInfo:
     page_count: int
@@ -81,7 +87,7 @@ def open_pdf(path: Path) -> Iterator[pymupdf.Document]:
     except FileNotFoundError:
         raise InvalidPdf("The uploaded file is missing from storage.") from None
     except MUPDF_ERRORS as error:
-        raise InvalidPdf(f"The PDF cannot be opened: {error}.") from None
+        raise UnreadablePdf(f"The PDF cannot be opened: {error}.") from None
     try:
         if document.needs_pass:
             raise InvalidPdf("The PDF is encrypted; a password is needed to open it.")
@@ -90,7 +96,7 @@ def open_pdf(path: Path) -> Iterator[pymupdf.Document]:
         except MUPDF_ERRORS as error:  # e.g. a /Count that is not a number of pages
             raise InvalidPdf(f"The PDF's page tree is damaged: {error}.") from None
         if page_count < 1:
-            raise InvalidPdf("The PDF has no pages it can read: its page tree is missing or damaged.")
+            raise UnreadablePdf("The PDF has no pages it can read: its page tree is missing or damaged.")
         yield document
     finally:
         document.close()

@@ -20,6 +20,7 @@ from conversions import selectors, services
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import outputs, shutdown
+from workers.inputs import repair
 from workers.ocr import EngineError, engine_for
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
@@ -186,6 +187,7 @@ def convert(conversion: Conversion) -> None:
     staging = settings.STAGING_DIR / str(conversion.pk)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     limits = Limits.from_settings()
+    repair_if_unreadable(conversion)
     with open_pdf(Path(conversion.document.stored_path)) as document:
         services.record_pdf_loaded(conversion=conversion, pages_total=document.page_count)
         conversion.pages_total = document.page_count
@@ -195,6 +197,21 @@ def convert(conversion: Conversion) -> None:
     services.record_finalizing(conversion=conversion)
     final = publish_outputs(conversion, staging, stem)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
+
+
+def repair_if_unreadable(conversion: Conversion) -> None:
+    """Repair the stored PDF when MuPDF cannot read it: stored before repairs were made
+    at upload, or damaged in storage since. A repaired file is not repaired again."""
+    document = conversion.document
+    if document.repaired:
+        return
+    path = Path(document.stored_path)
+    target = path.with_name(f"{path.stem}.repaired.pdf")
+    outcome = repair.repair_if_unreadable(path, target)
+    if outcome is not None:
+        services.record_document_repair(document=document, repaired_path=target, repair=outcome,
+                                        page_count=outcome.pages)
+        logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
 
 
 def dotsocr_config_for(engine_name: str):

@@ -14,7 +14,8 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "created_at"]
+        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "repaired", "repair_note",
+                  "created_at"]
 
 
 class DocumentUploadSerializer(serializers.Serializer):
@@ -24,7 +25,7 @@ class DocumentUploadSerializer(serializers.Serializer):
 class DocumentSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "page_count"]
+        fields = ["id", "filename", "page_count", "repaired", "repair_note"]
 
 
 class ConversionSerializer(serializers.ModelSerializer):
