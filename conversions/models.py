@@ -12,7 +12,12 @@ from django.db.models import Q
 
 
 class Document(models.Model):
-    """An uploaded PDF, stored under a server-chosen name."""
+    """An uploaded file (PDF, image, Office or text document), stored under a server-chosen name."""
+
+    class Kind(models.TextChoices):
+        PDF = "pdf"
+        IMAGE = "image"  # each frame a page (workers/inputs/images.py)
+        OFFICE = "office"  # Office and text documents, converted by LibreOffice in the worker
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
@@ -21,8 +26,11 @@ class Document(models.Model):
     stored_path = models.CharField(max_length=500, unique=True)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
-    page_count = models.PositiveIntegerField()
-    content_type = models.CharField(max_length=100, default="application/pdf")
+    page_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Unknown (null) for Office documents until a worker has converted one."
+    )
+    content_type = models.CharField(max_length=100, default="application/pdf", help_text="Detected from the bytes.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PDF)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -28,8 +28,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from rest_framework.authtoken.models import Token
 
+from conversions.document_types import inspect_upload
 from conversions.exceptions import (
-    DocumentTooLarge,
     IdempotencyConflict,
     IllegalTransition,
     InvalidDocument,
@@ -44,7 +44,6 @@ from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
 from workers.outputs import display_name, safe_stem, unlink_dangling
-from workers.pdf import InvalidPdf, inspect_pdf
 
 logger = logging.getLogger(__name__)
 Status = Conversion.Status
@@ -104,16 +103,13 @@ def acting_user(user):
 
 
 def create_document(*, owner, upload, max_pages: int) -> Document:
-    """Store and validate an uploaded PDF. Raises InvalidDocument with a readable reason."""
+    """Store and validate an upload (PDF, image, Office or text document; the type comes
+    from its bytes). Raises InvalidDocument with a readable reason (UnsupportedDocumentType
+    for a type we do not convert, DocumentTooLarge past a limit)."""
     stored = store_upload(upload)
     try:
-        info = inspect_pdf(stored.path)
-        if info.page_count > max_pages:
-            raise DocumentTooLarge(f"The PDF has {info.page_count} pages; the limit is {max_pages}.")
-        path = commit_upload(stored)
-    except InvalidPdf as error:
-        discard_upload(stored)
-        raise InvalidDocument(str(error)) from None
+        facts = inspect_upload(stored.path, name=upload.name or "", max_pages=max_pages)
+        path = commit_upload(stored, facts.suffix)
     except BaseException:
         discard_upload(stored)
         raise
@@ -126,11 +122,20 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
             stored_path=str(path),
             sha256=stored.sha256,
             size=stored.size,
-            page_count=info.page_count,
+            page_count=facts.page_count,
+            content_type=facts.content_type,
+            kind=facts.kind,
         )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def record_document_pages(*, document: Document, page_count: int) -> None:
+    """The page count of a document known only after conversion (Office), once a worker knows it."""
+    if document.page_count != page_count:
+        Document.objects.filter(pk=document.pk).update(page_count=page_count)
+        document.page_count = page_count
 
 
 # --- conversions: creating and claiming -------------------------------------------------
