@@ -31,7 +31,8 @@ IMPORT_FILTERS = {
 # Text re-encoded to UTF-8 before import (HTML declares its own character set).
 TEXT_TYPES = {"text/plain", "text/csv"}
 MARKDOWN_EXTENSIONS = ["tables", "fenced_code", "sane_lists"]
-# How much of LibreOffice's own output a failure reason quotes.
+# How much of LibreOffice's own output a failure reason quotes (without its warning that
+# Java is missing: the -nogui packages run without it).
 STDERR_CHARS = 300
 
 
@@ -63,7 +64,8 @@ def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffic
     output = run_group(command, timeout_seconds=timeout_seconds, cwd=scratch, label=input_type.label)
     produced = out / f"{document.stem}.pdf"
     if not produced.is_file() or produced.stat().st_size == 0:
-        said = " ".join(output.split())[-STDERR_CHARS:]
+        said = " ".join(" ".join(line.split()) for line in output.splitlines() if "javaldx" not in line)
+        said = said.strip()[-STDERR_CHARS:]
         raise OfficeConversionFailed(
             f"LibreOffice could not read the file as a {input_type.label} document"
             + (f" ({said})." if said else ".")

@@ -17,6 +17,7 @@ from workers.inputs.errors import InvalidInput
 # workers/pdf.py does). libmagic only recognises it at offset 0.
 PDF_MAGIC = b"%PDF-"
 MAGIC_WINDOW = 1024
+ZIP_MAGIC = b"PK\x03\x04"  # a local file header (APPNOTE.TXT 4.3.7)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ ALIASES = {
     "application/csv": "text/csv",
     "application/xhtml+xml": "text/html",
 }
-# Members that tell the Office Open XML formats apart inside a ZIP (ECMA-376 part 1):
-# libmagic names them only when [Content_Types].xml comes first in the archive.
+# Members that tell the Office Open XML formats apart inside a ZIP (ECMA-376 part 1).
 OOXML_PARTS = {
     "word/document.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "xl/workbook.xml": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -111,7 +111,8 @@ def sniff(path: Path, *, name: str = "") -> InputType:
 
 
 def refine(path: Path, content_type: str, suffix: str) -> str:
-    if content_type == "application/zip":
+    if content_type in ("application/zip", "application/octet-stream") and starts_with(path, ZIP_MAGIC):
+        # libmagic names OOXML only when its first member is [Content_Types].xml.
         return office_zip_type(path) or content_type
     if content_type in OLE_CONTAINERS:
         return OLE_BY_SUFFIX.get(suffix, content_type)
@@ -122,6 +123,11 @@ def refine(path: Path, content_type: str, suffix: str) -> str:
             return "text/markdown"
         return "text/csv" if suffix == ".csv" else "text/plain"
     return content_type
+
+
+def starts_with(path: Path, prefix: bytes) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(prefix)) == prefix
 
 
 def office_zip_type(path: Path) -> str | None:
