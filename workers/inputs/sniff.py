@@ -84,8 +84,10 @@ OLE_CONTAINERS = {"application/x-ole-storage", "application/CDFV2", "application
 OLE_BY_SUFFIX = {".doc": "application/msword", ".xls": "application/vnd.ms-excel",
                  ".ppt": "application/vnd.ms-powerpoint"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
-# For a file picker's ``accept``: every type's MIME type and the extensions people use.
-FILE_PICKER_ACCEPT = ",".join([*TYPES, *(t.suffix for t in TYPES.values()), ".jpeg", ".tiff", ".htm", ".markdown"])
+# The extensions people give files of these types.
+INPUT_SUFFIXES = frozenset({*(t.suffix for t in TYPES.values()), ".jpeg", ".tiff", ".htm", ".markdown"})
+# For a file picker's ``accept``: every type's MIME type and extension.
+FILE_PICKER_ACCEPT = ",".join([*TYPES, *sorted(INPUT_SUFFIXES)])
 
 
 class UnsupportedType(InvalidInput):
