@@ -43,7 +43,8 @@ OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-i
 office:
 	@command -v $${SOFFICE_BINARY:-soffice} >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES); \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES); \
 	  else echo "Office and text inputs need LibreOffice: sudo apt-get install $(OFFICE_PACKAGES)" \
 	    "(without it the service runs, and those conversions fail naming the missing program)" >&2; fi; }
 

@@ -32,7 +32,6 @@ from conversions.document_types import inspect_upload
 from conversions.exceptions import (
     IdempotencyConflict,
     IllegalTransition,
-    InvalidDocument,
     InvalidRequest,
     LostClaim,
     NotFound,

@@ -100,7 +100,8 @@ def test_every_frame_of_a_multi_page_tiff_is_a_page(api):
 
 
 def test_an_animated_gif_gives_its_first_frame(api):
-    conversion = completed(convert(api, "moving.gif", multi_frame_bytes(["First frame 1010", "Second frame 2020"], "GIF")))
+    frames = multi_frame_bytes(["First frame 1010", "Second frame 2020"], "GIF")
+    conversion = completed(convert(api, "moving.gif", frames))
     assert conversion.document.page_count == 1 and conversion.pages_total == 1
     markdown = markdown_of(api, conversion)
     assert reads(markdown, "First frame 1010") and "Second" not in markdown

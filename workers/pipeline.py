@@ -163,7 +163,8 @@ def convert(conversion: Conversion) -> None:
         with open_pdf(pdf_path) as document:
             record_page_count(conversion, document.page_count)
             done = selectors.checkpointed_page_numbers(conversion)
-            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB) if page.number not in done)
+            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB)
+                     if page.number not in done)
             PageRunner(conversion, engine, PageWriter(conversion, staging, stem), limits).run(pages)
         services.record_finalizing(conversion=conversion)
         final = publish_outputs(conversion, staging, stem, pdf_path)
