@@ -311,3 +311,35 @@ def test_the_worker_leaves_no_scratch_files(api, settings):
     completed(convert(api, "notes.txt", b"Scratch check.\n"))
     completed(convert(api, "scan.png", image_bytes("Scratch check", "PNG")))
     assert list((settings.DATA_DIR / "tmp").iterdir()) == []
+
+
+def test_libreoffice_fetches_nothing_a_document_links_to(api):
+    """An <img> in HTML (or Markdown) must not make the worker request a URL: it could be an
+    internal service or a cloud metadata address (server-side request forgery)."""
+    import http.server
+    import threading
+
+    requests = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        do_OPTIONS = do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        html = f'<!doctype html><html><body><p>Linked picture below.</p><img src="{url}/html.png"></body></html>'
+        markdown = f"# Linked\n\nA picture: ![secret]({url}/markdown.png)\n"
+        for name, content in (("page.html", html), ("notes.md", markdown)):
+            completed(convert(api, name, content.encode()))
+    finally:
+        server.shutdown()
+    assert requests == []

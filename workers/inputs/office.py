@@ -3,7 +3,8 @@
 Each conversion runs ``soffice --headless --convert-to pdf`` in a process group of its
 own, with a private user profile in the scratch folder (LibreOffice allows one process
 per profile, and a shared profile carries state from one document to the next), under a
-time limit after which the whole group is killed. Markdown is rendered to HTML first
+time limit after which the whole group is killed; the profile forbids fetching linked
+resources and running macros. Markdown is rendered to HTML first
 (LibreOffice has no Markdown import); text is re-encoded to UTF-8 and imported with an
 explicit filter, so its characters do not depend on the worker's locale.
 """
@@ -31,6 +32,20 @@ IMPORT_FILTERS = {
 # Text re-encoded to UTF-8 before import (HTML declares its own character set).
 TEXT_TYPES = {"text/plain", "text/csv"}
 MARKDOWN_EXTENSIONS = ["tables", "fenced_code", "sane_lists"]
+# The private profile's settings: never fetch what a document links to (an <img> in HTML,
+# a linked picture in a DOCX), or a document could make the worker request any URL it
+# can reach, e.g. internal services or cloud metadata (LibreOffice's expert setting
+# BlockUntrustedRefererLinks, added for CVE-2018-10583); and never run macros
+# (MacroSecurityLevel 3: "very high", trusted locations only, of which there are none).
+PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="BlockUntrustedRefererLinks"
+ oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel"
+ oor:op="fuse"><value>3</value></prop></item>
+</oor:items>
+"""
 # How much of LibreOffice's own output a failure reason quotes (without its warning that
 # Java is missing: the -nogui packages run without it).
 STDERR_CHARS = 300
@@ -56,8 +71,11 @@ def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffic
         )
     document = prepare_input(source, input_type, scratch / "in")
     out = scratch / "out"
+    profile = scratch / "profile"
+    (profile / "user").mkdir(parents=True, exist_ok=True)
+    (profile / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
     command = [program, "--headless", "--norestore", "--nolockcheck", "--nodefault", "--nologo",
-               f"-env:UserInstallation={(scratch / 'profile').as_uri()}"]
+               f"-env:UserInstallation={profile.as_uri()}"]
     if document.suffix in IMPORT_FILTERS:
         command.append(f"--infilter={IMPORT_FILTERS[document.suffix]}")
     command += ["--convert-to", "pdf", "--outdir", str(out), str(document)]
