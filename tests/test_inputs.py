@@ -198,6 +198,8 @@ def test_a_docx_converts_with_its_heading_paragraph_and_table(api):
     assert document.kind == "office" and document.page_count is None  # known once converted
     assert document.content_type == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     assert answer.json()["pages_total"] is None
+    described = api.get(f"/api/v1/documents/{document.pk}").json()
+    assert (described["kind"], described["page_count"]) == ("office", None)
     pipeline.run_conversion(answer.json()["id"])
     conversion = completed(Conversion.objects.get(pk=answer.json()["id"]))
     document.refresh_from_db()

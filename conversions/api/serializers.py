@@ -12,7 +12,7 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "created_at"]
+        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "kind", "created_at"]
 
 
 class DocumentUploadSerializer(serializers.Serializer):
