@@ -345,3 +345,41 @@ def test_libreoffice_fetches_nothing_a_document_links_to(api):
     finally:
         server.shutdown()
     assert requests == []
+
+
+def test_a_cancel_stops_libreoffice_mid_conversion(transactional_db, settings):
+    """Cancelling a job whose Office file is being converted kills LibreOffice within about a
+    second instead of waiting for it (up to OFFICE_TIMEOUT_SECONDS)."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from conversions import services
+
+    settings.DOTSOCR_CONFIGURED = False
+    owner = services.default_owner()
+    content = docx_bytes(heading="Cancel me", paragraph="Long enough to catch.", cells=[["a"]])
+    document = services.create_document(owner=owner, upload=SimpleUploadedFile("cancel.docx", content),
+                                        max_pages=settings.MAX_PAGES)
+    conversion = services.create_conversion(document=document, owner=owner)
+    outcome = []
+
+    def work():
+        try:
+            outcome.append(pipeline.run_conversion(str(conversion.pk)))
+        finally:
+            connection.close()  # this thread's own
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not soffice_processes_under(settings.DATA_DIR) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert soffice_processes_under(settings.DATA_DIR), "LibreOffice never started"
+    services.cancel_conversion(conversion=Conversion.objects.get(pk=conversion.pk))
+    worker.join(timeout=30)
+    assert outcome == ["cancelled"]
+    assert Conversion.objects.get(pk=conversion.pk).status == "cancelled"
+    assert soffice_processes_under(settings.DATA_DIR) == []
+    assert list((settings.DATA_DIR / "tmp").iterdir()) == []

@@ -159,7 +159,7 @@ def convert(conversion: Conversion) -> None:
     staging = settings.STAGING_DIR / str(conversion.pk)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     limits = Limits.from_settings()
-    with input_as_pdf(conversion.document) as pdf_path:
+    with input_as_pdf(conversion) as pdf_path:
         with open_pdf(pdf_path) as document:
             record_page_count(conversion, document.page_count)
             done = selectors.checkpointed_page_numbers(conversion)
@@ -172,17 +172,27 @@ def convert(conversion: Conversion) -> None:
 
 
 @contextmanager
-def input_as_pdf(document) -> Iterator[Path]:
+def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
     """The document as a PDF: a PDF itself; an image or Office file converted in a scratch
-    folder of the worker (workers/inputs), removed when the job is done with it."""
+    folder of the worker (workers/inputs), removed when the job is done with it. A cancel
+    or a shutdown stops LibreOffice within a second."""
+    document = conversion.document
     input_type = inputs.type_for(document.content_type)
     if input_type.kind == "pdf":
         yield Path(document.stored_path)
         return
     with tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch:
-        office = inputs.OfficeOptions(soffice=settings.SOFFICE_BINARY, timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS)
+        office = inputs.OfficeOptions(soffice=settings.SOFFICE_BINARY, timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
+                                      interrupt=lambda: stop_if_asked(conversion))
         yield inputs.to_pdf(Path(document.stored_path), input_type, Path(scratch), dpi=settings.RENDER_DPI,
                             max_pixels=settings.MAX_IMAGE_PIXELS, office=office)
+
+
+def stop_if_asked(conversion: Conversion) -> None:
+    if shutdown.requested.is_set():
+        raise shutdown.ShuttingDown()
+    if selectors.cancel_requested(conversion):
+        raise Cancelled()
 
 
 def record_page_count(conversion: Conversion, page_count: int) -> None:

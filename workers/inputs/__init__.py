@@ -5,7 +5,8 @@ No Django here. The pipeline turns every input into a PDF in the worker (``to_pd
 then runs the one PDF path: same engines, outputs, progress and limits for every type.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.inputs.errors import InvalidInput
@@ -18,6 +19,7 @@ __all__ = ["InputType", "InvalidInput", "OfficeOptions", "UnsupportedType", "sni
 class OfficeOptions:
     soffice: str  # the LibreOffice program: a name on PATH or a path
     timeout_seconds: float
+    interrupt: Callable[[], None] = field(default=lambda: None)  # raises to stop a conversion
 
 
 def to_pdf(source: Path, input_type: InputType, scratch: Path, *, dpi: int, max_pixels: int,
@@ -35,4 +37,4 @@ def to_pdf(source: Path, input_type: InputType, scratch: Path, *, dpi: int, max_
     if input_type.kind == "image":
         return images.image_to_pdf(source, scratch / "document.pdf", dpi=dpi, max_pixels=max_pixels)
     return office_documents.convert_to_pdf(source, input_type, scratch, soffice=office.soffice,
-                                           timeout_seconds=office.timeout_seconds)
+                                           timeout_seconds=office.timeout_seconds, interrupt=office.interrupt)

@@ -13,6 +13,8 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import markdown
@@ -46,6 +48,8 @@ PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
  oor:op="fuse"><value>3</value></prop></item>
 </oor:items>
 """
+# How often a running conversion asks whether to stop (a cancel, the worker shutting down).
+POLL_SECONDS = 1.0
 # How much of LibreOffice's own output a failure reason quotes (without its warning that
 # Java is missing: the -nogui packages run without it).
 STDERR_CHARS = 300
@@ -56,12 +60,14 @@ class OfficeConversionFailed(InvalidInput):
 
 
 def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffice: str,
-                   timeout_seconds: float) -> Path:
+                   timeout_seconds: float, interrupt: Callable[[], None] = lambda: None) -> Path:
     """Convert ``source`` (of ``input_type``) to ``scratch/out/document.pdf``.
 
     ``scratch`` is an empty folder the caller removes afterwards. Raises
     OfficeConversionFailed with a reason: LibreOffice missing (naming the program),
     past ``timeout_seconds`` (the process group is killed), or unable to read the file.
+    ``interrupt`` is called every POLL_SECONDS while LibreOffice runs; whatever it
+    raises (a cancel, a shutdown) kills the process group and propagates.
     """
     program = shutil.which(soffice)
     if program is None:
@@ -79,7 +85,8 @@ def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffic
     if document.suffix in IMPORT_FILTERS:
         command.append(f"--infilter={IMPORT_FILTERS[document.suffix]}")
     command += ["--convert-to", "pdf", "--outdir", str(out), str(document)]
-    output = run_group(command, timeout_seconds=timeout_seconds, cwd=scratch, label=input_type.label)
+    output = run_group(command, timeout_seconds=timeout_seconds, cwd=scratch, label=input_type.label,
+                       interrupt=interrupt)
     produced = out / f"{document.stem}.pdf"
     if not produced.is_file() or produced.stat().st_size == 0:
         said = " ".join(" ".join(line.split()) for line in output.splitlines() if "javaldx" not in line)
@@ -123,19 +130,26 @@ def decoded_text(path: Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def run_group(command: list[str], *, timeout_seconds: float, cwd: Path, label: str) -> str:
-    """Run ``command`` in a new process group; kill the whole group on expiry. Its output."""
+def run_group(command: list[str], *, timeout_seconds: float, cwd: Path, label: str,
+              interrupt: Callable[[], None] = lambda: None) -> str:
+    """Run ``command`` in a new process group; kill the whole group on expiry or when
+    ``interrupt`` raises. Its output."""
+    deadline = time.monotonic() + timeout_seconds
     process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        output, _ = process.communicate(timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        raise OfficeConversionFailed(
-            f"LibreOffice did not finish converting the {label} document within {timeout_seconds:g} s "
-            "(OFFICE_TIMEOUT_SECONDS)."
-        ) from None
-    except BaseException:  # the worker is stopping: leave no LibreOffice behind
+        while True:
+            try:
+                output, _ = process.communicate(timeout=max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise OfficeConversionFailed(
+                        f"LibreOffice did not finish converting the {label} document within {timeout_seconds:g} s "
+                        "(OFFICE_TIMEOUT_SECONDS)."
+                    ) from None
+                interrupt()
+    except BaseException:  # past its time, cancelled, or the worker is stopping: leave no LibreOffice behind
         kill_group(process)
         raise
     kill_group(process)  # helpers LibreOffice may have left in its group (oosplash's child)
