@@ -4,12 +4,12 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test bench setup browser clean
+.PHONY: run test bench setup browser office clean
 
-run: setup
+run: setup office
 	$(VPY) -m dotsocr_site.launcher run
 
-test: setup browser
+test: setup browser office
 	$(VPY) -m dotsocr_site.launcher test $(PYTEST_ARGS)
 
 # Benchmarks of the queue on a scratch database (bench/__main__.py), about 7 minutes,
@@ -37,6 +37,18 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "The browser test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# Office and text inputs are converted to PDF by LibreOffice headless (Debian's -nogui
+# packages: no X11, no Java). Without it the service still runs; those uploads then fail
+# their job naming the missing program (README, "Inputs").
+OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+office:
+	@command -v $${SOFFICE_BINARY:-soffice} >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES); \
+	  else echo "Office and text inputs need LibreOffice: sudo apt-get install $(OFFICE_PACKAGES)" \
+	    "(without it the service runs, and those conversions fail naming the missing program)" >&2; fi; }
 
 clean:
 	rm -rf $(VENV)

@@ -100,7 +100,7 @@ def document_record(document, output_dir: str | None) -> dict:
         **upload_record(document),
         "markdown_exists": markdown is not None,
         "markdown_path": str(markdown) if markdown else None,
-        "is_multipage": document.page_count > 1,
+        "is_multipage": (document.page_count or 0) > 1,
     }
 
 
@@ -217,3 +217,9 @@ class ImageView(CompatView):
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
         return file_response(selectors.page_image(conversion, page_number(request) or 0), inline=True)
+
+
+class ConvertDocView(ConvertView):
+    """The original's ``POST /convert-doc`` (form ``filename``) for Office and text files:
+    the same answer and WebSocket as ``/convert``. Every upload goes through one pipeline
+    (the worker converts Office/text to PDF with LibreOffice), so it queues the same job."""

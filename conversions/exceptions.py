@@ -20,7 +20,11 @@ class InvalidParameter(DomainError):
 
 
 class InvalidDocument(InvalidRequest):
-    """The upload is not a PDF we can convert (not a PDF, empty, damaged, encrypted...)."""
+    """The upload is not a file we can convert (empty, damaged, encrypted...)."""
+
+
+class UnsupportedDocumentType(InvalidDocument):
+    """The upload's bytes are of a type the service does not convert (HTTP 415)."""
 
 
 class DocumentTooLarge(InvalidDocument):

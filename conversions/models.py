@@ -12,7 +12,12 @@ from django.db.models import Q
 
 
 class Document(models.Model):
-    """An uploaded PDF, stored under a server-chosen name."""
+    """An uploaded file (PDF, image, Office or text document), stored under a server-chosen name."""
+
+    class Kind(models.TextChoices):
+        PDF = "pdf"
+        IMAGE = "image"  # each frame a page (workers/inputs/images.py)
+        OFFICE = "office"  # Office and text documents, converted by LibreOffice in the worker
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
@@ -21,14 +26,17 @@ class Document(models.Model):
     stored_path = models.CharField(max_length=500, unique=True)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
-    page_count = models.PositiveIntegerField()
-    content_type = models.CharField(max_length=100, default="application/pdf")
     # A damaged PDF whose pages qpdf recovered (workers/inputs/repair.py): stored_path is
     # then the repaired file, original_path the file as it was uploaded.
     repaired = models.BooleanField(default=False)
     repair_note = models.CharField(max_length=300, blank=True, default="", help_text="What the repair recovered.")
     original_path = models.CharField(max_length=500, blank=True, default="",
                                      help_text="The file as uploaded, when the stored one is its repair.")
+    page_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Unknown (null) for Office documents until a worker has converted one."
+    )
+    content_type = models.CharField(max_length=100, default="application/pdf", help_text="Detected from the bytes.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PDF)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

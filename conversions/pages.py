@@ -15,6 +15,7 @@ from conversions.exceptions import NotFound
 from conversions.models import Conversion
 from conversions.rendering import render_markdown
 from conversions.views import root as root_json
+from workers.inputs.sniff import FILE_PICKER_ACCEPT
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
 
@@ -48,7 +49,7 @@ def dashboard(request):
     documents = selectors.documents_for(user)[:50]
     return render(request, "conversions/index.html", {
         "conversions": conversions, "documents": documents, "prompt_modes": PROMPT_MODES,
-        "default_prompt_mode": DEFAULT_PROMPT_MODE,
+        "default_prompt_mode": DEFAULT_PROMPT_MODE, "accepted_file_types": FILE_PICKER_ACCEPT,
     })
 
 

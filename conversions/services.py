@@ -29,11 +29,10 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from rest_framework.authtoken.models import Token
 
+from conversions.document_types import inspect_upload
 from conversions.exceptions import (
-    DocumentTooLarge,
     IdempotencyConflict,
     IllegalTransition,
-    InvalidDocument,
     InvalidRequest,
     LostClaim,
     NotFound,
@@ -46,8 +45,7 @@ from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
 from workers import progress
 from workers.outputs import display_name, safe_stem, unlink_dangling
-from workers.inputs.repair import RepairOutcome, inspect_or_repair
-from workers.pdf import InvalidPdf
+from workers.inputs.repair import RepairOutcome
 
 logger = logging.getLogger(__name__)
 Status = Conversion.Status
@@ -107,23 +105,19 @@ def acting_user(user):
 
 
 def create_document(*, owner, upload, max_pages: int) -> Document:
-    """Store and validate an uploaded PDF; a damaged one MuPDF cannot read is repaired
-    (workers/inputs/repair.py) and the repair is stored beside the original. Raises
-    InvalidDocument with a readable reason."""
+    """Store and validate an upload (PDF, image, Office or text document; the type comes
+    from its bytes). A damaged PDF that MuPDF cannot read is repaired (workers/inputs/repair.py)
+    and the repair is stored beside the original. Raises InvalidDocument with a readable
+    reason (UnsupportedDocumentType for a type we do not convert, DocumentTooLarge past a limit)."""
     stored = store_upload(upload)
-    repaired_part = stored.path.with_name(stored.path.name.replace(".pdf.part", ".repaired.pdf.part"))
+    repaired_part = stored.path.with_name(stored.path.name.split(".", 1)[0] + ".repaired.pdf.part")
+    original = None
     try:
-        info, repair = inspect_or_repair(stored.path, repaired_part, max_pages=max_pages)
-        if info.page_count > max_pages:
-            raise DocumentTooLarge(f"The PDF has {info.page_count} pages; the limit is {max_pages}.")
-        path = commit_upload(stored)
-        original = path if repair else None
-        if repair:
-            path = commit_upload(dataclasses.replace(stored, path=repaired_part))
-    except InvalidPdf as error:
-        discard_upload(stored)
-        repaired_part.unlink(missing_ok=True)
-        raise InvalidDocument(str(error)) from None
+        facts = inspect_upload(stored.path, name=upload.name or "", max_pages=max_pages, repaired=repaired_part)
+        path = commit_upload(stored, facts.suffix)
+        if facts.repair:
+            original = path
+            path = commit_upload(dataclasses.replace(stored, path=repaired_part), ".repaired.pdf")
     except BaseException:
         discard_upload(stored)
         repaired_part.unlink(missing_ok=True)
@@ -137,8 +131,10 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
             stored_path=str(path),
             sha256=stored.sha256,
             size=stored.size,
-            page_count=info.page_count,
-            **repair_fields(repair, original),
+            page_count=facts.page_count,
+            content_type=facts.content_type,
+            kind=facts.kind,
+            **repair_fields(facts.repair, original),
         )
     except BaseException:
         path.unlink(missing_ok=True)
@@ -161,6 +157,11 @@ def record_document_repair(*, document: Document, repaired_path: Path, repair: R
     Document.objects.filter(pk=document.pk).update(**fields)
     for name, value in fields.items():
         setattr(document, name, value)
+def record_document_pages(*, document: Document, page_count: int) -> None:
+    """The page count of a document known only after conversion (Office), once a worker knows it."""
+    if document.page_count != page_count:
+        Document.objects.filter(pk=document.pk).update(page_count=page_count)
+        document.page_count = page_count
 
 
 # --- conversions: creating and claiming -------------------------------------------------

@@ -52,9 +52,10 @@ def store_upload(upload: UploadedFile) -> StoredUpload:
     return StoredUpload(path=path, sha256=digest.hexdigest(), size=size)
 
 
-def commit_upload(stored: StoredUpload) -> Path:
-    """Give a validated upload its final name (atomic rename)."""
-    final = stored.path.with_suffix("")  # drop ".part"
+def commit_upload(stored: StoredUpload, suffix: str = ".pdf") -> Path:
+    """Give a validated upload its final name (atomic rename): ``<uuid><suffix>``, the
+    suffix of its detected type."""
+    final = stored.path.with_name(stored.path.name.split(".", 1)[0] + suffix)
     os.replace(stored.path, final)
     return final
 

@@ -44,6 +44,13 @@ MAX_PAGES = env_int("MAX_PAGES", 5000, minimum=1)
 # A page whose drawing instructions (content streams, forms, fonts) inflate past this
 # fails its job as a likely decompression bomb, before any engine sees it.
 MAX_PAGE_CONTENT_MB = env_int("MAX_PAGE_CONTENT_MB", 128, minimum=1)
+# Images: a frame with more pixels is refused at upload as a likely decompression bomb.
+# Pillow's own warning threshold (PIL.Image.MAX_IMAGE_PIXELS, ~0.25 GB of RGB pixels).
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 89_478_485, minimum=1)
+# Office and text documents: converted to PDF by LibreOffice in the worker.
+SOFFICE_BINARY = env_str("SOFFICE_BINARY", "soffice")
+OFFICE_TIMEOUT_SECONDS = env_int("OFFICE_TIMEOUT_SECONDS", 180, minimum=1)
+OFFICE_MAX_MB = env_int("OFFICE_MAX_MB", 50, minimum=1)
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 FILE_UPLOAD_PERMISSIONS = 0o640
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("documents", compat.DocumentsView.as_view()),
     path("documents/<path:filename>", compat.DocumentDeleteView.as_view()),
     path("convert", compat.ConvertView.as_view()),
+    path("convert-doc", compat.ConvertDocView.as_view()),
     path("conversion-status/<str:conversion_id>", compat.ConversionStatusView.as_view()),
     path("worker-pool-status", compat.WorkerPoolStatusView.as_view()),
     path("markdown-files/<str:stem>", compat.MarkdownFilesView.as_view()),

@@ -46,7 +46,7 @@ def test_submitted_job_survives_a_restart_of_the_worker_cluster(live_client, liv
 def test_bad_inputs_are_answered_and_other_jobs_complete(live_client, live_cluster):
     good = submit(live_client, FOUR_PAGES).json()["id"]
     refusals = {
-        "not a pdf": submit(live_client, ONE_PAGE, "notes.pdf", b"just some text, honestly" * 10),
+        "damaged image": submit(live_client, ONE_PAGE, "notes.pdf", b"GIF89a not really a picture" * 10),
         "zero bytes": submit(live_client, ONE_PAGE, "empty.pdf", b""),
         "truncated": submit(live_client, FOUR_PAGES, "cut.pdf", truncated_pdf()),
         "encrypted": submit(live_client, ENCRYPTED),

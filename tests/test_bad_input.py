@@ -33,13 +33,14 @@ def zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
-NOT_A_PDF = "The file is not a PDF (no %PDF- header)."
+UNSUPPORTED = "Unsupported file type"
+# Images, Office and text files are inputs too (tests/test_inputs.py); what is none of
+# them, or is one only in its first bytes, is refused.
 BAD_UPLOADS = {
-    "not a pdf": (b"GIF89a this is an image pretending to be a pdf" * 20, 400, "not a PDF"),
-    "PNG image": (png_bytes(), 400, NOT_A_PDF),
-    "HTML page": (b"<!doctype html><html><body><h1>Invoice</h1></body></html>\n" * 40, 400, NOT_A_PDF),
-    "ZIP archive": (zip_bytes(), 400, NOT_A_PDF),
-    "random bytes": (random.Random(7).randbytes(64 * 1024).replace(b"%PDF-", b"%PDX-"), 400, NOT_A_PDF),
+    "GIF header, no image": (b"GIF89a this is an image pretending to be a pdf" * 20, 400, "GIF image cannot be read"),
+    "PNG signature, no image": (png_bytes()[:8] + b"\0" * 64, 415, UNSUPPORTED),
+    "ZIP archive": (zip_bytes(), 415, UNSUPPORTED),
+    "random bytes": (random.Random(7).randbytes(64 * 1024).replace(b"%PDF-", b"%PDX-"), 415, UNSUPPORTED),
     "zero bytes": (b"", 400, "empty"),
     "truncated": (truncated_pdf(), 400, "truncated"),
     "encrypted": (ENCRYPTED.read_bytes(), 400, "password"),
@@ -207,6 +208,7 @@ JSON_ROUTES = {
     ("post", "/api/v1/conversions"): "/api/v1/conversions",
     ("patch", "/api/v1/conversions/{conversion_id}"): "/api/v1/conversions/{conversion_id}",
     ("post", "/convert"): "/convert",
+    ("post", "/convert-doc"): "/convert-doc",
     ("post", "/upload"): "/upload",
     ("put", "/markdown/{stem}"): "/markdown/{stem}",
     ("post", "/api/v1/auth/token"): "/api/v1/auth/token",

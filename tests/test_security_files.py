@@ -40,11 +40,16 @@ def test_a_pdf_is_a_pdf_whatever_the_client_calls_it(alice, settings):
     assert settings.STATIC_ROOT not in stored.parents  # never served as a static file
 
 
-@pytest.mark.parametrize("content", [b"<html><script>alert(1)</script></html>", b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
-def test_other_bytes_named_pdf_are_refused(alice, content):
-    upload = SimpleUploadedFile("report.pdf", content, content_type="application/pdf")
+def test_other_bytes_named_pdf_are_what_their_bytes_say(alice, settings):
+    upload = SimpleUploadedFile("report.pdf", b"<html><script>alert(1)</script></html>", content_type="application/pdf")
     answer = token_client(alice).post("/api/v1/documents", {"file": upload}, format="multipart")
-    assert answer.status_code == 400 and "not a PDF" in answer.json()["detail"]
+    assert answer.status_code == 201 and answer.json()["content_type"] == "text/html"  # converted, never served
+    stored = Path(Document.objects.get(pk=answer.json()["id"]).stored_path)
+    assert stored.parent == settings.UPLOAD_DIR and stored.suffix == ".html" and "report" not in stored.name
+
+    upload = SimpleUploadedFile("report.pdf", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="application/pdf")
+    answer = token_client(alice).post("/api/v1/documents", {"file": upload}, format="multipart")
+    assert answer.status_code == 415 and "Unsupported file type" in answer.json()["detail"]
 
 
 def body(response) -> bytes:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.inputs.sniff import INPUT_SUFFIXES
 from workers.ocr.base import Cell
 
 
@@ -50,7 +51,10 @@ def display_name(filename: str) -> str:
 def safe_stem(filename: str) -> str:
     """A file-system-safe stem from a client's file name (never a path)."""
     stem = Path(filename.replace("\\", "/")).name
-    stem = stem[:-4] if stem.lower().endswith(".pdf") else stem
+    suffix = "." + stem.rsplit(".", 1)[-1].lower() if "." in stem else ""
+    # The extension of an accepted type goes, as the original app's Path(name).stem did:
+    # "scan.png" -> "scan", so its outputs and /markdown-files/scan read as for a PDF.
+    stem = stem[: -len(suffix)] if suffix in INPUT_SUFFIXES else stem
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
     return stem[:100] or "document"
 

@@ -7,9 +7,12 @@ so a job that is run again resumes after its last finished page.
 import logging
 import random
 import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from django.db import InterfaceError, OperationalError, connection
 from conversions import selectors, services
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
-from workers import outputs, shutdown
+from workers import inputs, outputs, shutdown
 from workers.inputs import repair
 from workers.ocr import EngineError, engine_for
 from workers.ocr.base import PageOcr
@@ -134,7 +137,7 @@ def run_claimed(conversion: Conversion) -> tuple[str, bool]:
         return "lost", False
     except (OperationalError, InterfaceError) as error:
         return recover_from_database_outage(conversion, error), False
-    except (InvalidPdf, EngineError, JobTimedOut, PageTimedOut) as error:
+    except (InvalidPdf, inputs.InvalidInput, EngineError, JobTimedOut, PageTimedOut) as error:
         services.fail_conversion(conversion=conversion, error=str(error))
         logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
         return "failed", isinstance(error, PageTimedOut)
@@ -187,16 +190,34 @@ def convert(conversion: Conversion) -> None:
     staging = settings.STAGING_DIR / str(conversion.pk)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     limits = Limits.from_settings()
-    repair_if_unreadable(conversion)
-    with open_pdf(Path(conversion.document.stored_path)) as document:
-        services.record_pdf_loaded(conversion=conversion, pages_total=document.page_count)
-        conversion.pages_total = document.page_count
-        done = selectors.checkpointed_page_numbers(conversion)
-        pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB) if page.number not in done)
-        PageRunner(conversion, engine, PageWriter(conversion, staging, stem), limits).run(pages)
-    services.record_finalizing(conversion=conversion)
-    final = publish_outputs(conversion, staging, stem)
+    with input_as_pdf(conversion) as pdf_path:
+        with open_pdf(pdf_path) as document:
+            record_page_count(conversion, document.page_count)
+            done = selectors.checkpointed_page_numbers(conversion)
+            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB)
+                     if page.number not in done)
+            PageRunner(conversion, engine, PageWriter(conversion, staging, stem), limits).run(pages)
+        services.record_finalizing(conversion=conversion)
+        final = publish_outputs(conversion, staging, stem, pdf_path)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
+
+
+@contextmanager
+def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
+    """The document as a PDF: a PDF itself; an image or Office file converted in a scratch
+    folder of the worker (workers/inputs), removed when the job is done with it. A cancel
+    or a shutdown stops LibreOffice within a second."""
+    document = conversion.document
+    input_type = inputs.type_for(document.content_type)
+    if input_type.kind == "pdf":
+        repair_if_unreadable(conversion)
+        yield Path(document.stored_path)
+        return
+    with tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch:
+        office = inputs.OfficeOptions(soffice=settings.SOFFICE_BINARY, timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
+                                      interrupt=lambda: stop_if_asked(conversion))
+        yield inputs.to_pdf(Path(document.stored_path), input_type, Path(scratch), dpi=settings.RENDER_DPI,
+                            max_pixels=settings.MAX_IMAGE_PIXELS, office=office)
 
 
 def repair_if_unreadable(conversion: Conversion) -> None:
@@ -212,6 +233,22 @@ def repair_if_unreadable(conversion: Conversion) -> None:
         services.record_document_repair(document=document, repaired_path=target, repair=outcome,
                                         page_count=outcome.pages)
         logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
+
+
+def stop_if_asked(conversion: Conversion) -> None:
+    if shutdown.requested.is_set():
+        raise shutdown.ShuttingDown()
+    if selectors.cancel_requested(conversion):
+        raise Cancelled()
+
+
+def record_page_count(conversion: Conversion, page_count: int) -> None:
+    """Pages of the (converted) PDF; an Office document's count is first known here."""
+    if page_count > settings.MAX_PAGES:
+        raise inputs.InvalidInput(f"The converted document has {page_count} pages; the limit is {settings.MAX_PAGES}.")
+    services.record_document_pages(document=conversion.document, page_count=page_count)
+    services.record_pdf_loaded(conversion=conversion, pages_total=page_count)
+    conversion.pages_total = page_count
 
 
 def dotsocr_config_for(engine_name: str):
@@ -371,7 +408,7 @@ def has_area(bbox) -> bool:
     return x2 > x1 and y2 > y1
 
 
-def publish_outputs(conversion: Conversion, staging: Path, stem: str) -> Path:
+def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> Path:
     """Write the document files from the checkpoints and move them into place at once."""
     pages = [
         outputs.PageOutput(
@@ -386,7 +423,7 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str) -> Path:
     missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}
     if missing:
         raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")
-    ensure_page_images(conversion, staging, stem, pages)
+    ensure_page_images(pdf_path, staging, stem, pages)
     final = settings.OUTPUT_DIR / str(conversion.pk)
     try:
         outputs.publish(staging, final, stem, pages)
@@ -396,13 +433,13 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str) -> Path:
     return final
 
 
-def ensure_page_images(conversion: Conversion, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
+def ensure_page_images(pdf_path: Path, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
     """Re-render the images of pages checkpointed by an earlier attempt (on another host,
     or before a crash): the staging folder may not have them."""
     absent = [page for page in pages if not (staging / f"{outputs.page_name(stem, page.page_no)}.jpg").exists()]
     if not absent:
         return
-    with open_pdf(Path(conversion.document.stored_path)) as document:
+    with open_pdf(pdf_path) as document:
         for result in absent:
             page = PdfPage(page=document[result.page_no], dpi=settings.RENDER_DPI)
             pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))

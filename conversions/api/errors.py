@@ -17,10 +17,12 @@ from conversions.exceptions import (
     NotFound,
     QueueFull,
     ResultNotReady,
+    UnsupportedDocumentType,
 )
 
 STATUS_FOR = (
     (DocumentTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (UnsupportedDocumentType, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),

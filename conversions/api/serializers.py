@@ -14,7 +14,7 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "repaired", "repair_note",
+        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "kind", "repaired", "repair_note",
                   "created_at"]
 
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversions", "0006_queue_admin_indexes")]
+    dependencies = [("conversions", "0007_document_inputs")]
 
     operations = [
         migrations.AddField(

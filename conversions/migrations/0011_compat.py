@@ -16,7 +16,7 @@ def move_one_page_edits_to_their_page(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversions", "0006_queue_admin_indexes")]
+    dependencies = [("conversions", "0010_document_repair")]
 
     operations = [
         migrations.RunPython(move_one_page_edits_to_their_page, migrations.RunPython.noop),

@@ -17,7 +17,8 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
 
 class Command(BaseCommand):
-    help = "Queue PDFs for conversion; --wait follows them with progress bars, --sync runs them here."
+    help = ("Queue files (PDF, images, Office and text documents) for conversion; --wait follows them with "
+            "progress bars, --sync runs them here.")
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path)
