@@ -12,6 +12,7 @@ from conversions.exceptions import (
     DomainError,
     IdempotencyConflict,
     IllegalTransition,
+    InvalidPageSelection,
     InvalidRequest,
     NotFound,
     QueueFull,
@@ -20,6 +21,7 @@ from conversions.exceptions import (
 
 STATUS_FOR = (
     (DocumentTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (InvalidPageSelection, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),

@@ -28,6 +28,7 @@ from conversions.api.serializers import (
 from conversions.api.throttles import LoginThrottle, SubmissionThrottle
 from conversions.exceptions import InvalidRequest, ResultNotReady
 from conversions.models import Conversion, Document
+from workers import outputs
 from workers.outputs import safe_stem
 
 
@@ -96,7 +97,8 @@ class ConversionListView(ListAPIView):
         responses={201: ConversionSerializer, 200: ConversionSerializer},
     )
     def post(self, request):
-        """Create a conversion from an upload (``file``) or an uploaded ``document``.
+        """Create a conversion from an upload (``file``), a URL (``source_url``, downloaded
+        now: a failed download is a 4xx) or an uploaded ``document``; ``pages`` selects pages.
 
         With an ``Idempotency-Key`` header, repeating the request returns the conversion
         the first one created (200, ``Idempotent-Replayed: true``) instead of a new one.
@@ -106,6 +108,7 @@ class ConversionListView(ListAPIView):
         data = form.validated_data
         conversion, created = services.submit_conversion(
             owner=acting_user(request), upload=data.get("file"), document_id=data.get("document"),
+            source_url=data.get("source_url"), pages=data["pages"],
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
             idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
         )
@@ -157,7 +160,7 @@ class ConversionMarkdownView(APIView):
         if conversion.status != Conversion.Status.COMPLETED:
             raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
         field = "markdown_nohf" if request.query_params.get("headers_footers") == "false" else "markdown"
-        text = "\n\n".join(selectors.page_results(conversion).values_list(field, flat=True))
+        text = outputs.join_markdown(list(selectors.page_results(conversion).values_list(field, "page_no", "source_page")))
         return HttpResponse(text + "\n", content_type="text/markdown; charset=utf-8")
 
 
