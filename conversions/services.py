@@ -258,17 +258,21 @@ def _lock_owner(owner) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
+lock_owner = _lock_owner  # for conversions/batches.py
+
+
 @transaction.atomic
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
                       request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
-                      batch=None) -> Conversion:
+                      batch=None, announce: bool = True) -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
     commit or neither does: no job nobody will run, no message without a job. Raises
     QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap), and
     InvalidPageSelection when ``pages`` ("1-3,7,10-", 1-based) does not fit the document.
+    ``announce`` False sends no progress event (a batch sends one for all its jobs).
     """
     pages = page_selection.normalized(pages)
     pages_total = page_selection.selected_page_count(document.page_count, pages)
@@ -293,7 +297,8 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         request_fingerprint=request_fingerprint,
     )
     _enqueue(conversion.pk)
-    progress.publish_after_commit(conversion.pk, status_changed=True)
+    if announce:
+        progress.publish_after_commit(conversion.pk, status_changed=True)
     return conversion
 
 

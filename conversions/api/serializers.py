@@ -4,7 +4,8 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from conversions.models import Conversion, Document, PageResult
+from conversions import selectors
+from conversions.models import Batch, Conversion, Document, PageResult
 from workers.ocr import ENGINES
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
@@ -86,3 +87,33 @@ class PageResultSerializer(serializers.ModelSerializer):
         model = PageResult
         fields = ["page_no", "source_page", "status", "engine", "duration_ms", "error", "cells", "markdown",
                   "markdown_nohf"]
+
+
+class BatchCreateSerializer(ConversionOptionsSerializer):
+    """Several ``file`` parts and/or ``source_url`` values; the options apply to each."""
+
+    file = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False, default=list)
+    source_url = serializers.ListField(child=serializers.CharField(max_length=2048), required=False, default=list)
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    total = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    conversions = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "created_at", "total", "counts", "conversions", "links"]
+
+    def get_counts(self, batch) -> dict:
+        return selectors.batch_counts(batch)
+
+    def get_total(self, batch) -> int:
+        return sum(self.get_counts(batch).values())
+
+    def get_conversions(self, batch) -> list:
+        return ConversionSerializer(selectors.batch_conversions(batch), many=True).data
+
+    def get_links(self, batch) -> dict:
+        return {"detail": reverse("api:batch-detail", args=[batch.pk]), "events": f"/ws/v1/batches/{batch.pk}"}
