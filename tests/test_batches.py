@@ -119,3 +119,20 @@ def test_a_batch_past_the_queued_cap_is_refused_whole(users, settings):
     assert refused.status_code == 429
     assert refused.json()["detail"].startswith("You have 2 conversions waiting to run and this batch adds 2")
     assert Conversion.objects.count() == 2 and Document.objects.count() == 2
+
+
+def test_fair_share_serves_a_later_user_between_the_jobs_of_a_500_file_batch(users, settings):
+    settings.SUBMIT_RATE = None
+    alice, bob = (token_client(user) for user in users)
+    single = ONE_PAGE.read_bytes()
+    files = [SimpleUploadedFile(f"scan-{n:03}.pdf", single, content_type="application/pdf") for n in range(500)]
+    assert submit(alice, files, engine="noop").status_code == 201
+    later = submit(bob, [pdf_part("bob-1.pdf"), pdf_part("bob-2.pdf")], engine="noop").json()  # after all 500
+
+    for _ in range(4):  # one worker, one job at a time
+        assert pipeline.run_conversion("wake-up") == "completed"
+
+    ran = list(Conversion.objects.exclude(started_at=None).order_by("started_at").values_list("pk", flat=True))
+    bobs = {conversion["id"] for conversion in later["conversions"]}
+    assert [turn for turn, pk in enumerate(ran) if str(pk) in bobs] == [1, 3]  # Alice, Bob, Alice, Bob
+    assert Conversion.objects.filter(owner=users[0], status="queued").count() == 498
