@@ -58,7 +58,8 @@ def install(max_upload_mb: int, max_batch_mb: int | None = None) -> None:
 def refuse(request: WebRequest) -> None:
     request.refused = True
     if request.max_body_bytes > WebRequest.max_body_bytes:
-        detail = f"The batch is larger than the {request.max_body_bytes // (1024 * 1024)} MB limit (MAX_BATCH_UPLOAD_MB)."
+        limit_mb = request.max_body_bytes // (1024 * 1024)
+        detail = f"The batch is larger than the {limit_mb} MB limit (MAX_BATCH_UPLOAD_MB)."
     else:
         detail = too_large(request.max_upload_mb)
     body = json.dumps({"detail": detail}).encode()

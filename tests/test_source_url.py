@@ -155,7 +155,8 @@ def test_a_loopback_address_without_the_setting_is_refused(api, server, settings
                                  "http://0.0.0.0/", "http://224.0.0.1/", "http://localhost/a.pdf"])
 def test_private_link_local_metadata_and_reserved_addresses_are_refused(api, url, settings):
     response = submit(api, url)
-    assert response.status_code == 400 and "refused unless listed in SOURCE_URL_ALLOW_HOSTS" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "refused unless listed in SOURCE_URL_ALLOW_HOSTS" in response.json()["detail"]
     assert nothing_stored(settings)
 
 

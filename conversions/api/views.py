@@ -190,7 +190,8 @@ class ConversionMarkdownView(APIView):
         if conversion.status != Conversion.Status.COMPLETED:
             raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
         field = "markdown_nohf" if request.query_params.get("headers_footers") == "false" else "markdown"
-        text = outputs.join_markdown(list(selectors.page_results(conversion).values_list(field, "page_no", "source_page")))
+        pages = selectors.page_results(conversion).values_list(field, "page_no", "source_page")
+        text = outputs.join_markdown(list(pages))
         return HttpResponse(text + "\n", content_type="text/markdown; charset=utf-8")
 
 

@@ -24,7 +24,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER")
-        parser.add_argument("--batch", action="store_true", help="one batch: every file is checked before any is queued")
+        parser.add_argument("--batch", action="store_true",
+                            help="one batch: every file is checked before any is queued")
         parser.add_argument("--pages", default="", help='pages to convert, 1-based: "1-3,7,10-" (default: all)')
         parser.add_argument("--engine", choices=ENGINES, default=settings.OCR_ENGINE)
         parser.add_argument("--prompt-mode", choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
