@@ -86,6 +86,7 @@ def results_context(conversion: Conversion) -> list[dict]:
     return [
         {
             "page_no": page.page_no,
+            "source_page": page.source_page or page.page_no + 1,  # the document's page, with a selection
             "image_url": reverse("api:conversion-page-image", args=[conversion.pk, page.page_no]),
             "markdown": page.markdown,
             "html": render_markdown(page.markdown, file_url=file_url),

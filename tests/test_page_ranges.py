@@ -147,3 +147,10 @@ def test_a_selection_past_the_pages_found_in_the_worker_fails_the_job_with_the_r
     failed = Conversion.objects.get(pk=conversion.pk)
     assert failed.error == "pages: '3-9' is out of range: the document has 4 pages."
     assert failed.pages.count() == 0 and not failed.output_dir
+
+
+def test_the_conversion_page_names_each_result_by_its_page_of_the_document(api, client):
+    body = submit(api, "3,5").json()
+    pipeline.run_conversion(body["id"])
+    html = client.get(f"/conversions/{body['id']}/", HTTP_ACCEPT="text/html").content.decode()
+    assert "<h3>Page 3</h3>" in html and "<h3>Page 5</h3>" in html and "<h3>Page 1</h3>" not in html
