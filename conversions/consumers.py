@@ -17,7 +17,7 @@ from channels.utils import await_many_dispatch
 
 from conversions import events, fanout, metrics, selectors, services, ws_auth
 from conversions.exceptions import NotFound
-from workers.progress import QUEUE_GROUP, conversion_group
+from workers.progress import QUEUE_GROUP, batch_group, conversion_group
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -157,3 +157,42 @@ class QueueConsumer(AuthenticatedConsumer):
             mine = selectors.conversions_for(self.user).filter(pk=conversion_id)
             self.visible[conversion_id] = await database_sync_to_async(mine.exists)()
         return self.visible[conversion_id]
+
+
+class BatchConsumer(AuthenticatedConsumer):
+    """``/ws/v1/batches/<id>``: ``{"type": "batch", "batch_id", "counts", "conversions":
+    [conversion events]}`` on connect, then each conversion event of the batch (with
+    ``batch_id``), older than what was already sent for that conversion dropped."""
+
+    async def connected(self):
+        self.batch_id = self.scope["url_route"]["kwargs"]["batch_id"]
+        self.last_seq = {}  # conversion id -> the seq last sent
+        if await self.load_snapshot() is None:
+            await self.refuse(CLOSE_NOT_FOUND, "Batch not found")
+            return
+        # Subscribe, then read the snapshot again: no event can fall between the two.
+        await self.subscribe(batch_group(self.batch_id))
+        snapshot = await self.load_snapshot()
+        if snapshot is not None:
+            self.last_seq = {event["conversion_id"]: event["seq"] for event in snapshot["conversions"]}
+            await self.send_json(snapshot)
+
+    @database_sync_to_async
+    def load_snapshot(self) -> dict | None:
+        try:
+            batch = selectors.batch_for(self.user, self.batch_id)
+        except NotFound:
+            return None
+        return {
+            "type": "batch",
+            "batch_id": str(batch.pk),
+            "counts": selectors.batch_counts(batch),
+            "conversions": [events.conversion_event(conversion) for conversion in selectors.batch_conversions(batch)],
+        }
+
+    async def batch_event(self, message: dict):
+        event = message["event"]
+        if event["seq"] <= self.last_seq.get(event["conversion_id"], -1):
+            return
+        self.last_seq[event["conversion_id"]] = event["seq"]
+        await self.send_json(event)

@@ -53,3 +53,7 @@ class ResultNotReady(DomainError):
 
 class LostClaim(DomainError):
     """A worker tried to write to a conversion it no longer owns."""
+
+
+class InvalidPageSelection(InvalidRequest):
+    """``pages`` is malformed, empty, reversed or past the document's last page."""

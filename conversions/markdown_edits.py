@@ -62,6 +62,7 @@ def rewrite_output_markdown(conversion: Conversion, pages: list[PageResult]) -> 
             markdown=selectors.page_markdown(page, headers_footers=True),
             markdown_nohf=selectors.page_markdown(page),
             engine=page.engine,
+            source_page=page.source_page,
         )
         for page in pages
     ])

@@ -31,7 +31,8 @@ ENGINE_ERROR = r"^Page [0-9]+: "
 # behind a proxy, scrape each one. Weak references: a consumer that crashed before its
 # disconnect ran leaves the set with the object instead of being counted forever.
 OPEN_WEBSOCKETS = weakref.WeakSet()
-CONSUMERS = ("ConversionConsumer", "OriginalConversionConsumer", "QueueConsumer")  # always listed, 0 when none
+# Always listed, 0 when none.
+CONSUMERS = ("ConversionConsumer", "OriginalConversionConsumer", "QueueConsumer", "BatchConsumer")
 
 
 def websocket_opened(consumer) -> None:

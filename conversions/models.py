@@ -37,6 +37,7 @@ class Document(models.Model):
     )
     content_type = models.CharField(max_length=100, default="application/pdf", help_text="Detected from the bytes.")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PDF)
+    source_url = models.URLField(max_length=2048, blank=True, default="", help_text="Where it was downloaded from.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -45,6 +46,20 @@ class Document(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+class Batch(models.Model):
+    """Conversions submitted together in one request; its counts per status are derived."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"batch {self.pk}"
 
 
 class Conversion(models.Model):
@@ -60,6 +75,10 @@ class Conversion(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="conversions")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
+    page_selection = models.CharField(
+        max_length=1000, blank=True, default="", help_text='The pages asked for, 1-based ("1-3,7,10-"); blank: all.'
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     priority = models.IntegerField(default=0, help_text="Higher runs first.")
     engine = models.CharField(max_length=32, default="auto")
@@ -130,6 +149,10 @@ class PageResult(models.Model):
 
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="pages")
     page_no = models.PositiveIntegerField(help_text="0-based, as in the original app's file names.")
+    source_page = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The page of the document it was read from, 1-based (differs from "
+                                         "page_no + 1 when only some pages were asked for)."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
     cells = models.JSONField(default=list, help_text="Layout cells: [{bbox, category, text}].")
     markdown = models.TextField(blank=True, default="")

@@ -91,6 +91,7 @@ def page_context(conversion: Conversion, page, file_url) -> dict:
     markdown = selectors.page_markdown(page, headers_footers=True)  # a user's edit included
     return {
         "page_no": page.page_no,
+        "source_page": page.source_page or page.page_no + 1,  # the document's page, with a selection
         "image_url": reverse("api:conversion-page-image", args=[conversion.pk, page.page_no]),
         "markdown": markdown,
         "html": render_markdown(markdown, file_url=file_url),

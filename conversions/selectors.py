@@ -10,7 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from conversions.exceptions import NotFound
-from conversions.models import Conversion, Document, PageResult
+from conversions.models import Batch, Conversion, Document, PageResult
 from workers import markdown_pictures, outputs
 from workers.ocr.layout import with_headers_footers
 
@@ -153,8 +153,10 @@ def page_markdown(page: PageResult, *, headers_footers: bool = False) -> str:
 
 
 def document_markdown(conversion: Conversion, *, headers_footers: bool = False) -> str:
-    """The whole document's Markdown: its pages' (edits included), in order."""
-    return "\n\n".join(page_markdown(page, headers_footers=headers_footers) for page in page_results(conversion))
+    """The whole document's Markdown: its pages' (edits included), in order; with a page
+    selection each page names the document page it comes from (outputs.join_markdown)."""
+    return outputs.join_markdown([(page_markdown(page, headers_footers=headers_footers), page.page_no, page.source_page)
+                                  for page in page_results(conversion)])
 
 
 def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
@@ -328,3 +330,32 @@ def cluster_stats() -> list:
         except BadSignature:  # another deployment's cluster, signed with another key
             continue
     return sorted(stats, key=lambda stat: (stat.host, str(stat.cluster_id)))
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def batches_for(user) -> QuerySet[Batch]:
+    batches = Batch.objects.all()
+    if not user.is_staff:
+        batches = batches.filter(owner=user)
+    return batches.order_by("-created_at")
+
+
+def batch_for(user, batch_id) -> Batch:
+    """One batch the user may see. Raises NotFound (also for other users' batches)."""
+    try:
+        return batches_for(user).get(pk=batch_id)
+    except (Batch.DoesNotExist, ValidationError):
+        raise NotFound(f"Batch not found: {batch_id}") from None
+
+
+def batch_conversions(batch: Batch) -> QuerySet[Conversion]:
+    """The batch's conversions in the order they were submitted."""
+    return Conversion.objects.filter(batch=batch).select_related("document").order_by("created_at", "pk")
+
+
+def batch_counts(batch: Batch) -> dict[str, int]:
+    """The batch's conversions per status, every status present (zero when none)."""
+    counts = dict(Conversion.objects.filter(batch=batch).order_by().values_list("status").annotate(count=Count("*")))
+    return {status: counts.get(status, 0) for status in Conversion.Status.values}

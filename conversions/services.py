@@ -17,11 +17,13 @@ import logging
 import os
 import shutil
 import socket
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Greatest
@@ -31,6 +33,7 @@ from rest_framework.authtoken.models import Token
 
 from conversions.document_types import inspect_upload
 from conversions.exceptions import (
+    DocumentTooLarge,
     IdempotencyConflict,
     IllegalTransition,
     InvalidRequest,
@@ -39,6 +42,7 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
+from conversions import page_selection, sources
 from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
@@ -157,6 +161,8 @@ def record_document_repair(*, document: Document, repaired_path: Path, repair: R
     Document.objects.filter(pk=document.pk).update(**fields)
     for name, value in fields.items():
         setattr(document, name, value)
+
+
 def record_document_pages(*, document: Document, page_count: int) -> None:
     """The page count of a document known only after conversion (Office), once a worker knows it."""
     if document.page_count != page_count:
@@ -164,13 +170,41 @@ def record_document_pages(*, document: Document, page_count: int) -> None:
         document.page_count = page_count
 
 
+def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Document:
+    """Download ``source_url`` (conversions/sources.py: size cap, time limits, at most 5
+    redirects, public addresses only unless SOURCE_URL_ALLOW_HOSTS lists the host) and
+    store it as an upload would be. Raises InvalidRequest (DocumentTooLarge past
+    MAX_UPLOAD_MB) with the reason the download failed, InvalidDocument for its content."""
+    policy = sources.SourcePolicy(
+        max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024, allow_hosts=tuple(settings.SOURCE_URL_ALLOW_HOSTS),
+        connect_timeout=settings.SOURCE_URL_CONNECT_TIMEOUT, read_timeout=settings.SOURCE_URL_READ_TIMEOUT,
+        total_timeout=settings.SOURCE_URL_TOTAL_TIMEOUT,
+    )
+    path = Path(settings.FILE_UPLOAD_TEMP_DIR) / f"source-{uuid.uuid4().hex}"
+    try:
+        fetched = sources.save_to(path, source_url, policy=policy)
+    except sources.SourceTooLarge as error:
+        raise DocumentTooLarge(str(error)) from None
+    except sources.SourceUnavailable as error:
+        raise InvalidRequest(f"source_url: {error}") from None
+    try:
+        with open(path, "rb") as handle:
+            document = create_document(owner=owner, upload=File(handle, name=fetched.filename), max_pages=max_pages)
+    finally:
+        path.unlink(missing_ok=True)
+    document.source_url = source_url
+    document.save(update_fields=["source_url"])
+    return document
+
+
 # --- conversions: creating and claiming -------------------------------------------------
 
 
-def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0, engine: str = "auto",
-                      prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
-                      max_queued: int = 0) -> tuple[Conversion, bool]:
-    """Create a conversion of a new upload or of an uploaded document: (conversion, created).
+def submit_conversion(*, owner, upload=None, document_id=None, source_url: str | None = None, pages: str = "",
+                      priority: int = 0, engine: str = "auto", prompt_mode: str = "prompt_layout_all_en",
+                      idempotency_key: str | None = None, max_queued: int = 0) -> tuple[Conversion, bool]:
+    """Create a conversion of a new upload, a document downloaded from ``source_url`` or
+    an uploaded document, of the ``pages`` selected (all when blank): (conversion, created).
 
     With an Idempotency-Key, a repeated request gets the conversion the first one made
     (created False), however many times it is retried or raced; the same key with a
@@ -182,18 +216,22 @@ def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0
 
     fingerprint = ""
     if idempotency_key is not None:
-        fingerprint = request_fingerprint(upload=upload, document_id=document_id, priority=priority,
-                                          engine=engine, prompt_mode=prompt_mode)
+        fingerprint = request_fingerprint(upload=upload, document_id=document_id, source_url=source_url,
+                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode)
         earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return replayed(earlier, fingerprint), False
-    new_document = upload is not None
+    new_document = upload is not None or source_url is not None
     if new_document:
         ensure_queue_room(owner=owner, max_queued=max_queued)
-    document = create_document(owner=owner, upload=upload, max_pages=settings.MAX_PAGES) if new_document \
-        else document_for(owner, document_id)
+    if upload is not None:
+        document = create_document(owner=owner, upload=upload, max_pages=settings.MAX_PAGES)
+    elif source_url is not None:
+        document = create_document_from_url(owner=owner, source_url=source_url, max_pages=settings.MAX_PAGES)
+    else:
+        document = document_for(owner, document_id)
     try:
-        conversion = create_conversion(document=document, owner=owner, priority=priority, engine=engine,
+        conversion = create_conversion(document=document, owner=owner, pages=pages, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
                                        request_fingerprint=fingerprint, max_queued=max_queued)
     except BaseException as error:
@@ -209,15 +247,21 @@ def submit_conversion(*, owner, upload=None, document_id=None, priority: int = 0
     return conversion, True
 
 
-def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str) -> str:
-    """What a create call asks for: the upload's bytes (or the document) and the options."""
+def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str,
+                        source_url: str | None = None, pages: str = "") -> str:
+    """What a create call asks for: the upload's bytes (or the URL, or the document) and
+    the options."""
     digest = hashlib.sha256()
     if upload is not None:
         for chunk in upload.chunks():
             digest.update(chunk)
+    elif source_url is not None:
+        digest.update(f"source_url:{source_url}".encode())
     else:
         digest.update(f"document:{document_id}".encode())
     digest.update(f"|{priority}|{engine}|{prompt_mode}".encode())
+    if pages:
+        digest.update(f"|pages:{pages}".encode())
     return digest.hexdigest()
 
 
@@ -230,12 +274,16 @@ def replayed(conversion: Conversion, fingerprint: str) -> Conversion:
     return Conversion.objects.select_related("document").get(pk=conversion.pk)
 
 
-def ensure_queue_room(*, owner, max_queued: int) -> None:
-    """Raises QueueFull when ``owner`` already has ``max_queued`` conversions waiting
-    (0: no cap). Call inside the transaction that queues, after ``_lock_owner``."""
+def ensure_queue_room(*, owner, max_queued: int, adding: int = 1) -> None:
+    """Raises QueueFull when ``adding`` more conversions would take ``owner`` past
+    ``max_queued`` waiting (0: no cap). Call inside the transaction that queues, after
+    ``_lock_owner``."""
     if not max_queued:
         return
     waiting = Conversion.objects.filter(owner=owner, status=Status.QUEUED).count()
+    if adding > 1 and waiting + adding > max_queued:
+        raise QueueFull(f"You have {waiting} conversions waiting to run and this batch adds {adding}; the limit is "
+                        f"{max_queued} per user. Submit more once some have started, or cancel some.")
     if waiting >= max_queued:
         raise QueueFull(f"You have {waiting} conversions waiting to run; the limit is {max_queued} per user. "
                         "Submit more once some have started, or cancel some.")
@@ -246,16 +294,24 @@ def _lock_owner(owner) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
+lock_owner = _lock_owner  # for conversions/batches.py
+
+
 @transaction.atomic
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
-                      request_fingerprint: str = "", max_queued: int = 0) -> Conversion:
+                      request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
+                      batch=None, announce: bool = True) -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
     commit or neither does: no job nobody will run, no message without a job. Raises
-    QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap).
+    QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap), and
+    InvalidPageSelection when ``pages`` ("1-3,7,10-", 1-based) does not fit the document.
+    ``announce`` False sends no progress event (a batch sends one for all its jobs).
     """
+    pages = page_selection.normalized(pages)
+    pages_total = page_selection.selected_page_count(document.page_count, pages)
     if max_queued:
         _lock_owner(owner)
         ensure_queue_room(owner=owner, max_queued=max_queued)
@@ -269,13 +325,16 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         priority=priority,
         engine=engine,
         prompt_mode=prompt_mode,
-        pages_total=document.page_count,
+        pages_total=pages_total,
+        page_selection=pages,
+        batch=batch,
         message="Queued",
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
     )
     _enqueue(conversion.pk)
-    progress.publish_after_commit(conversion.pk, status_changed=True)
+    if announce:
+        progress.publish_after_commit(conversion.pk, status_changed=True)
     return conversion
 
 
@@ -373,23 +432,30 @@ def _progress(value: int):
     return Greatest(F("progress"), value)
 
 
-def record_pdf_loaded(*, conversion: Conversion, pages_total: int) -> None:
+def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: int | None = None) -> None:
+    """``pages_total``: the pages this job converts; ``page_count``: the document's, when
+    only some were selected."""
     # Progress values follow the original app: 10 once the PDF is open.
     message = f"PDF loaded with {pages_total} pages"
+    if page_count is not None and page_count != pages_total:
+        message = f"PDF loaded: converting {pages_total} of its {page_count} pages"
     if conversion.document.repaired:
         message += f" (repaired: {conversion.document.repair_note})"
     _update_running(conversion, pages_total=pages_total, progress=_progress(10), message=message[:500])
 
 
 def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, markdown: str,
-                    markdown_nohf: str, duration_ms: int) -> None:
-    """Store one finished page and the job's progress together (the resume point)."""
+                    markdown_nohf: str, duration_ms: int, source_page: int | None = None) -> None:
+    """Store one finished page and the job's progress together (the resume point).
+    ``page_no`` numbers the job's pages from 0; ``source_page`` is the document's page it
+    was read from, 1-based (default ``page_no + 1``)."""
     with transaction.atomic():
         try:
             with transaction.atomic():
                 PageResult.objects.create(
                     conversion=conversion,
                     page_no=page_no,
+                    source_page=page_no + 1 if source_page is None else source_page,
                     cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
                     markdown=without_nul(markdown),
                     markdown_nohf=without_nul(markdown_nohf),

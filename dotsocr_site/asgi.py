@@ -19,7 +19,8 @@ from django.conf import settings  # noqa: E402
 
 from dotsocr_site import request_limits, timeout_checks  # noqa: E402
 
-request_limits.install(settings.MAX_UPLOAD_MB)  # daphne refuses oversized bodies as they stream
+# daphne refuses oversized bodies as they stream
+request_limits.install(settings.MAX_UPLOAD_MB, settings.MAX_BATCH_UPLOAD_MB)
 timeout_checks.install()  # daphne's 2-second sweep of every socket, in slices
 
 # Imported after Django is set up: consumers use the ORM.

@@ -249,10 +249,15 @@ def serve(env: dict) -> int:
 def single_user_defaults(env: dict) -> dict:
     """The environment of a development / single-user install, for what ``env`` leaves
     unset: anonymous requests act as the built-in user, any Host name is answered (it
-    listens on 0.0.0.0), and the SECRET_KEY is kept in DATA_DIR/secret_key, shared by
+    listens on 0.0.0.0), no submission rate or queued cap while anonymous requests are
+    let in (one user), and the SECRET_KEY is kept in DATA_DIR/secret_key, shared by
     the web and worker processes. Production sets these itself (README, Security)."""
     defaults = {"ALLOW_ANONYMOUS": "true", "ALLOWED_HOSTS": "*"}
     result = {**env, **{name: value for name, value in defaults.items() if not env.get(name, "").strip()}}
+    if result["ALLOW_ANONYMOUS"].strip().lower() in ("1", "true", "yes", "on"):
+        # One user: nobody to share the workers with, so no cap on a folder of files.
+        limits = {"SUBMIT_RATE": "off", "MAX_QUEUED_PER_USER": "0"}
+        result.update({name: value for name, value in limits.items() if not env.get(name, "").strip()})
     if not (env.get("SECRET_KEY", "").strip() or env.get("SECRET_KEY_FILE", "").strip()):
         data_dir = Path(env.get("DATA_DIR") or BASE_DIR / "data").expanduser().resolve()
         result["SECRET_KEY_FILE"] = str(secret_key.generate_once(data_dir / "secret_key"))

@@ -15,11 +15,14 @@ from conversions.uploads import too_large
 
 # Room for the multipart envelope and the other form fields around the file.
 MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
+# Many files in one body; each is still checked against the upload limit as it is stored.
+BATCH_PATH = b"/api/v1/batches"
 
 
-def install(max_upload_mb: int) -> None:
-    """Limit every request body handled by daphne in this process."""
+def install(max_upload_mb: int, max_batch_mb: int | None = None) -> None:
+    """Limit every request body handled by daphne in this process (batches: ``max_batch_mb``)."""
     WebRequest.max_body_bytes = max_upload_mb * 1024 * 1024 + MULTIPART_ALLOWANCE_BYTES
+    WebRequest.max_batch_body_bytes = max((max_batch_mb or 0) * 1024 * 1024, WebRequest.max_body_bytes)
     WebRequest.max_upload_mb = max_upload_mb
     if getattr(WebRequest, "_body_limit_installed", False):
         return
@@ -28,6 +31,8 @@ def install(max_upload_mb: int) -> None:
 
     def limited_got_length(request, length):
         request.body_received, request.refused = 0, False
+        if (getattr(request.channel, "_path", None) or b"").split(b"?")[0].rstrip(b"/") == BATCH_PATH:
+            request.max_body_bytes = request.max_batch_body_bytes
         got_length(request, length)
         if length is not None and length > request.max_body_bytes:
             refuse(request)
@@ -52,7 +57,12 @@ def install(max_upload_mb: int) -> None:
 
 def refuse(request: WebRequest) -> None:
     request.refused = True
-    body = json.dumps({"detail": too_large(request.max_upload_mb)}).encode()
+    if request.max_body_bytes > WebRequest.max_body_bytes:
+        limit_mb = request.max_body_bytes // (1024 * 1024)
+        detail = f"The batch is larger than the {limit_mb} MB limit (MAX_BATCH_UPLOAD_MB)."
+    else:
+        detail = too_large(request.max_upload_mb)
+    body = json.dumps({"detail": detail}).encode()
     request.channel.transport.write(
         b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)

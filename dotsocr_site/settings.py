@@ -53,6 +53,19 @@ OFFICE_TIMEOUT_SECONDS = env_int("OFFICE_TIMEOUT_SECONDS", 180, minimum=1)
 OFFICE_MAX_MB = env_int("OFFICE_MAX_MB", 50, minimum=1)
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 FILE_UPLOAD_PERMISSIONS = 0o640
+# POST /api/v1/batches: files (and source URLs) in one batch, and its whole body in MB
+# (each file still within MAX_UPLOAD_MB). Django's own cap on file parts follows.
+MAX_BATCH_FILES = env_int("MAX_BATCH_FILES", 1000, minimum=1)
+MAX_BATCH_UPLOAD_MB = env_int("MAX_BATCH_UPLOAD_MB", 2048, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_BATCH_FILES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, MAX_BATCH_FILES + 100)  # one source_url field per document
+# source_url downloads (conversions/sources.py): hosts (or networks, 10.0.0.0/8) that may
+# resolve to loopback, private, link-local or reserved addresses, and the time limits of
+# one download (connect, each read, the whole download), in seconds.
+SOURCE_URL_ALLOW_HOSTS = env_list("SOURCE_URL_ALLOW_HOSTS")
+SOURCE_URL_CONNECT_TIMEOUT = env_int("SOURCE_URL_CONNECT_TIMEOUT", 10, minimum=1)
+SOURCE_URL_READ_TIMEOUT = env_int("SOURCE_URL_READ_TIMEOUT", 30, minimum=1)
+SOURCE_URL_TOTAL_TIMEOUT = env_int("SOURCE_URL_TOTAL_TIMEOUT", 300, minimum=1)
 
 
 def _secret_key() -> str:
@@ -103,10 +116,13 @@ if HTTPS:
     SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
 # Client addresses (login throttling) come from X-Forwarded-For past this many proxies.
 NUM_PROXIES = env_int("NUM_PROXIES", 1 if HTTPS else 0, minimum=0)
-# Per user: new documents and conversions per period ("off" for none), and conversions
-# waiting in the queue at once (0 for no cap), so one user cannot starve the rest.
-SUBMIT_RATE = env_rate("SUBMIT_RATE", "60/min")
-MAX_QUEUED_PER_USER = env_int("MAX_QUEUED_PER_USER", 100, minimum=0)
+# Per user: submissions per period ("off" for none; a batch counts once), and conversions
+# waiting in the queue at once (0 for no cap). Fair share (services.claim_next) already
+# keeps a long queue from starving others; these only bound what one user may pile up,
+# set to let a folder of a few thousand files through. A single-user install (`make run`
+# with ALLOW_ANONYMOUS) turns both off (dotsocr_site/launcher.py).
+SUBMIT_RATE = env_rate("SUBMIT_RATE", "600/min")
+MAX_QUEUED_PER_USER = env_int("MAX_QUEUED_PER_USER", 10000, minimum=0)
 # Per client address: attempts at POST /api/v1/auth/token.
 LOGIN_RATE = env_rate("LOGIN_RATE", "10/min")
 

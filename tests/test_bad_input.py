@@ -206,6 +206,7 @@ def test_any_client_name_becomes_a_printable_display_name_and_a_file_system_safe
 # against the served schema below), with the path it is called on.
 JSON_ROUTES = {
     ("post", "/api/v1/conversions"): "/api/v1/conversions",
+    ("post", "/api/v1/batches"): "/api/v1/batches",
     ("patch", "/api/v1/conversions/{conversion_id}"): "/api/v1/conversions/{conversion_id}",
     ("post", "/convert"): "/convert",
     ("post", "/convert-doc"): "/convert-doc",

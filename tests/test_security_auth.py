@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from conversions import services
-from conversions.models import Conversion
+from conversions.models import Batch, Conversion
 from dotsocr_site.asgi import application
 from tests.conftest import ONE_PAGE, upload_of
 from tests.security_support import (
@@ -66,6 +66,8 @@ ANONYMOUS_GETS = {
         f"/api/v1/conversions/{SOME_ID}/pages/0/image", API),
     "api/v1/conversions/<str:conversion_id>/files/<str:name>": (f"/api/v1/conversions/{SOME_ID}/files/x.md", API),
     "api/v1/conversions/<str:conversion_id>/download.zip": (f"/api/v1/conversions/{SOME_ID}/download.zip", API),
+    "api/v1/batches": ("/api/v1/batches", API),
+    "api/v1/batches/<str:batch_id>": (f"/api/v1/batches/{SOME_ID}", API),
     "api/v1/auth/token": ("/api/v1/auth/token", API),  # only its POST (a login) is public
     "api/v1/schema": ("/api/v1/schema", PUBLIC),
     "admin/": ("/admin/", ADMIN),
@@ -254,17 +256,22 @@ def opening(path: str, **options) -> dict:
 @pytest.fixture
 def alices_conversion(alice):
     document = services.create_document(owner=alice, upload=upload_of(ONE_PAGE), max_pages=10)
-    return services.create_conversion(document=document, owner=alice)
+    return services.create_conversion(document=document, owner=alice, batch=Batch.objects.create(owner=alice))
 
 
-def socket_paths(conversion_id) -> list[str]:
-    paths = [route.replace("<str:conversion_id>", str(conversion_id)) for route in sorted(websocket_routes())]
+def socket_paths(conversion) -> list[str]:
+    ids = {"<str:conversion_id>": str(conversion.pk), "<str:batch_id>": str(conversion.batch_id)}
+    paths = []
+    for route in sorted(websocket_routes()):
+        for placeholder, value in ids.items():
+            route = route.replace(placeholder, value)
+        paths.append(route)
     return ["/" + path for path in paths]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_sockets_refuse_anonymous_callers_without_allow_anonymous(memory_layer, alices_conversion):
-    for path in socket_paths(alices_conversion.pk):
+    for path in socket_paths(alices_conversion):
         opened = opening(path)
         assert opened["message"] == {"type": "error", "code": 4401, "detail": "Authentication required."}, path
         assert opened["closing"]["code"] == 4401
@@ -273,7 +280,7 @@ def test_sockets_refuse_anonymous_callers_without_allow_anonymous(memory_layer, 
 @pytest.mark.django_db(transaction=True)
 def test_sockets_take_the_token_in_the_query(memory_layer, alices_conversion):
     token = services.issue_api_token(user=alices_conversion.owner)
-    for path in socket_paths(alices_conversion.pk):
+    for path in socket_paths(alices_conversion):
         opened = opening(f"{path}?token={token}")
         assert opened["message"].get("type") != "error" and opened["closing"] is None, path
 

@@ -147,6 +147,21 @@ def conversion_list_and_create(world):
                   format="json")
 
 
+@covers("api/v1/batches")
+def batch_create(world):
+    """A batch holds only its submitter's files; its conversions are theirs alone."""
+    batch = world.a_api.post("/api/v1/batches", {"file": [upload_of(ONE_PAGE, A_NAME)]}, format="multipart").json()
+    conversion_id = batch["conversions"][0]["id"]
+    assert Conversion.objects.get(pk=conversion_id).owner == world.alice
+    hidden_from_b(world, "get", f"/api/v1/conversions/{conversion_id}")
+
+
+@covers("api/v1/batches/<str:batch_id>")
+def batch_detail(world):
+    batch = world.a_api.post("/api/v1/batches", {"file": [upload_of(ONE_PAGE, A_NAME)]}, format="multipart").json()
+    hidden_from_b(world, "get", f"/api/v1/batches/{batch['id']}")
+
+
 @covers("api/v1/conversions/<str:conversion_id>")
 def conversion_detail_and_priority(world):
     path = f"/api/v1/conversions/{world.queued.pk}"
@@ -335,7 +350,8 @@ def test_staff_see_every_users_conversions(world):
 
 # --- WebSockets --------------------------------------------------------------------------
 
-WS_CASES = {"ws/conversion/<str:conversion_id>", "ws/v1/conversions/<str:conversion_id>", "ws/v1/queue"}
+WS_CASES = {"ws/conversion/<str:conversion_id>", "ws/v1/conversions/<str:conversion_id>", "ws/v1/queue",
+            "ws/v1/batches/<str:batch_id>"}
 
 
 def test_every_websocket_route_has_an_isolation_case():
@@ -365,6 +381,16 @@ def test_user_b_cannot_subscribe_to_user_a_conversion(memory_layer, world, path)
     assert refusal == {"type": "error", "code": 4404, "detail": "Conversion not found"}
     snapshot = async_to_sync(first_message)(path, alice)
     assert snapshot["status"] in ("queued", "pending")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_user_b_cannot_subscribe_to_user_a_batch(memory_layer, world):
+    alice, bob = services.issue_api_token(user=world.alice), services.issue_api_token(user=world.bob)
+    batch = world.a_api.post("/api/v1/batches", {"file": [upload_of(ONE_PAGE, A_NAME)]}, format="multipart").json()
+    refusal = async_to_sync(first_message)(f"/ws/v1/batches/{batch['id']}", bob)
+    assert refusal == {"type": "error", "code": 4404, "detail": "Batch not found"}
+    snapshot = async_to_sync(first_message)(f"/ws/v1/batches/{batch['id']}", alice)
+    assert snapshot["type"] == "batch" and snapshot["counts"]["queued"] == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -56,7 +56,8 @@ def test_secret_key_from_the_environment_or_a_file(tmp_path):
 def test_security_defaults_are_closed(tmp_path):
     defaults = values(settings_of(tmp_path, "ALLOW_ANONYMOUS", "ALLOWED_HOSTS", "HTTPS", "SECURE_PROXY_SSL_HEADER",
                                   "SUBMIT_RATE", "MAX_QUEUED_PER_USER", SECRET_KEY="k" * 50))
-    assert defaults == [False, ["localhost", "127.0.0.1", "[::1]"], False, None, "60/min", 100]
+    # A shared install keeps limits, set to let a folder of files through (issue 16).
+    assert defaults == [False, ["localhost", "127.0.0.1", "[::1]"], False, None, "600/min", 10000]
 
 
 def test_hosts_and_limits_from_the_environment(tmp_path):
@@ -113,6 +114,18 @@ def test_run_command_defaults_to_a_single_user_install(tmp_path):
     assert len(key_file.read_text()) >= 50 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     again = single_user_defaults({"DATA_DIR": str(tmp_path)})
     assert again["SECRET_KEY_FILE"] == str(key_file) and key_file.read_text() == key_file.read_text()
+
+
+def test_a_single_user_install_has_no_submission_rate_or_queued_cap(tmp_path):
+    environment = single_user_defaults({"DATA_DIR": str(tmp_path)})
+    assert (environment["SUBMIT_RATE"], environment["MAX_QUEUED_PER_USER"]) == ("off", "0")
+    chosen = single_user_defaults({"DATA_DIR": str(tmp_path), "SUBMIT_RATE": "30/min"})
+    assert (chosen["SUBMIT_RATE"], chosen["MAX_QUEUED_PER_USER"]) == ("30/min", "0")
+    shared = single_user_defaults({"DATA_DIR": str(tmp_path), "ALLOW_ANONYMOUS": "false"})
+    assert "SUBMIT_RATE" not in shared and "MAX_QUEUED_PER_USER" not in shared  # the settings' defaults hold
+    served = values(settings_of(tmp_path, "SUBMIT_RATE", "MAX_QUEUED_PER_USER", **{
+        name: environment[name] for name in ("SUBMIT_RATE", "MAX_QUEUED_PER_USER", "SECRET_KEY_FILE")}))
+    assert served == [None, 0]
 
 
 def test_run_command_keeps_what_the_environment_sets(tmp_path):

@@ -25,6 +25,7 @@ class PageOutput:
     markdown: str
     markdown_nohf: str
     engine: str
+    source_page: int | None = None  # 1-based page of the document; None: page_no + 1
 
 
 MAX_NAME_CHARS = 255
@@ -96,8 +97,10 @@ def write_page_markdown(folder: Path, stem: str, page: PageOutput) -> None:
 
 
 def write_document_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
-    write_atomically(folder / f"{stem}.md", "\n\n".join(page.markdown for page in pages) + "\n")
-    write_atomically(folder / f"{stem}_nohf.md", "\n\n".join(page.markdown_nohf for page in pages) + "\n")
+    markdown = join_markdown([(page.markdown, page.page_no, page.source_page) for page in pages])
+    markdown_nohf = join_markdown([(page.markdown_nohf, page.page_no, page.source_page) for page in pages])
+    write_atomically(folder / f"{stem}.md", markdown + "\n")
+    write_atomically(folder / f"{stem}_nohf.md", markdown_nohf + "\n")
 
 
 def rewrite_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
@@ -107,6 +110,21 @@ def rewrite_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
     for page in pages:
         write_page_markdown(folder, stem, page)
     write_document_markdown(folder, stem, pages)
+
+
+def source_page_of(page_no: int, source_page: int | None) -> int:
+    return page_no + 1 if source_page is None else source_page
+
+
+def join_markdown(pages: list[tuple[str, int, int | None]]) -> str:
+    """The document's Markdown from (markdown, page_no, source_page) per page. When only
+    some pages were converted, each page opens with ``<!-- page N -->`` naming the page of
+    the document it comes from (an HTML comment: invisible once rendered)."""
+    selected = any(source_page_of(page_no, source) != page_no + 1 for _, page_no, source in pages)
+    if not selected:
+        return "\n\n".join(markdown for markdown, _, _ in pages)
+    return "\n\n".join(f"<!-- page {source_page_of(page_no, source)} -->\n\n{markdown}"
+                         for markdown, page_no, source in pages)
 
 
 def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> None:
@@ -127,7 +145,8 @@ def page_files(stem: str, page_no: int) -> dict[str, str]:
 
 
 def jsonl_record(stem: str, page: PageOutput) -> dict:
-    return {"page_no": page.page_no, "engine": page.engine, **page_files(stem, page.page_no), "cells": page.cells}
+    return {"page_no": page.page_no, "source_page": source_page_of(page.page_no, page.source_page),
+            "engine": page.engine, **page_files(stem, page.page_no), "cells": page.cells}
 
 
 def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:

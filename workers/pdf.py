@@ -173,12 +173,13 @@ class PdfPage:
             return region.tobytes("jpeg", jpg_quality=quality)
 
 
-def iter_pages(document: pymupdf.Document, dpi: int,
-               content_limit_mb: int = MAX_PAGE_CONTENT_MB) -> Iterator[PdfPage]:
-    """The pages in order, each checked against the content budget before any engine
-    reads it. Raises InvalidPdf naming the page that cannot be read or is too large."""
+def iter_pages(document: pymupdf.Document, dpi: int, content_limit_mb: int = MAX_PAGE_CONTENT_MB,
+               numbers: list[int] | None = None) -> Iterator[PdfPage]:
+    """The pages in order (only ``numbers``, 0-based, when given), each checked against the
+    content budget before any engine reads it. Raises InvalidPdf naming the page that
+    cannot be read or is too large."""
     budget = PageContentBudget(document, limit_bytes=content_limit_mb * 1024 * 1024)
-    for number in range(document.page_count):
+    for number in range(document.page_count) if numbers is None else numbers:
         with PYMUPDF_LOCK:
             try:
                 page = document[number]

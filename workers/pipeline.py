@@ -22,7 +22,7 @@ from django.db import InterfaceError, OperationalError, connection
 from conversions import selectors, services
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
-from workers import inputs, outputs, shutdown
+from workers import inputs, outputs, page_ranges, shutdown
 from workers.inputs import repair
 from workers.ocr import EngineError, engine_for
 from workers.ocr.base import PageOcr
@@ -137,7 +137,7 @@ def run_claimed(conversion: Conversion) -> tuple[str, bool]:
         return "lost", False
     except (OperationalError, InterfaceError) as error:
         return recover_from_database_outage(conversion, error), False
-    except (InvalidPdf, inputs.InvalidInput, EngineError, JobTimedOut, PageTimedOut) as error:
+    except (InvalidPdf, inputs.InvalidInput, EngineError, JobTimedOut, PageTimedOut, page_ranges.PageRangeError) as error:
         services.fail_conversion(conversion=conversion, error=str(error))
         logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
         return "failed", isinstance(error, PageTimedOut)
@@ -192,11 +192,12 @@ def convert(conversion: Conversion) -> None:
     limits = Limits.from_settings()
     with input_as_pdf(conversion) as pdf_path:
         with open_pdf(pdf_path) as document:
-            record_page_count(conversion, document.page_count)
+            selection = record_page_count(conversion, document.page_count)
+            job_page_of = {number: index for index, number in enumerate(selection)}  # job page i: selection[i]
             done = selectors.checkpointed_page_numbers(conversion)
-            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB)
-                     if page.number not in done)
-            PageRunner(conversion, engine, PageWriter(conversion, staging, stem), limits).run(pages)
+            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
+                     if job_page_of[page.number] not in done)
+            PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
         services.record_finalizing(conversion=conversion)
         final = publish_outputs(conversion, staging, stem, pdf_path)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
@@ -242,13 +243,18 @@ def stop_if_asked(conversion: Conversion) -> None:
         raise Cancelled()
 
 
-def record_page_count(conversion: Conversion, page_count: int) -> None:
-    """Pages of the (converted) PDF; an Office document's count is first known here."""
+def record_page_count(conversion: Conversion, page_count: int) -> list[int]:
+    """Record the pages of the (converted) PDF, whose count an Office document first has
+    here, and return the document's pages (0-based) this job converts, in order. The
+    selection is checked again here: an Office document's could not be checked at submit.
+    Raises InvalidInput past MAX_PAGES, PageRangeError for a selection past its end."""
     if page_count > settings.MAX_PAGES:
         raise inputs.InvalidInput(f"The converted document has {page_count} pages; the limit is {settings.MAX_PAGES}.")
+    selection = page_ranges.selected_pages(conversion.page_selection, page_count)
     services.record_document_pages(document=conversion.document, page_count=page_count)
-    services.record_pdf_loaded(conversion=conversion, pages_total=page_count)
-    conversion.pages_total = page_count
+    services.record_pdf_loaded(conversion=conversion, pages_total=len(selection), page_count=page_count)
+    conversion.pages_total = len(selection)
+    return selection
 
 
 def dotsocr_config_for(engine_name: str):
@@ -379,20 +385,23 @@ def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
 class PageWriter:
     """Writes a finished page: its images to the staging folder, then its checkpoint."""
 
-    def __init__(self, conversion: Conversion, staging: Path, stem: str):
+    def __init__(self, conversion: Conversion, staging: Path, stem: str, job_page_of: dict[int, int] | None = None):
         self.conversion, self.staging, self.stem = conversion, staging, stem
+        self.job_page_of = job_page_of or {}  # document page (0-based) -> job page, with a selection
         self.pages_written = 0
 
     def checkpoint(self, page: PdfPage, recognized: tuple[PageOcr, int]) -> None:
         result, duration_ms = recognized
-        outputs.write_page_images(self.staging, self.stem, page.number, page.jpeg(), picture_crops(page, result.cells))
+        page_no = self.job_page_of.get(page.number, page.number)
+        outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), picture_crops(page, result.cells))
 
         def picture_link(index, cell):
-            return outputs.picture_name(self.stem, page.number, index)
+            return outputs.picture_name(self.stem, page_no, index)
 
         services.checkpoint_page(
             conversion=self.conversion,
-            page_no=page.number,
+            page_no=page_no,
+            source_page=page.number + 1,
             page=result,
             markdown=cells_to_markdown(result.cells, picture_link=picture_link),
             markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
@@ -417,6 +426,7 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
             markdown=result.markdown,
             markdown_nohf=result.markdown_nohf,
             engine=result.engine,
+            source_page=result.source_page,
         )
         for result in selectors.page_results(conversion)
     ]
@@ -441,7 +451,8 @@ def ensure_page_images(pdf_path: Path, staging: Path, stem: str, pages: list[out
         return
     with open_pdf(pdf_path) as document:
         for result in absent:
-            page = PdfPage(page=document[result.page_no], dpi=settings.RENDER_DPI)
+            page = PdfPage(page=document[outputs.source_page_of(result.page_no, result.source_page) - 1],
+                           dpi=settings.RENDER_DPI)
             pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))
             outputs.write_page_images(staging, stem, result.page_no, page.jpeg(), pictures)
 

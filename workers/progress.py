@@ -21,6 +21,10 @@ def conversion_group(conversion_id) -> str:
     return f"conversion.{conversion_id}"
 
 
+def batch_group(batch_id) -> str:
+    return f"batch.{batch_id}"
+
+
 def publish_after_commit(conversion_id, *, page_no: int | None = None, status_changed: bool = False) -> None:
     transaction.on_commit(lambda: publish(conversion_id, page_no=page_no, status_changed=status_changed))
 
@@ -32,7 +36,8 @@ def group_message(group: str, message_type: str, event: dict) -> dict:
 
 
 def publish(conversion_id, *, page_no: int | None = None, status_changed: bool = False) -> None:
-    """Send the conversion's current state to its group (and the queue's). Never raises."""
+    """Send the conversion's current state to its group (its batch's, and on a change of
+    status the queue's). Never raises."""
     from conversions import events, selectors
 
     try:
@@ -42,6 +47,9 @@ def publish(conversion_id, *, page_no: int | None = None, status_changed: bool =
         send = sender_for(layer)
         group = conversion_group(conversion_id)
         send(group, group_message(group, "conversion.event", event))
+        if conversion.batch_id is not None:
+            in_batch = batch_group(conversion.batch_id)
+            send(in_batch, group_message(in_batch, "batch.event", {**event, "batch_id": str(conversion.batch_id)}))
         if status_changed:
             queue_event = {**event, "queue": selectors.queue_counts()}
             send(QUEUE_GROUP, group_message(QUEUE_GROUP, "queue.event", queue_event))

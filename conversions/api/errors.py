@@ -13,6 +13,7 @@ from conversions.exceptions import (
     IdempotencyConflict,
     IllegalTransition,
     InvalidParameter,
+    InvalidPageSelection,
     InvalidRequest,
     NotFound,
     QueueFull,
@@ -23,6 +24,7 @@ from conversions.exceptions import (
 STATUS_FOR = (
     (DocumentTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (UnsupportedDocumentType, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    (InvalidPageSelection, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (IllegalTransition, status.HTTP_409_CONFLICT),

@@ -5,7 +5,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from conversions import selectors
-from conversions.models import Conversion, Document, PageResult
+from conversions.models import Batch, Conversion, Document, PageResult
 from workers.markdown_pictures import IMAGE_MODES
 from workers.ocr import ENGINES
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
@@ -14,8 +14,8 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "kind", "repaired", "repair_note",
-                  "created_at"]
+        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "kind", "source_url", "repaired",
+                  "repair_note", "created_at"]
 
 
 class DocumentUploadSerializer(serializers.Serializer):
@@ -31,11 +31,12 @@ class DocumentSummarySerializer(serializers.ModelSerializer):
 class ConversionSerializer(serializers.ModelSerializer):
     document = DocumentSummarySerializer(read_only=True)
     links = serializers.SerializerMethodField()
+    pages = serializers.CharField(source="page_selection", read_only=True)
 
     class Meta:
         model = Conversion
         fields = [
-            "id", "document", "status", "priority", "engine", "prompt_mode", "progress", "message",
+            "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "progress", "message",
             "pages_total", "pages_done", "attempts", "error", "created_at", "started_at", "finished_at", "links",
         ]
 
@@ -46,20 +47,33 @@ class ConversionSerializer(serializers.ModelSerializer):
         }
 
 
-class ConversionCreateSerializer(serializers.Serializer):
-    """Either upload a ``file`` (one call) or name an uploaded ``document``."""
+class ConversionOptionsSerializer(serializers.Serializer):
+    """Options shared by single conversions and batches."""
 
-    file = serializers.FileField(required=False, allow_empty_file=True)
-    document = serializers.UUIDField(required=False)
     engine = serializers.ChoiceField(choices=ENGINES, required=False)
     prompt_mode = serializers.ChoiceField(choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
     priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
+    pages = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000,
+                                  help_text='Pages to convert, 1-based: "1-3,7,10-". Blank: all.')
 
     def validate(self, data):
-        if ("file" in data) == ("document" in data):
-            raise serializers.ValidationError("Give exactly one of 'file' (an upload) or 'document' (an id).")
         data.setdefault("engine", settings.OCR_ENGINE)
         return data
+
+
+class ConversionCreateSerializer(ConversionOptionsSerializer):
+    """Upload a ``file`` (one call), give a ``source_url`` to download, or name an
+    uploaded ``document``."""
+
+    file = serializers.FileField(required=False, allow_empty_file=True)
+    source_url = serializers.CharField(required=False, max_length=2048)
+    document = serializers.UUIDField(required=False)
+
+    def validate(self, data):
+        if sum(name in data for name in ("file", "source_url", "document")) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of 'file' (an upload), 'source_url' (a URL to download) or 'document' (an id).")
+        return super().validate(data)
 
 
 class ConversionPrioritySerializer(serializers.Serializer):
@@ -89,7 +103,8 @@ class PageResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PageResult
-        fields = ["page_no", "status", "engine", "duration_ms", "error", "cells", "markdown", "markdown_nohf", "edited"]
+        fields = ["page_no", "source_page", "status", "engine", "duration_ms", "error", "cells", "markdown",
+                  "markdown_nohf", "edited"]
 
     def served(self, text: str) -> str:
         serve = self.context.get("serve")
@@ -103,3 +118,33 @@ class PageResultSerializer(serializers.ModelSerializer):
 
     def get_edited(self, page) -> bool:
         return page.markdown_edited is not None
+
+
+class BatchCreateSerializer(ConversionOptionsSerializer):
+    """Several ``file`` parts and/or ``source_url`` values; the options apply to each."""
+
+    file = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False, default=list)
+    source_url = serializers.ListField(child=serializers.CharField(max_length=2048), required=False, default=list)
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    total = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    conversions = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "created_at", "total", "counts", "conversions", "links"]
+
+    def get_counts(self, batch) -> dict:
+        return selectors.batch_counts(batch)
+
+    def get_total(self, batch) -> int:
+        return sum(self.get_counts(batch).values())
+
+    def get_conversions(self, batch) -> list:
+        return ConversionSerializer(selectors.batch_conversions(batch), many=True).data
+
+    def get_links(self, batch) -> dict:
+        return {"detail": reverse("api:batch-detail", args=[batch.pk]), "events": f"/ws/v1/batches/{batch.pk}"}

@@ -18,6 +18,8 @@ urlpatterns = [
          name="conversion-page-image"),
     path("conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"),
     path("conversions/<str:conversion_id>/download.zip", views.ConversionZipView.as_view(), name="conversion-zip"),
+    path("batches", views.BatchListView.as_view(), name="batch-list"),
+    path("batches/<str:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),
     path("auth/token", views.AuthTokenView.as_view(), name="auth-token"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -16,8 +16,10 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversions import selectors, services
+from conversions import batches, selectors, services
 from conversions.api.serializers import (
+    BatchCreateSerializer,
+    BatchSerializer,
     ConversionCreateSerializer,
     ConversionListFilterSerializer,
     ConversionPrioritySerializer,
@@ -99,7 +101,8 @@ class ConversionListView(ListAPIView):
         responses={201: ConversionSerializer, 200: ConversionSerializer},
     )
     def post(self, request):
-        """Create a conversion from an upload (``file``) or an uploaded ``document``.
+        """Create a conversion from an upload (``file``), a URL (``source_url``, downloaded
+        now: a failed download is a 4xx) or an uploaded ``document``; ``pages`` selects pages.
 
         With an ``Idempotency-Key`` header, repeating the request returns the conversion
         the first one created (200, ``Idempotent-Replayed: true``) instead of a new one.
@@ -109,6 +112,7 @@ class ConversionListView(ListAPIView):
         data = form.validated_data
         conversion, created = services.submit_conversion(
             owner=acting_user(request), upload=data.get("file"), document_id=data.get("document"),
+            source_url=data.get("source_url"), pages=data["pages"],
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
             idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
         )
@@ -117,6 +121,34 @@ class ConversionListView(ListAPIView):
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK, headers=headers)
+
+
+class BatchListView(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    throttle_classes = [SubmissionThrottle]  # a batch is one submission, however many files it holds
+
+    @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
+    def post(self, request):
+        """Create one conversion per ``file`` part and per ``source_url``, all or none; the
+        options (``engine``, ``prompt_mode``, ``priority``, ``pages``) apply to each."""
+        form = BatchCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        batch = batches.submit_batch(
+            owner=acting_user(request), uploads=data["file"], source_urls=data["source_url"],
+            options=batches.BatchOptions(engine=data["engine"], prompt_mode=data["prompt_mode"],
+                                         priority=data["priority"], pages=data["pages"]),
+            max_queued=settings.MAX_QUEUED_PER_USER,
+        )
+        body = BatchSerializer(batch).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["links"]["detail"]})
+
+
+class BatchDetailView(APIView):
+    @extend_schema(responses=BatchSerializer)
+    def get(self, request, batch_id):
+        """Counts per status and every conversion of the batch."""
+        return Response(BatchSerializer(selectors.batch_for(acting_user(request), batch_id)).data)
 
 
 class ConversionDetailView(APIView):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversions', '0006_queue_admin_indexes'),
+        ("conversions", "0006_queue_admin_indexes"),
     ]
 
     operations = [

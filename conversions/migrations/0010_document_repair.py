@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversions", "0007_document_inputs")]
+    dependencies = [("conversions", "0008_intake")]
 
     operations = [
         migrations.AddField(
