@@ -24,6 +24,9 @@ class PageOutput:
     markdown: str
     markdown_nohf: str
     engine: str
+    engine_reason: str = ""
+    status: str = "done"
+    error: str = ""
 
 
 MAX_NAME_CHARS = 255
@@ -105,7 +108,13 @@ def page_files(stem: str, page_no: int) -> dict[str, str]:
 
 
 def jsonl_record(stem: str, page: PageOutput) -> dict:
-    return {"page_no": page.page_no, "engine": page.engine, **page_files(stem, page.page_no), "cells": page.cells}
+    """One JSONL line: the page's files and cells, which engine path produced it and why,
+    and, for a page that could not be read, its status and error."""
+    record = {"page_no": page.page_no, "engine": page.engine, "engine_reason": page.engine_reason,
+              **page_files(stem, page.page_no), "cells": page.cells}
+    if page.error:
+        record |= {"status": page.status, "error": page.error}
+    return record
 
 
 def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:

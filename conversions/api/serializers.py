@@ -70,4 +70,5 @@ class ConversionListFilterSerializer(serializers.Serializer):
 class PageResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = PageResult
-        fields = ["page_no", "status", "engine", "duration_ms", "error", "cells", "markdown", "markdown_nohf"]
+        fields = ["page_no", "status", "engine", "engine_reason", "duration_ms", "error", "cells", "markdown",
+                  "markdown_nohf"]
