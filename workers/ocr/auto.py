@@ -41,7 +41,7 @@ class AutoEngine:
             verdict = Verdict(False, False, f"{verdict.reason}; only {round(agreement * 100)}% "
                                             "of its words read by rapidocr")
         if read.cells:
-            return dataclasses.replace(read, reason=f"textlayer rejected: {verdict.reason}; {read.reason}")
+            return dataclasses.replace(read, reason=f"{rejection(verdict)}; {read.reason}")
         return self.nothing_read(page, prompt_mode, verdict, read)
 
     def nothing_read(self, page: PdfPage, prompt_mode: str, verdict: Verdict, read: PageOcr) -> PageOcr:
@@ -49,7 +49,12 @@ class AutoEngine:
         pictures = [cell for cell in self.textlayer.recognize(page, prompt_mode=prompt_mode).cells
                     if cell.category == "Picture"]
         return PageOcr(cells=pictures, engine="rapidocr-no-text",
-                       reason=f"textlayer rejected: {verdict.reason}; rapidocr found no text")
+                       reason=f"{rejection(verdict)}; rapidocr found no text")
+
+
+def rejection(verdict: Verdict) -> str:
+    """Why the text layer was not used, as the start of a page's reason."""
+    return verdict.reason if verdict.reason.startswith("no text layer") else f"textlayer rejected: {verdict.reason}"
 
 
 class AutoDotsOcr:

@@ -20,6 +20,10 @@ PROBE_SIDE = 1024
 # lines wider than tall): it is what an upright page gives, and a turned one does not.
 UPRIGHT_SCORE = 0.9
 UPRIGHT_WIDE_SHARE = 0.8
+# A line RapidOCR "reads" in a scribble or a stamp is short and unsure ("GX" at 0.53,
+# "C" at 0.68); a real short line (a page number) is read surely.
+SHORT_LINE_CHARS = 3
+SHORT_LINE_MIN_SCORE = 0.8
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,12 @@ def read_upright(image: np.ndarray, ocr) -> Reading:
 
 def ocr_lines(ocr, image: np.ndarray, *, use_cls: bool = True) -> list:
     lines, _elapsed = ocr(image, use_cls=use_cls)
-    return [line for line in lines or [] if str(line[1]).strip()]
+    return [line for line in lines or [] if is_text(str(line[1]), float(line[2]))]
+
+
+def is_text(text: str, score: float) -> bool:
+    alnum = sum(1 for character in text if character.isalnum())
+    return alnum > 0 and (alnum >= SHORT_LINE_CHARS or score >= SHORT_LINE_MIN_SCORE)
 
 
 def looks_upright(lines: list) -> bool:

@@ -81,13 +81,15 @@ def judge_page(page: pymupdf.Page) -> Verdict:
     characters = len("".join(text.split()))
     if characters < MIN_TEXT_CHARS:
         return Verdict(False, False, f"no text layer ({characters} characters)")
-    if image_share > SCAN_IMAGE_SHARE and characters < SCAN_MAX_TEXT_CHARS:
-        return Verdict(False, False, f"a page image with only {characters} characters of text")
-    verdict = judge_text(text)
-    if verdict.trust and invisible > 0.5 and image_share > SCAN_IMAGE_SHARE:
+    if invisible > 0.5 and image_share > SCAN_IMAGE_SHARE:
+        verdict = judge_text(text)
+        if not (verdict.trust or verdict.verify):
+            return verdict
         share = round(invisible * 100)
         return Verdict(False, True, f"{share}% of the text is invisible (render mode 3) over a page image")
-    return verdict
+    if image_share > SCAN_IMAGE_SHARE and characters < SCAN_MAX_TEXT_CHARS:
+        return Verdict(False, False, f"a page image with only {characters} characters of text")
+    return judge_text(text)
 
 
 def judge_text(text: str) -> Verdict:
