@@ -75,3 +75,20 @@ def test_the_shifted_tounicode_sample_converts_to_its_real_words(make_conversion
     page = Conversion.objects.get(pk=conversion.pk).pages.get()
     assert page.engine == "rapidocr" and page.engine_reason.startswith("textlayer rejected: ")
     assert "Maintenance Report 2024" in page.markdown and "0DLQWHQDQFH" not in page.markdown
+
+
+def test_a_photograph_without_text_is_done_and_kept_as_a_picture():
+    from workers.ocr.auto import AutoEngine
+    from workers.ocr.trust import explain_empty
+    from workers.pdf import PdfPage
+
+    document = pymupdf.open()
+    page = document.new_page(width=300, height=300)
+    photo = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 60, 60), False)
+    photo.set_rect(photo.irect, (40, 120, 200))
+    photo.set_rect(pymupdf.IRect(10, 10, 30, 50), (200, 60, 20))
+    page.insert_image(pymupdf.Rect(30, 30, 270, 270), pixmap=photo)
+    pdf_page = PdfPage(page=page, dpi=100)
+    result = explain_empty(pdf_page, AutoEngine().recognize(pdf_page, prompt_mode="prompt_layout_all_en"))
+    assert [cell.category for cell in result.cells] == ["Picture"]
+    assert result.error == "" and result.reason.endswith("a picture without text, kept as a picture")

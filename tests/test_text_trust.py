@@ -131,3 +131,27 @@ def test_text_that_is_not_language_is_rejected(text, why):
     verdict = judge_text(text)
     assert not verdict.trust and not verdict.verify
     assert why in verdict.reason
+
+
+def test_most_letter_permutations_are_not_trusted():
+    """Of 40 random ToUnicode letter permutations, at most 2 pass as language (a map that
+    sends vowels to vowels reads like one); the rest are rejected or checked with OCR."""
+    verdicts = [judge_page(pymupdf.open("pdf", documents.scrambled_tounicode(seed))[0]) for seed in range(40)]
+    assert sum(1 for verdict in verdicts if verdict.trust) <= 2
+    assert sum(1 for verdict in verdicts if not verdict.trust and not verdict.verify) >= 25
+
+
+def test_the_corpus_text_layers_are_all_trusted():
+    """Every page of the sample corpus with a real text layer (200 characters or more)
+    is trusted without an OCR check: judging costs those pages nothing but the judging."""
+    from tests.test_corpus import CONVERTIBLE, text_chars
+
+    judged = 0
+    for path in CONVERTIBLE:
+        with pymupdf.open(path) as document:
+            for page in document:
+                if text_chars(page) >= 200:
+                    verdict = judge_page(page)
+                    assert verdict.trust, f"{path.name} page {page.number + 1}: {verdict.reason}"
+                    judged += 1
+    assert judged >= 100
