@@ -30,7 +30,7 @@ def corpus_pages():
             continue
         try:
             document = pymupdf.open(path)
-        except Exception:
+        except (pymupdf.FileDataError, RuntimeError):  # the corpus's damaged file
             continue
         if document.needs_pass:
             continue

@@ -12,6 +12,7 @@ digits inside letters).
 """
 
 import dataclasses
+import itertools
 import math
 import re
 import unicodedata
@@ -78,8 +79,9 @@ def judge_page(page: pymupdf.Page) -> Verdict:
     """The verdict on a page's text layer (MuPDF's plain text, ligatures expanded)."""
     with PYMUPDF_LOCK:
         text = page.get_text("text", flags=pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES)
-        invisible = invisible_share(page)
         image_share = image_coverage(page)
+        # The text trace costs as much as the text: only a page image can hide text under it.
+        invisible = invisible_share(page) if image_share > SCAN_IMAGE_SHARE else 0.0
     characters = len("".join(text.split()))
     if characters < MIN_TEXT_CHARS:
         return Verdict(False, False, f"no text layer ({characters} characters)")
@@ -140,7 +142,7 @@ def vowel_alternation(words: list[str]) -> float:
     for word in words:
         kinds = [base_letter(character) in VOWELS for character in word if character.isalpha()]
         pairs += len(kinds) - 1
-        changes += sum(1 for left, right in zip(kinds, kinds[1:]) if left != right)
+        changes += sum(1 for left, right in itertools.pairwise(kinds) if left != right)
     return changes / pairs if pairs else 1.0
 
 
@@ -152,7 +154,7 @@ def word_shaped(word: str) -> bool:
     if any(character.isdigit() for character in word):
         return len(letters) <= 3 and not word[0].isdigit() or len(letters) <= 2
     # "Word", "WORD", "word", and "PDFAnnotator", "iPhone", "McDonald"; not "aBcDe".
-    if sum(1 for left, right in zip(letters, letters[1:]) if left.islower() and right.isupper()) > 1:
+    if sum(1 for left, right in itertools.pairwise(letters) if left.islower() and right.isupper()) > 1:
         return False
     bases = [base_letter(character) for character in letters]
     if not any(base in VOWELS for base in bases):
