@@ -21,7 +21,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
 class PageResultInline(admin.TabularInline):
     model = PageResult
-    fields = ["page_no", "status", "engine", "duration_ms", "error", "files"]
+    fields = ["page_no", "status", "engine", "engine_reason", "duration_ms", "error", "files"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -159,6 +159,7 @@ class PageResult(models.Model):
     markdown_nohf = models.TextField(blank=True, default="", help_text="Without page headers and footers.")
     markdown_edited = models.TextField(null=True, blank=True, help_text="A user's edit; the model's text is kept.")
     engine = models.CharField(max_length=64, help_text="The engine path that produced this page.")
+    engine_reason = models.TextField(blank=True, default="", help_text="Why that engine path, in words.")
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

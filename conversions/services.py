@@ -460,6 +460,10 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
                     markdown=without_nul(markdown),
                     markdown_nohf=without_nul(markdown_nohf),
                     engine=page.engine,
+                    engine_reason=without_nul(page.reason),
+                    # A page that shows ink but could not be read is recorded, never an empty success.
+                    status=PageResult.Status.FAILED if page.error else PageResult.Status.DONE,
+                    error=without_nul(page.error),
                     duration_ms=duration_ms,
                 )
         except IntegrityError:
@@ -506,10 +510,20 @@ def _finish(conversion: Conversion, target: str, *, where: dict | None = None, *
 
 def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
     """running -> completed. Raises LostClaim if the job was taken from this worker."""
-    if not _finish(
-        conversion, Status.COMPLETED, progress=100, message="Conversion completed successfully", output_dir=output_dir
-    ):
+    if not _finish(conversion, Status.COMPLETED, progress=100, message=completion_message(conversion),
+                   output_dir=output_dir):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
+
+
+def completion_message(conversion: Conversion) -> str:
+    """"Conversion completed successfully", or which pages could not be read."""
+    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).values_list("page_no", flat=True))
+    if not unreadable:
+        return "Conversion completed successfully"
+    numbers = ", ".join(str(page_no + 1) for page_no in unreadable[:20]) + (", ..." if len(unreadable) > 20 else "")
+    return (f"Conversion completed; {len(unreadable)} of {conversion.pages_total or len(unreadable)} pages "
+            f"could not be read ({'page' if len(unreadable) == 1 else 'pages'} {numbers}): "
+            "they show ink but no text was found")
 
 
 def fail_conversion(*, conversion: Conversion, error: str) -> bool:

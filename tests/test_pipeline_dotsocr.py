@@ -100,3 +100,14 @@ def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(dotsocr_se
         assert one_at_a_time.peak_in_flight == PAGES  # the whole job was in flight
     assert outcome == "cancelled"
     assert conversion.status == "cancelled" and conversion.pages_done < PAGES
+
+
+def test_auto_with_a_server_records_why_each_page_went_to_dotsocr(dotsocr_settings, standin, make_document, owner,
+                                                                  eight_pages):
+    outcome, conversion = convert(make_document, owner, eight_pages, "auto")
+    assert outcome == "completed"
+    reasons = set(conversion.pages.values_list("engine_reason", flat=True))
+    assert reasons == {"auto: a dots.ocr server is configured; dots.ocr read the layout (prompt_layout_all_en)"}
+    outcome, by_name = convert(make_document, owner, eight_pages, "dotsocr")
+    assert set(by_name.pages.values_list("engine_reason", flat=True)) == {
+        "dots.ocr read the layout (prompt_layout_all_en)"}

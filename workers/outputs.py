@@ -26,6 +26,9 @@ class PageOutput:
     markdown_nohf: str
     engine: str
     source_page: int | None = None  # 1-based page of the document; None: page_no + 1
+    engine_reason: str = ""
+    status: str = "done"
+    error: str = ""
 
 
 MAX_NAME_CHARS = 255
@@ -145,8 +148,14 @@ def page_files(stem: str, page_no: int) -> dict[str, str]:
 
 
 def jsonl_record(stem: str, page: PageOutput) -> dict:
-    return {"page_no": page.page_no, "source_page": source_page_of(page.page_no, page.source_page),
-            "engine": page.engine, **page_files(stem, page.page_no), "cells": page.cells}
+    """One JSONL line: the page's files and cells, which engine path produced it and why,
+    and, for a page that could not be read, its status and error."""
+    record = {"page_no": page.page_no, "source_page": source_page_of(page.page_no, page.source_page),
+              "engine": page.engine, "engine_reason": page.engine_reason, **page_files(stem, page.page_no),
+              "cells": page.cells}
+    if page.error:
+        record |= {"status": page.status, "error": page.error}
+    return record
 
 
 def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:

@@ -27,6 +27,7 @@ from workers.inputs import repair
 from workers.ocr import EngineError, engine_for
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
+from workers.ocr.trust import explain_empty
 from workers.pdf import InvalidPdf, PdfPage, iter_pages, open_pdf
 
 logger = logging.getLogger(__name__)
@@ -373,10 +374,11 @@ class PageRunner:
 
 
 def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
-    """The engine's result for a page and how long it took (ms); errors name the page."""
+    """The engine's result for a page and how long it took (ms); errors name the page. A
+    page without text says whether it is blank or unreadable (never an empty success)."""
     started = time.monotonic()
     try:
-        result = engine.recognize(page, prompt_mode=prompt_mode)
+        result = explain_empty(page, engine.recognize(page, prompt_mode=prompt_mode))
     except EngineError as error:
         raise EngineError(f"Page {page.number + 1}: {error}") from error
     return result, int((time.monotonic() - started) * 1000)
@@ -427,6 +429,9 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
             markdown_nohf=result.markdown_nohf,
             engine=result.engine,
             source_page=result.source_page,
+            engine_reason=result.engine_reason,
+            status=result.status,
+            error=result.error,
         )
         for result in selectors.page_results(conversion)
     ]

@@ -103,8 +103,8 @@ class PageResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PageResult
-        fields = ["page_no", "source_page", "status", "engine", "duration_ms", "error", "cells", "markdown",
-                  "markdown_nohf", "edited"]
+        fields = ["page_no", "source_page", "status", "engine", "engine_reason", "duration_ms", "error", "cells",
+                  "markdown", "markdown_nohf", "edited"]
 
     def served(self, text: str) -> str:
         serve = self.context.get("serve")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversions", "0008_intake")]
+    dependencies = [("conversions", "0009_page_engine_reason")]
 
     operations = [
         migrations.AddField(

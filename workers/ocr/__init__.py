@@ -1,6 +1,6 @@
 """OCR engines. ``engine_for`` picks the implementation for a job's engine setting."""
 
-from workers.ocr.auto import AutoEngine
+from workers.ocr.auto import AutoDotsOcr, AutoEngine
 from workers.ocr.base import EngineError, OcrEngine
 from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
 from workers.ocr.noop import NoopEngine
@@ -33,5 +33,6 @@ def engine_for(name: str, *, dotsocr: DotsOcrConfig | None = None) -> OcrEngine:
         key = id(dotsocr)
         if key not in _dotsocr_engines:
             _dotsocr_engines[key] = DotsOcrEngine(dotsocr)
-        return _dotsocr_engines[key]
+        engine = _dotsocr_engines[key]
+        return AutoDotsOcr(engine) if name == "auto" else engine
     raise EngineError(f"Unknown OCR engine {name!r}; choose one of {', '.join(ENGINES)}.")

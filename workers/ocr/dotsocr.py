@@ -361,6 +361,15 @@ class TransientFailure(Exception):
     """A failure worth retrying: timeout, 5xx, connection refused or dropped."""
 
 
+# Why a page came back as one block of plain text, by engine path.
+TEXT_REASONS = {
+    "dotsocr": "dots.ocr read the page as plain text (prompt_ocr)",
+    "dotsocr-retry": "dots.ocr read the page as plain text on a retry: its first answer was cut off",
+    "dotsocr-salvaged": "dots.ocr's plain-text answers were cut off twice; the longer one, its loop trimmed, is kept",
+    "dotsocr-ocr-fallback": "dots.ocr gave no usable layout twice; the page was read as plain text instead",
+}
+
+
 class DotsOcrEngine:
     """Layout cells of a page from dots.ocr over vLLM's OpenAI-compatible API.
 
@@ -414,16 +423,21 @@ class DotsOcrEngine:
         first = self.complete(model_input, PROMPTS[prompt_mode], temperature=self.config.temperature)
         raw_cells = parse_layout(first.content)
         if raw_cells:
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr")
+            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr",
+                           reason=f"dots.ocr read the layout ({prompt_mode})")
         log_unusable(first, page_number, "retrying at a higher temperature")
         second = self.complete(model_input, PROMPTS[prompt_mode], temperature=self.retry_temperature)
         raw_cells = parse_layout(second.content)
         if raw_cells:
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-retry")
+            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-retry",
+                           reason=f"dots.ocr read the layout ({prompt_mode}) on a retry at a higher temperature: "
+                                  "its first answer was not valid layout JSON")
         raw_cells = max(salvage_layout(second.content), salvage_layout(first.content), key=len)
         if raw_cells:
             log_unusable(second, page_number, f"salvaged {len(raw_cells)} complete cells")
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-salvaged")
+            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-salvaged",
+                           reason=f"dots.ocr's layout answers were cut off twice; {len(raw_cells)} complete cells "
+                                  "salvaged")
         log_unusable(second, page_number, "nothing to salvage, falling back to plain OCR")
         return self.read_text(model_input, page_number=page_number, fallback=True)
 
@@ -438,7 +452,8 @@ class DotsOcrEngine:
         if not text:
             raise EngineError("dots.ocr found no content on the page, neither as layout nor as plain text.")
         width, height = model_input.page_size
-        return PageOcr(cells=[Cell(bbox=(0, 0, width, height), category="Text", text=text)], engine=engine)
+        return PageOcr(cells=[Cell(bbox=(0, 0, width, height), category="Text", text=text)], engine=engine,
+                       reason=TEXT_REASONS[engine])
 
     def retry_text(self, model_input: ModelInput, first: Completion) -> tuple[str, Completion]:
         retry = self.complete(model_input, PROMPTS["prompt_ocr"], temperature=self.retry_temperature)

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 
 from workers.ocr.base import Cell, PageOcr
+from workers.ocr.orientation import Reading, read_upright, unturn_box
 from workers.pdf import PYMUPDF_LOCK, PdfPage
 
 _reader = None
@@ -28,12 +29,32 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def recognize(self, page: PdfPage, *, prompt_mode: str) -> PageOcr:
+        """The page image read upright, whichever way its content is turned; boxes in
+        the frame of the rendered page image."""
+        reading = self.read(page)
+        return PageOcr(cells=reading_to_cells(reading, page), engine=self.name, reason=describe(reading))
+
+    def read(self, page: PdfPage) -> Reading:
         with PYMUPDF_LOCK:
             pixmap = page.render()
             image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.width, pixmap.n)
             image = image.copy()
-        lines, _elapsed = reader()(image)
-        return PageOcr(cells=lines_to_cells(lines or []), engine=self.name)
+        return read_upright(image, reader())
+
+
+def describe(reading: Reading) -> str:
+    turned = f"content turned {reading.turn}° clockwise, read upright" if reading.turn else "upright"
+    return f"rapidocr read {len(reading.lines)} lines ({turned})"
+
+
+def reading_to_cells(reading: Reading, page: PdfPage) -> list[Cell]:
+    """Paragraph cells in the upright reading order, boxes in the rendered image's frame."""
+    cells = lines_to_cells(reading.lines)
+    if not reading.turn:
+        return cells
+    width, height = page.size_px
+    return [Cell(bbox=unturn_box(cell.bbox, reading.turn, width, height), category=cell.category, text=cell.text)
+            for cell in cells]
 
 
 def lines_to_cells(lines: list) -> list[Cell]:
