@@ -21,7 +21,8 @@ def text_layout(page: pymupdf.Page) -> dict:
     textpage = page.get_textpage(flags=flags)
     layout = page.get_text("dict", textpage=textpage)
     matrix = page.rotation_matrix
-    if has_rtl(page.get_text("text", textpage=textpage)):
+    if has_rtl("".join(span["text"] for block in layout["blocks"] for line in block.get("lines", ())
+                       for span in line["spans"])):
         attach_glyphs(layout, page.get_text("rawdict", textpage=textpage), matrix)
     if page.rotation:
         to_display_frame(layout, matrix)
