@@ -45,6 +45,23 @@ def rotated_report(rotation: int = 90, labels=("Alpha", "Bravo", "Charlie"), tit
     return _bytes(document)
 
 
+def turned(data: bytes, rotation: int) -> bytes:
+    """Every page of a PDF placed on a new page with ``/Rotate rotation``, its content
+    turned back so that it displays exactly as the original (annotations and form
+    fields are not carried over)."""
+    source = pymupdf.open("pdf", data)
+    document = pymupdf.open()
+    for page in source:
+        width, height = page.rect.width, page.rect.height
+        if rotation in (90, 270):
+            width, height = height, width
+        target = document.new_page(width=width, height=height)
+        target.show_pdf_page(target.rect, source, page.number, rotate=rotation)
+        target.set_rotation(rotation)
+    source.close()
+    return _bytes(document)
+
+
 # --- kind 4: writing direction --------------------------------------------------------------
 
 HEBREW_LINES = (
@@ -90,18 +107,36 @@ def rtl_visual_order(lines=HEBREW_LINES, script: str = "hebrew", right: float = 
 TATEGAKI_COLUMNS = ("縦書きの文章です", "右から左へ読みます", "三行目の列です")
 
 
-def tategaki(columns=TATEGAKI_COLUMNS, fontsize: float = 20, top: float = 100, right: float = 500) -> bytes:
+def rtl_logical_order(lines=HEBREW_LINES, right: float = 540) -> bytes:
+    """Right-aligned right-to-left lines stored in logical order: laid out by MuPDF's HTML
+    engine (HarfBuzz shaping, bidi), which draws the glyphs in the order of the text."""
+    document = pymupdf.open()
+    page = document.new_page(width=595, height=842)
+    y = 72
+    for line in lines:
+        page.insert_htmlbox(pymupdf.Rect(72, y, right, y + 30), f'<p dir="rtl" style="text-align:right">{line}</p>')
+        y += 36
+    return _bytes(document)
+
+
+def tategaki(columns=TATEGAKI_COLUMNS, fontsize: float = 20, top: float = 100, right: float = 500,
+             writing: str = "vertical-cmap") -> bytes:
     """Japanese written vertically: one column per string, from the right, each top to
-    bottom, in a vertical writing mode (the CJK font's -V CMap: glyphs advance downwards)."""
+    bottom. ``writing="vertical-cmap"``: in a vertical writing mode (the CJK font's -V
+    CMap: upright glyphs advance downwards); ``"rotated"``: each column a line of text
+    turned a quarter clockwise, as some generators draw vertical text."""
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
     x = right
     for column in columns:
-        page.insert_text((x, top), column, fontname="japan", fontsize=fontsize)
+        if writing == "rotated":
+            page.insert_text((x, top), column, fontname="japan", fontsize=fontsize, rotate=270)
+        else:
+            page.insert_text((x, top), column, fontname="japan", fontsize=fontsize)
         x -= fontsize * 2
     for xref, *_rest in page.get_fonts(full=True):
         kind, encoding = document.xref_get_key(xref, "Encoding")
-        if kind == "name" and encoding.endswith("-H"):
+        if writing != "rotated" and kind == "name" and encoding.endswith("-H"):
             document.xref_set_key(xref, "Encoding", encoding[:-2] + "-V")
     return _bytes(document)
 

@@ -2,6 +2,8 @@
 pages, right-to-left and vertical writing, form fields, hyphens at line ends, and pages
 crowded with vector drawings. Inputs come from bench/documents.py."""
 
+import functools
+
 import numpy
 import pymupdf
 import pytest
@@ -56,6 +58,33 @@ def test_rendered_page_of_the_issue_sample_is_2200_by_1700():
     assert cells[0].category == "Title" and labels == ["Alpha", "Bravo", "Charlie"]
 
 
+UPRIGHT_KINDS = {
+    "table": lambda: documents.table_page(0),
+    "crowded-table": lambda: documents.table_page(1200),
+    "hebrew": documents.rtl_visual_order,
+    "tategaki": documents.tategaki,
+    "hyphens": documents.hyphenated_text,
+}
+
+
+@functools.cache
+def upright_reading(kind: str) -> tuple[bytes, list, tuple[int, int]]:
+    upright = UPRIGHT_KINDS[kind]()
+    cells, page = read(upright, dpi=72)
+    return upright, cells, page.size_px
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+@pytest.mark.parametrize("kind", sorted(UPRIGHT_KINDS))
+def test_a_page_turned_with_rotate_reads_as_the_same_page_upright(kind, rotation):
+    upright, cells, size_px = upright_reading(kind)
+    turned_cells, turned_page = read(documents.turned(upright, rotation), dpi=72)
+    assert turned_page.size_px == size_px
+    assert [(cell.category, cell.text) for cell in turned_cells] == [(cell.category, cell.text) for cell in cells]
+    for cell, turned_cell in zip(cells, turned_cells):
+        assert all(abs(a - b) <= 2 for a, b in zip(cell.bbox, turned_cell.bbox)), (cell, turned_cell)
+
+
 def inside(rect: pymupdf.Rect, bbox, slack: float = 3) -> bool:
     return (rect.x0 >= bbox[0] - slack and rect.y0 >= bbox[1] - slack
             and rect.x1 <= bbox[2] + slack and rect.y1 <= bbox[3] + slack)
@@ -80,6 +109,12 @@ def test_right_to_left_lines_stored_in_visual_order_come_out_in_logical_order(li
     assert [cell.text for cell in cells] == list(lines)
 
 
+@pytest.mark.parametrize("lines", [documents.HEBREW_LINES, OTHER_HEBREW[1:]], ids=["issue-lines", "latin-inside"])
+def test_right_to_left_lines_stored_in_logical_order_stay_as_they_are(lines):
+    cells, _page = read(documents.rtl_logical_order(lines))
+    assert [cell.text for cell in cells] == list(lines)
+
+
 def test_corpus_arabic_keeps_its_text():
     for name in ("habibi.pdf", "habibi-oneline-cmap.pdf"):
         data = (CORPUS / "015-arabic" / name).read_bytes()
@@ -91,8 +126,9 @@ def test_corpus_arabic_keeps_its_text():
     documents.TATEGAKI_COLUMNS,
     ("春はあけぼの", "やうやう白くなりゆく", "山ぎは少しあかりて", "紫だちたる雲の"),
 ], ids=["issue-sample", "four-columns"])
-def test_vertical_japanese_reads_column_by_column_from_the_right_without_spaces(columns):
-    cells, _page = read(documents.tategaki(columns))
+@pytest.mark.parametrize("writing", ["vertical-cmap", "rotated"])
+def test_vertical_japanese_reads_column_by_column_from_the_right_without_spaces(columns, writing):
+    cells, _page = read(documents.tategaki(columns, writing=writing))
     assert markdown(cells) == "\n\n".join(columns)
 
 

@@ -1,10 +1,10 @@
 """The text layer of a page in the frame of its rendered image. No Django here.
 
-MuPDF reports text and drawings in the coordinates of the unrotated page, while the
+PyMuPDF reports text and drawings in the coordinates of the unrotated page, while the
 page image (and so every cell's bbox) is rendered with the page's /Rotate applied.
-Everything the text-layer engine reads is moved into the displayed frame once, here,
-with ``page.rotation_matrix``, so reading order, columns, margins and cell boxes all
-work on the page as a reader sees it.
+Everything the text-layer engine reads is taken in the displayed frame, here, with
+``page.rotation_matrix``, so reading order, columns, margins and cell boxes all work
+on the page as a reader sees it.
 """
 
 import pymupdf
@@ -18,48 +18,26 @@ def text_layout(page: pymupdf.Page) -> dict:
     (character, x0, x1) per character, in the order the PDF stores them."""
     # Ligatures expanded ("ﬁ" -> "fi") so the Markdown is searchable text.
     flags = (pymupdf.TEXTFLAGS_TEXT | pymupdf.TEXT_PRESERVE_IMAGES) & ~pymupdf.TEXT_PRESERVE_LIGATURES
-    textpage = page.get_textpage(flags=flags)
+    if page.rotation:
+        # MuPDF builds lines and blocks in the frame it is given: turned first, a turned
+        # paragraph is one block, as it would be upright (afterwards, it may be cut in two).
+        # The clip is the displayed page, where the turned characters now lie.
+        textpage = page.get_textpage(flags=flags, matrix=page.rotation_matrix, clip=page.rect)
+    else:
+        textpage = page.get_textpage(flags=flags)
     layout = page.get_text("dict", textpage=textpage)
-    matrix = page.rotation_matrix
     if has_rtl("".join(span["text"] for block in layout["blocks"] for line in block.get("lines", ())
                        for span in line["spans"])):
-        attach_glyphs(layout, page.get_text("rawdict", textpage=textpage), matrix)
-    if page.rotation:
-        to_display_frame(layout, matrix)
+        attach_glyphs(layout, page.get_text("rawdict", textpage=textpage))
     return layout
 
 
-def attach_glyphs(layout: dict, raw: dict, matrix: pymupdf.Matrix) -> None:
-    """Each line's characters with their horizontal extent, already in the displayed frame."""
+def attach_glyphs(layout: dict, raw: dict) -> None:
+    """Each line's characters with their horizontal extent."""
     for block, raw_block in zip(layout["blocks"], raw["blocks"]):
         for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ())):
-            line["glyphs"] = [glyph(char, matrix) for span in raw_line["spans"] for char in span["chars"]]
-
-
-def glyph(char: dict, matrix: pymupdf.Matrix) -> tuple[str, float, float]:
-    rect = pymupdf.Rect(char["bbox"]) * matrix
-    return CONTROL_CHARACTERS.sub(" ", char["c"]), rect.x0, rect.x1
-
-
-def to_display_frame(layout: dict, matrix: pymupdf.Matrix) -> None:
-    """Move every box, origin and writing direction of a text layout into the displayed frame, in place."""
-    for block in layout["blocks"]:
-        block["bbox"] = transform_box(block["bbox"], matrix)
-        for line in block.get("lines", ()):
-            line["bbox"] = transform_box(line["bbox"], matrix)
-            line["dir"] = transform_direction(line["dir"], matrix)
-            for span in line["spans"]:
-                span["bbox"] = transform_box(span["bbox"], matrix)
-                span["origin"] = tuple(pymupdf.Point(span["origin"]) * matrix)
-
-
-def transform_box(bbox, matrix: pymupdf.Matrix) -> tuple[float, float, float, float]:
-    return tuple(pymupdf.Rect(bbox) * matrix)
-
-
-def transform_direction(direction, matrix: pymupdf.Matrix) -> tuple[float, float]:
-    dx, dy = direction
-    return (dx * matrix.a + dy * matrix.c, dx * matrix.b + dy * matrix.d)
+            line["glyphs"] = [(CONTROL_CHARACTERS.sub(" ", char["c"]), char["bbox"][0], char["bbox"][2])
+                              for span in raw_line["spans"] for char in span["chars"]]
 
 
 def display_drawings(page: pymupdf.Page) -> list[dict]:
