@@ -122,7 +122,10 @@ def read_blocks(page: pymupdf.Page, layout: dict, covered: list[Box] = (),
 
 
 def line_text(line: dict) -> str:
-    return "".join(span_text(span) for span in line["spans"]).strip()
+    """A line's text as text_layout left it (or worked out, for a line made elsewhere)."""
+    if "text" not in line:
+        line["text"] = "".join(span_text(span) for span in line["spans"]).strip()
+    return line["text"]
 
 
 def visual_rows(lines: list[dict]) -> list[Row]:

@@ -20,6 +20,8 @@ LABEL_OVERLAP_PT = 2.0
 
 def field_boxes(page: pymupdf.Page) -> list[Box]:
     """The boxes of the page's form fields, in the displayed frame."""
+    if page.first_widget is None:  # most pages: no need to build the list
+        return []
     matrix = page.rotation_matrix
     return [tuple(pymupdf.Rect(widget.rect) * matrix) for widget in page.widgets()]
 
@@ -57,7 +59,7 @@ def label_of(layout: dict, value: Box, fields: list[Box]) -> tuple[dict, dict] |
             box = line["bbox"]
             if center_inside_any(box, fields) or box[2] > value[0] + LABEL_OVERLAP_PT:
                 continue
-            if same_line(box, value) and box[2] > best_right and "".join(s["text"] for s in line["spans"]).strip():
+            if same_line(box, value) and box[2] > best_right and line["text"]:
                 best, best_right = (block, line), box[2]
     return best
 

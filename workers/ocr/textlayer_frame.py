@@ -9,13 +9,14 @@ on the page as a reader sees it.
 
 import pymupdf
 
-from workers.ocr.textlayer_lines import CONTROL_CHARACTERS, has_rtl
+from workers.ocr.textlayer_lines import CONTROL_CHARACTERS, has_rtl, span_text
 
 
 def text_layout(page: pymupdf.Page) -> dict:
     """MuPDF's blocks, lines and spans of the page (images included), in the displayed
-    frame. On a page with right-to-left text each line also carries ``glyphs``:
-    (character, x0, x1) per character, in the order the PDF stores them."""
+    frame. Each line also carries its ``text`` (control characters as spaces, stripped)
+    and, on a page with right-to-left text, its ``glyphs``: (character, x0, x1) per
+    character, in the order the PDF stores them."""
     # Ligatures expanded ("ﬁ" -> "fi") so the Markdown is searchable text.
     flags = (pymupdf.TEXTFLAGS_TEXT | pymupdf.TEXT_PRESERVE_IMAGES) & ~pymupdf.TEXT_PRESERVE_LIGATURES
     if page.rotation:
@@ -26,8 +27,10 @@ def text_layout(page: pymupdf.Page) -> dict:
     else:
         textpage = page.get_textpage(flags=flags)
     layout = page.get_text("dict", textpage=textpage)
-    if has_rtl("".join(span["text"] for block in layout["blocks"] for line in block.get("lines", ())
-                       for span in line["spans"])):
+    lines = [line for block in layout["blocks"] for line in block.get("lines", ())]
+    for line in lines:
+        line["text"] = "".join(span_text(span) for span in line["spans"]).strip()
+    if has_rtl("".join(line["text"] for line in lines)):
         attach_glyphs(layout, page.get_text("rawdict", textpage=textpage))
     return layout
 

@@ -19,6 +19,7 @@ from workers.pdf import MAX_PAGE_CONTENT_MB, MUPDF_ERRORS, InvalidPdf, PageConte
 HYPHENS = ("-", "\u2010")
 SOFT_HYPHEN = "\u00ad"
 WORD = re.compile(r"\w+(?:[-\u2010]\w+)*")
+WORD_SPAN = 100  # characters: longer than any word
 HEAD = re.compile(r"(\w+)[-\u2010\u00ad]$")
 TAIL = re.compile(r"^(\w+)")
 # The evidence is read from at most this many pages: enough for any book-length
@@ -40,7 +41,8 @@ class DocumentWords:
 
     def join(self, text: str, line: str) -> str:
         """``text`` followed by the next ``line`` of the same paragraph, undoing hyphenation by the rule above."""
-        head = HEAD.search(text)
+        # Only the end of a long paragraph is searched: the search is linear in the text.
+        head = HEAD.search(text[-WORD_SPAN:]) if text[-1:] in (*HYPHENS, SOFT_HYPHEN) else None
         if head is None or not line[:1].isalnum():
             return f"{text} {line}"
         if text.endswith(SOFT_HYPHEN):
