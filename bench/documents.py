@@ -199,9 +199,10 @@ TABLE_ROWS = [["Site", "Depth", "Value"]] + [[f"S{index}", f"{index * 3}", f"{in
 TABLE_CAPTION = "Table 1: Depth and value per site."
 
 
-def table_page(markers: int = 0, seed: int = 7) -> bytes:
+def table_page(markers: int = 0, seed: int = 7, one_path: bool = False) -> bytes:
     """A ruled table with its caption, and beside it (``markers`` > 0) a scatter plot of
-    that many vector markers, each a small filled square drawn as a path of its own."""
+    that many vector markers, small filled squares, each a path of its own or
+    (``one_path``) all in one path."""
     document = pymupdf.open()
     page = document.new_page(width=612, height=792)
     page.insert_text((72, 80), "Measurements", fontsize=18)
@@ -218,8 +219,14 @@ def table_page(markers: int = 0, seed: int = 7) -> bytes:
     if markers:
         rng = random.Random(seed)
         page.draw_rect((325, 115, 575, 365))
+        shape = page.new_shape()
         for _ in range(markers):
             x, y = 330 + rng.random() * 240, 120 + rng.random() * 240
-            page.draw_rect((x - 2.5, y - 2.5, x + 2.5, y + 2.5), color=(0, 0, 0), fill=(0.8, 0.1, 0.1))
+            shape.draw_rect((x - 2.5, y - 2.5, x + 2.5, y + 2.5))
+            if not one_path:
+                shape.finish(color=(0, 0, 0), fill=(0.8, 0.1, 0.1))
+        if one_path:
+            shape.finish(color=(0, 0, 0), fill=(0.8, 0.1, 0.1))
+        shape.commit()
         page.insert_text((330, 385), "Figure 1: Value against depth.", fontsize=10)
     return _bytes(document)

@@ -3,7 +3,7 @@
 The page of issue 15, kind 7: a ruled table with its caption beside a scatter plot of
 1,200 vector markers (bench/documents.py, ``table_page``). The reference, measured in
 the same run, is the same table page without the plot. Each page is read by
-``TextLayerEngine`` as shipped ("bounded": past MAX_TABLE_PATHS drawings the table step
+``TextLayerEngine`` as shipped ("bounded": past MAX_TABLE_ITEMS drawing items the table step
 skips the layout model and sees only long straight strokes) and with the bound lifted
 ("unbounded", what the engine did before), and the script prints seconds per page and
 the ratio to the plain page. Goal: the crowded page within a small factor of the plain
@@ -40,12 +40,12 @@ def seconds_per_page(data: bytes, repeat: int) -> tuple[float, list[str]]:
 
 @contextmanager
 def unbounded():
-    saved = textlayer_tables.MAX_TABLE_PATHS
-    textlayer_tables.MAX_TABLE_PATHS = 10**9
+    saved = textlayer_tables.MAX_TABLE_ITEMS
+    textlayer_tables.MAX_TABLE_ITEMS = 10**9
     try:
         yield
     finally:
-        textlayer_tables.MAX_TABLE_PATHS = saved
+        textlayer_tables.MAX_TABLE_ITEMS = saved
 
 
 def main(argv=None) -> None:

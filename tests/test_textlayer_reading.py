@@ -12,7 +12,7 @@ from bench import documents
 from tests.conftest import CORPUS
 from workers.ocr.layout import cells_to_markdown
 from workers.ocr.textlayer import TextLayerEngine
-from workers.ocr.textlayer_tables import MAX_TABLE_PATHS, line_like
+from workers.ocr.textlayer_tables import MAX_TABLE_ITEMS, drawing_items, line_like
 from workers.ocr.textlayer_words import DocumentWords
 from workers.pdf import PdfPage
 
@@ -125,7 +125,8 @@ def test_corpus_arabic_keeps_its_text():
 @pytest.mark.parametrize("columns", [
     documents.TATEGAKI_COLUMNS,
     ("春はあけぼの", "やうやう白くなりゆく", "山ぎは少しあかりて", "紫だちたる雲の"),
-], ids=["issue-sample", "four-columns"])
+    ("令和6年は2024年です", "第12回の会議、開催。"),
+], ids=["issue-sample", "four-columns", "digits-punctuation"])
 @pytest.mark.parametrize("writing", ["vertical-cmap", "rotated"])
 def test_vertical_japanese_reads_column_by_column_from_the_right_without_spaces(columns, writing):
     cells, _page = read(documents.tategaki(columns, writing=writing))
@@ -192,12 +193,13 @@ def test_line_end_hyphen_rule():
 # --- kind 7: crowded pages ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("markers, seed", [(1200, 7), (3000, 11)])
-def test_table_beside_a_scatter_plot_keeps_its_cells_and_caption_without_the_layout_model(markers, seed):
-    data = documents.table_page(markers=markers, seed=seed)
+@pytest.mark.parametrize("markers, seed, one_path", [(1200, 7, False), (3000, 11, False), (1200, 5, True)],
+                         ids=["issue-sample", "3000-markers", "markers-in-one-path"])
+def test_table_beside_a_scatter_plot_keeps_its_cells_and_caption_without_the_layout_model(markers, seed, one_path):
+    data = documents.table_page(markers=markers, seed=seed, one_path=one_path)
     document = pymupdf.open("pdf", data)
     page = PdfPage(page=document[0], dpi=72)
-    assert len(page.page.get_drawings()) > MAX_TABLE_PATHS
+    assert drawing_items(page.page.get_drawings()) > MAX_TABLE_ITEMS
     cells = TextLayerEngine().recognize(page, prompt_mode="prompt_layout_all_en").cells
     # The layout model, whose time grows with the drawings, did not run on this page.
     assert page.page.layout_information is None

@@ -18,7 +18,7 @@ from workers.ocr.base import Cell, PageOcr
 from workers.ocr.textlayer_forms import field_boxes, place_field_values
 from workers.ocr.textlayer_frame import text_layout
 from workers.ocr.textlayer_geometry import MARGIN_BAND, Box, center_inside_any, mostly_inside_any, to_pixels, union
-from workers.ocr.textlayer_lines import has_rtl, is_vertical_cjk, logical_text, separator, span_text
+from workers.ocr.textlayer_lines import has_rtl, is_tategaki, logical_text, separator, span_text
 from workers.ocr.textlayer_order import Region, reading_order
 from workers.ocr.textlayer_tables import find_ruled_tables
 from workers.ocr.textlayer_words import DocumentWords
@@ -114,7 +114,7 @@ def read_blocks(page: pymupdf.Page, layout: dict, covered: list[Box] = (),
             continue
         lines = [line for line in block["lines"]
                  if line_text(line) and not center_inside_any(line["bbox"], covered)]
-        if lines and all(is_vertical_cjk(line, line_text(line)) for line in lines):
+        if lines and is_tategaki(lines):
             blocks.append(text_block(vertical_columns(lines), words, vertical=True))
         else:
             blocks += [text_block(rows, words) for rows in split_list_items(visual_rows(lines))]
@@ -180,11 +180,14 @@ def overlaps_horizontally(first: Box, second: Box) -> bool:
 
 
 def column_row(column: list[dict]) -> Row:
+    """One tategaki column as a row. MuPDF often makes each glyph a line: pieces that touch
+    ("2", "0", "2", "4" of an upright year) join without a space, like CJK characters."""
     text, bbox, spans = "", tuple(column[0]["bbox"]), ()
     for line in column:
-        piece = line_text(line)
-        text = text + separator(text, piece) + piece if text else piece
-        bbox = union(bbox, tuple(line["bbox"]))
+        piece, box = line_text(line), tuple(line["bbox"])
+        touching = box[1] - bbox[3] < (box[2] - box[0]) * 0.25
+        text = text + ("" if touching else separator(text, piece)) + piece if text else piece
+        bbox = union(bbox, box)
         spans += tuple((span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG))
                        for span in line["spans"])
     return Row(bbox, text, spans)

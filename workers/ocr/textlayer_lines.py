@@ -57,11 +57,12 @@ def separator(before: str, after: str) -> str:
     return "" if before and after and is_cjk(before[-1]) and is_cjk(after[0]) else " "
 
 
-def is_vertical_cjk(line: dict, text: str) -> bool:
-    """A tategaki column: a line running downwards on the displayed page, mostly CJK."""
-    dx, dy = line["dir"]
-    letters = [char for char in text if not char.isspace()]
-    return dy > abs(dx) and bool(letters) and sum(map(is_cjk, letters)) >= len(letters) * 0.5
+def is_tategaki(lines: list[dict]) -> bool:
+    """A block of vertical CJK writing: every line (``text`` set) runs downwards on the
+    displayed page, and most of the block's letters are CJK (upright digits may be among them)."""
+    letters = [char for line in lines for char in line["text"] if not char.isspace()]
+    downwards = all(line["dir"][1] > abs(line["dir"][0]) for line in lines)
+    return downwards and bool(letters) and sum(map(is_cjk, letters)) >= len(letters) * 0.5
 
 
 # --- right to left ------------------------------------------------------------------------

@@ -24,14 +24,15 @@ MIN_ALIGNED_RULES = 3
 RULE_MIN_PAGE_SHARE = 0.1
 RULE_ALIGN_TOLERANCE_PT = 2.0
 TEXT_ROWS_SHARE = 0.75
-# Both halves of find_tables grow faster than the number of vector paths on the page:
-# the layout model (10 s for a table beside a scatter plot of 1,200 filled squares, 1 s
-# without the plot) and the joining of neighbouring paths into candidate boxes (a page
-# of that kind took 58 s), all under the process-wide PyMuPDF lock. Past
-# MAX_TABLE_PATHS paths the table step skips the layout model and sees only the
-# straight strokes of at least STROKE_MIN_PT (a table's rules; a plot marker is a few
-# points wide): such a page takes about as long as a plain one.
-MAX_TABLE_PATHS = 500
+# Both halves of find_tables grow faster than the vector drawing on the page: the
+# layout model (10 s for a table beside a scatter plot of 1,200 filled squares, 17 s
+# when the squares are one path, 1 s without the plot) and the joining of neighbouring
+# paths into candidate boxes (a page of that kind took 58 s), all under the
+# process-wide PyMuPDF lock. Past MAX_TABLE_ITEMS drawing items (lines, curves,
+# rectangles, in however many paths) the table step skips the layout model and sees
+# only the straight strokes of at least STROKE_MIN_PT (a table's rules; a plot marker
+# is a few points wide): such a page takes about as long as a plain one.
+MAX_TABLE_ITEMS = 1000
 STROKE_MIN_PT = 8.0
 
 
@@ -49,7 +50,7 @@ def find_ruled_tables(page: pymupdf.Page, text_lines: list[Box]) -> list[FoundTa
     if not has_table_rules(page, text_lines, drawings):
         return []
     try:
-        if len(drawings) > MAX_TABLE_PATHS:
+        if drawing_items(drawings) > MAX_TABLE_ITEMS:
             located, ruled = page.find_tables(use_layout=False, paths=line_like(drawings)).tables, []
         else:
             # The layout model says where tables are; the rules, where they frame one, say how
@@ -87,6 +88,10 @@ def unique(tables) -> list:
         if all(table is not other for other in kept):
             kept.append(table)
     return kept
+
+
+def drawing_items(drawings: list[dict]) -> int:
+    return sum(len(path["items"]) for path in drawings)
 
 
 def line_like(drawings: list[dict]) -> list[dict]:
