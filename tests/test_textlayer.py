@@ -4,14 +4,10 @@ import pymupdf
 import pytest
 
 from workers.ocr.layout import cells_to_markdown
-from workers.ocr.textlayer import (
-    TextLayerEngine,
-    has_table_rules,
-    is_list_marker,
-    line_boxes,
-    span_text,
-    text_layout,
-)
+from workers.ocr.textlayer import TextLayerEngine, is_list_marker, line_boxes
+from workers.ocr.textlayer_frame import text_layout
+from workers.ocr.textlayer_lines import span_text
+from workers.ocr.textlayer_tables import has_table_rules
 from workers.pdf import PdfPage, open_pdf
 
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
