@@ -275,6 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--only", choices=["kill-worker", "kill-all", "db-restart", "stop-backlog"])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="NUM_WORKERS of stop-backlog")
     args = parser.parse_args()
     results = {}
     for name in ("kill-worker", "kill-all", "db-restart", "stop-backlog"):
@@ -286,7 +287,7 @@ def main() -> None:
         elif name == "kill-all":
             results[name] = kill_all(scratch_database("dotsocr_chaos"), workdir)
         elif name == "stop-backlog":
-            results[name] = stop_backlog(args.trials)
+            results[name] = stop_backlog(args.trials, tuple(args.workers))
         else:
             results[name] = db_restart(workdir)
         print(f"{name}: {json.dumps(results[name])}", flush=True)

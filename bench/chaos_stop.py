@@ -34,7 +34,7 @@ BOUND_SECONDS = GRACE_SECONDS + 10
 SIGNALS = ("SIGTERM main", "SIGTERM group", "SIGINT main")
 
 
-def stop_backlog(trials: int) -> dict:
+def stop_backlog(trials: int, worker_counts: tuple[int, ...] = WORKER_COUNTS) -> dict:
     base = connection_kwargs(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)["dbname"]
     database_url = url_for_database(f"{base}_chaos_stop")
     drop_database(database_url)
@@ -46,7 +46,7 @@ def stop_backlog(trials: int) -> dict:
         prepare_database(env)
         setup_django(env)
         rows = []
-        for workers in WORKER_COUNTS:
+        for workers in worker_counts:
             outcomes = [stop_trial(env, workers, SIGNALS[n % len(SIGNALS)], workdir) for n in range(trials)]
             rows.append(summary(workers, outcomes))
             print_row(rows[-1])
@@ -64,6 +64,8 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
 
     enqueue_bulk(max(0, BACKLOG - job_counts()["queued"]))
     completed_before = job_counts()["completed"]
+    log = workdir / "qcluster.log"
+    log_start = log.stat().st_size if log.exists() else 0
     cluster = start_cluster({**env, "NUM_WORKERS": str(workers)}, workdir)
     try:
         if not wait_for(lambda: job_counts()["completed"] >= completed_before + workers + 1, 120):
@@ -80,8 +82,13 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
     finally:
         cluster.stop(timeout=1)
     running = Conversion.objects.filter(status="running").count()
-    return {"how": how, "clean": not left and not running, "stop_s": round(stop_s, 2), "left": left,
-            "running": running}
+    outcome = {"how": how, "clean": not left and not running, "stop_s": round(stop_s, 2), "left": left,
+               "running": running}
+    if not outcome["clean"]:  # the trial's log, for the post-mortem (the folder is removed)
+        with open(log, "rb") as handle:
+            handle.seek(log_start)
+            outcome["log"] = handle.read().decode(errors="replace").splitlines()[-150:]
+    return outcome
 
 
 def alive(pids) -> list[str]:
