@@ -38,7 +38,8 @@ import pikepdf
 
 WHITE = rb"[\0\t\n\f\r ]"  # PDF 32000-1, 7.2.2: the six white-space characters
 DELIMITER = rb"[\0\t\n\f\r /<>\[\]()%{}]"
-OBJECT_HEADER = re.compile(rb"(?<![0-9])([0-9]{1,10})" + WHITE + rb"{1,8}([0-9]{1,5})" + WHITE + rb"{1,8}obj(?=" + DELIMITER + b")")
+OBJECT_HEADER = re.compile(
+    rb"(?<![0-9])([0-9]{1,10})" + WHITE + rb"{1,8}([0-9]{1,5})" + WHITE + rb"{1,8}obj(?=" + DELIMITER + b")")
 PAGE_TYPE = re.compile(rb"/Type" + WHITE + rb"*/Page(?=" + DELIMITER + b")")
 ENCRYPTED = re.compile(rb"/Encrypt" + WHITE + rb"*(?:[0-9]+" + WHITE + rb"+[0-9]+" + WHITE + rb"+R|<<)")
 # How far past an object header its dictionary is looked for: a page dictionary is a few
