@@ -20,23 +20,9 @@ from pathlib import Path
 
 import pymupdf
 
-from tests.input_files import docx_bytes, xlsx_bytes
+from tests.input_files import docx_bytes, pptx_bytes, xlsx_bytes
 from workers.inputs import sniff
-from workers.inputs.office import convert_to_pdf, run_group
-
-
-def pptx_bytes(folder: Path) -> bytes:
-    """A one-slide PPTX, written by LibreOffice Impress from a PDF (no PPTX library here)."""
-    document = pymupdf.open()
-    page = document.new_page(width=720, height=540)
-    page.insert_text((72, 120), "Quarterly review", fontsize=32)
-    page.insert_text((72, 220), "Revenue grew in every region", fontsize=20)
-    source = folder / "slides.pdf"
-    document.save(source)
-    run_group(["soffice", "--headless", f"-env:UserInstallation={(folder / 'profile').as_uri()}",
-               "--infilter=impress_pdf_import", "--convert-to", "pptx", "--outdir", str(folder), str(source)],
-              timeout_seconds=120, cwd=folder, label="PPTX")
-    return (folder / "slides.pptx").read_bytes()
+from workers.inputs.office import convert_to_pdf
 
 
 def documents(folder: Path) -> dict[str, Path]:

@@ -86,6 +86,24 @@ def xlsx_bytes(rows: list[list]) -> bytes:
     return buffer.getvalue()
 
 
+def pptx_bytes(folder: Path, *, title: str = "Quarterly review", point: str = "Revenue grew in every region") -> bytes:
+    """A one-slide PPTX, written by LibreOffice Impress from a PDF (there is no PPTX library here)."""
+    import pymupdf
+
+    from workers.inputs.office import run_group
+
+    document = pymupdf.open()
+    page = document.new_page(width=720, height=540)
+    page.insert_text((72, 120), title, fontsize=32)
+    page.insert_text((72, 220), point, fontsize=20)
+    source = folder / "slides.pdf"
+    document.save(source)
+    run_group(["soffice", "--headless", f"-env:UserInstallation={(folder / 'profile').as_uri()}",
+               "--infilter=impress_pdf_import", "--convert-to", "pptx", "--outdir", str(folder), str(source)],
+              timeout_seconds=120, cwd=folder, label="PPTX")
+    return (folder / "slides.pptx").read_bytes()
+
+
 def corrupt_docx_bytes() -> bytes:
     """A ZIP with the parts of a DOCX whose XML is garbage: it looks like a DOCX and is not one."""
     buffer = io.BytesIO()

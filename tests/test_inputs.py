@@ -16,6 +16,7 @@ from tests.input_files import (
     image_bomb,
     image_bytes,
     multi_frame_bytes,
+    pptx_bytes,
     reordered_zip,
     sideways_jpeg,
     xlsx_bytes,
@@ -225,6 +226,14 @@ def test_an_xlsx_converts_with_its_cells(api):
     markdown = markdown_of(api, conversion)
     for value in ("Region", "Revenue", "North", "4711", "South", "815"):
         assert value in markdown
+
+
+def test_a_pptx_converts_with_its_slide_text(api, tmp_path):
+    content = pptx_bytes(tmp_path, title="Roadmap review", point="Launch moves to spring")
+    conversion = completed(convert(api, "deck.pptx", content))
+    assert conversion.document.content_type.endswith("presentationml.presentation")
+    markdown = markdown_of(api, conversion)
+    assert "Roadmap review" in markdown and "Launch moves to spring" in markdown
 
 
 TEXT_CASES = {  # name -> (content, content type recorded, texts the Markdown holds)
