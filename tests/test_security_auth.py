@@ -78,6 +78,7 @@ ANONYMOUS_GETS = {
     "documents": ("/documents", API),
     "documents/<path:filename>": ("/documents/x.pdf", API),
     "convert": ("/convert", API),
+    "convert-doc": ("/convert-doc", API),
     "conversion-status/<str:conversion_id>": (f"/conversion-status/{SOME_ID}", API),
     "worker-pool-status": ("/worker-pool-status", API),
     "markdown-files/<str:stem>": ("/markdown-files/x", API),

@@ -304,6 +304,11 @@ def compat_convert(world):
     hidden_from_b(world, "post", "/convert", data={"filename": A_NAME}, format="json")
 
 
+@covers("convert-doc")
+def compat_convert_doc(world):
+    hidden_from_b(world, "post", "/convert-doc", data={"filename": A_NAME}, format="json")
+
+
 @covers("conversion-status/<str:conversion_id>")
 def compat_status(world):
     hidden_from_b(world, "get", f"/conversion-status/{world.completed.pk}")
