@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 
 from bench.harness import drop_database, enqueue_bulk, job_counts, setup_django
 from dotsocr_site.launcher import connection_kwargs, ensure_database, prepare_database
-from tests.live import DEFAULT_DATABASE_URL, python_env, start_cluster, url_for_database
+from tests.live import DEFAULT_DATABASE_URL, alive, process_tree, python_env, start_cluster, url_for_database
 
 WORKER_COUNTS = (1, 2, 4)
 BACKLOG = 300
@@ -70,7 +69,7 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
     try:
         if not wait_for(lambda: job_counts()["completed"] >= completed_before + workers + 1, 120):
             return {"how": how, "clean": False, "why": "the cluster did not get going", "stop_s": None, "left": []}
-        pids = {cluster.process.pid} | {c.pid for c in psutil.Process(cluster.process.pid).children(recursive=True)}
+        pids = process_tree(cluster.process.pid)
         if how == "SIGTERM group":
             os.killpg(cluster.process.pid, signal.SIGTERM)
         else:
@@ -89,18 +88,6 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
             handle.seek(log_start)
             outcome["log"] = handle.read().decode(errors="replace").splitlines()[-150:]
     return outcome
-
-
-def alive(pids) -> list[str]:
-    names = []
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                names.append(" ".join(process.cmdline()).split("  ")[0])
-        except psutil.NoSuchProcess:
-            continue
-    return names
 
 
 def wait_for(predicate, timeout: float) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from dotsocr_site.launcher import DEFAULT_DATABASE_URL, cluster_command, kill_group, web_command
 
@@ -139,3 +140,20 @@ def python_env(**overrides) -> dict:
             "PATH": os.environ["PATH"]}
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process below it (a cluster's sentinel, pusher, monitor, workers)."""
+    return {pid} | {child.pid for child in psutil.Process(pid).children(recursive=True)}
+
+
+def alive(pids) -> list[str]:
+    """The processes among ``pids`` still running, each as "pid cmdline (status)"; a zombie
+    has ended (only not yet reaped by its parent) and is left out."""
+    running = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(f"{pid} {' '.join(process.cmdline())} ({process.status()})")
+        except psutil.NoSuchProcess:
+            continue
+    return running

@@ -11,7 +11,6 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
@@ -20,28 +19,11 @@ from django_q.models import OrmQ
 
 from conversions import services
 from conversions.models import Conversion
-from tests.live import pdf_of, start_cluster
+from tests.live import alive, pdf_of, process_tree, start_cluster
 
 pytestmark = pytest.mark.acceptance
 GRACE_SECONDS = 5
 BACKLOG = 60
-
-
-def cluster_pids(pid: int) -> set[int]:
-    return {pid} | {child.pid for child in psutil.Process(pid).children(recursive=True)}
-
-
-def alive(pids) -> list[str]:
-    """The processes among pids still running (a zombie has ended, only not been reaped)."""
-    running = []
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running.append(f"{pid} {' '.join(process.cmdline())} ({process.status()})")
-        except psutil.NoSuchProcess:
-            continue
-    return running
 
 
 def wait_until(predicate, timeout: float, what) -> float:
@@ -76,7 +58,7 @@ def test_stop_with_a_prefetched_backlog_ends_every_process_in_bounded_time(worke
         # The pusher keeps workers^2 messages in the task queue and one in hand.
         wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2 and prefetched_messages() >= 2,
                    90, lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
-        pids = cluster_pids(cluster.process.pid)
+        pids = process_tree(cluster.process.pid)
         if how == "SIGTERM to the process group":
             os.killpg(cluster.process.pid, signal.SIGTERM)
         else:
@@ -110,7 +92,7 @@ def test_a_cluster_whose_main_process_is_killed_stops_by_itself(live_env, transa
         queue_backlog(BACKLOG)
         wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2, 90,
                    lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
-        pids = cluster_pids(cluster.process.pid)
+        pids = process_tree(cluster.process.pid)
         cluster.process.kill()
         wait_until(lambda: not alive(pids), GRACE_SECONDS + 10,
                    lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")

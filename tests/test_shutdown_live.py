@@ -7,12 +7,11 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
 
 from conversions.models import Conversion
 from tests.dotsocr_standin import DotsOcrStandin
-from tests.live import pdf_of, start_cluster, wait_for_status
+from tests.live import alive, pdf_of, process_tree, start_cluster, wait_for_status
 
 pytestmark = pytest.mark.acceptance
 PAGES = 8
@@ -22,19 +21,6 @@ PAGES = 8
 def standin():
     with DotsOcrStandin(latency=0.7) as server:
         yield server
-
-
-def alive(pids) -> list[str]:
-    """The processes among pids still running (zombies are gone, only not yet reaped)."""
-    running = []
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running.append(f"{pid} {' '.join(process.cmdline())} ({process.status()})")
-        except psutil.NoSuchProcess:
-            continue
-    return running
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -54,7 +40,7 @@ def test_sigterm_releases_the_running_job_and_a_new_cluster_finishes_it(whom, li
     conversion_id = response.json()["id"]
     wait_until(lambda: Conversion.objects.get(pk=conversion_id).pages_done >= 2, 60, "the job never got going")
 
-    pids = {cluster.process.pid} | {child.pid for child in psutil.Process(cluster.process.pid).children(recursive=True)}
+    pids = process_tree(cluster.process.pid)
     if whom == "cluster process":  # `kill PID`, docker stop: only the main process hears it
         cluster.process.send_signal(signal.SIGTERM)
     else:  # systemd, Ctrl-C in a terminal: every process of the group hears it
