@@ -9,6 +9,7 @@ guess which garbage to forbid. Its outcome (a reason on the page) is tested in
 tests/test_page_reasons.py instead.
 """
 
+from itertools import pairwise
 
 from bench import reading_samples as reading
 from bench import trust_samples as trust
@@ -19,7 +20,7 @@ MAINTENANCE = (trust.MAINTENANCE_TITLE, *trust.MAINTENANCE_SENTENCES)
 
 
 def in_order(lines) -> list[Order]:
-    return [Order(before, after) for before, after in zip(lines, lines[1:])]
+    return [Order(before, after) for before, after in pairwise(lines)]
 
 
 # --- kind 1: text layers that do not say what the page shows ----------------------------
