@@ -30,7 +30,7 @@ def in_order(lines) -> list[Order]:
 def shifted_tounicode() -> Document:
     """Sample (a): Helvetica whose ToUnicode sends every code to code - 29."""
     return Document("issue15-shifted-tounicode", trust.shifted_tounicode(), [
-        *map(Present, MAINTENANCE), *in_order(MAINTENANCE),
+        Heading(trust.MAINTENANCE_TITLE), *map(Present, MAINTENANCE), *in_order(MAINTENANCE),
         Absent("0DLQWHQDQFH"), Absent("5HSRUW"),  # "Maintenance Report" through the shifted map
     ])
 
@@ -39,7 +39,7 @@ def shifted_tounicode() -> Document:
 def type3_without_unicode() -> Document:
     """Sample (b): a Type 3 font from real glyph outlines, codes 1..N, no ToUnicode."""
     return Document("issue15-type3-font", trust.type3_font_text(), [
-        *map(Present, trust.TYPE3_LINES), *in_order(trust.TYPE3_LINES),
+        Heading(trust.TYPE3_LINES[0]), *map(Present, trust.TYPE3_LINES), *in_order(trust.TYPE3_LINES),
     ])
 
 
@@ -49,6 +49,30 @@ def invisible_ocr_layer() -> Document:
     return Document("issue15-invisible-ocr-layer", trust.invisible_ocr_layer(), [
         *map(Present, trust.SCAN_LINES), *in_order(trust.SCAN_LINES),
         Absent("Hcrbonr insqcction uotes"), Absent("wcstcru qicr"),  # the hidden layer's words
+    ])
+
+
+@generated
+def scrambled_tounicode() -> Document:
+    """Another of kind 1: a ToUnicode map that permutes the letters (a map written for another subset)."""
+    return Document("issue15-scrambled-tounicode", trust.scrambled_tounicode(), [
+        *map(Present, MAINTENANCE), *in_order(MAINTENANCE),
+    ])
+
+
+@generated
+def cid_font_without_tounicode() -> Document:
+    """Another of kind 1: an embedded TrueType (Type0, Identity-H) font with no ToUnicode map."""
+    return Document("issue15-cid-font-no-tounicode", trust.cid_font_text("none"), [
+        *map(Present, MAINTENANCE), *in_order(MAINTENANCE),
+    ])
+
+
+@generated
+def unmapped_tounicode() -> Document:
+    """Another of kind 1: every letter and digit mapped to U+FFFD."""
+    return Document("issue15-fffd-tounicode", trust.unmapped_tounicode(), [
+        *map(Present, MAINTENANCE), *in_order(MAINTENANCE), Absent("\ufffd"),
     ])
 
 
@@ -70,6 +94,23 @@ def rotate_90_report() -> Document:
 def turned_scan_90() -> Document:
     """A scan (one image, no text layer, no /Rotate) whose content is turned 90 degrees."""
     return Document("issue15-turned-scan-90", trust.turned_scan(90), [
+        *map(Present, trust.SCAN_LINES), *in_order(trust.SCAN_LINES),
+    ])
+
+
+@generated
+def rotate_270_report() -> Document:
+    """Another of kind 3: the same report on a page with /Rotate 270."""
+    title = "Quarterly Field Report"
+    return Document("issue15-rotate-270", reading.rotated_report(270), [
+        Order(title, "Alpha"), Order("alpha-end.", "Bravo"), Order("bravo-end.", "Charlie"),
+    ])
+
+
+@generated
+def turned_scan_180() -> Document:
+    """Another of kind 3: a scan turned upside down."""
+    return Document("issue15-turned-scan-180", trust.turned_scan(180), [
         *map(Present, trust.SCAN_LINES), *in_order(trust.SCAN_LINES),
     ])
 
@@ -100,6 +141,14 @@ def tategaki() -> Document:
     """Vertical Japanese: columns read from the right, each top to bottom, no spaces between characters."""
     columns = reading.TATEGAKI_COLUMNS
     return Document("issue15-tategaki", reading.tategaki(), [*map(Present, columns), *in_order(columns)])
+
+
+@generated
+def tategaki_rotated() -> Document:
+    """Another of kind 4: vertical Japanese drawn as lines of text turned a quarter clockwise."""
+    columns = reading.TATEGAKI_COLUMNS
+    return Document("issue15-tategaki-rotated", reading.tategaki(writing="rotated"),
+                    [*map(Present, columns), *in_order(columns)])
 
 
 # --- kinds 5 and 6: reading order on a line, hyphens -------------------------------------
