@@ -211,6 +211,8 @@ def corpus_documents(root: Path = CORPUS) -> list[Document]:
 
 
 def all_documents(*, corpus: Path | None = CORPUS) -> list[Document]:
+    import bench.fidelity_issue15  # noqa: F401  (registers the issue-15 page kinds; it imports this module)
+
     documents = [build() for build in GENERATED]
     return documents + (corpus_documents(corpus) if corpus else [])
 

@@ -10,8 +10,8 @@ bench/documents.py (generated pages and the shared corpus) twice in one run:
 - the peer: ``pymupdf4llm.to_markdown``, the PyMuPDF authors' PDF-to-Markdown package.
 
 It prints the pass rate per check type for both (checks: bench/fidelity_checks.py), the
-checks each one failed, and the time each took, and writes everything to
-bench/results/fidelity.json. ``--no-corpus`` leaves the corpus out; ``--only NAME...``
+checks each one failed, and the time each took, and writes everything (with each
+engine's Markdown) to bench/results/fidelity.json. ``--no-corpus`` leaves the corpus out; ``--only NAME...``
 runs some documents.
 """
 
@@ -95,6 +95,7 @@ def run_document(document: Document, folder: Path) -> dict:
         outcome["engines"][engine_name] = {
             "seconds": round(time.perf_counter() - started, 3),
             "error": error,
+            "markdown": markdown,  # kept in the JSON so a failed check can be read against the output
             "checks": [{"check": describe(check), "kind": check.kind, "passed": check.passes(markdown)}
                        for check in document.checks],
         }
