@@ -17,6 +17,8 @@ Run through bench/chaos.py: `.venv/bin/python -m bench.chaos --only stop-backlog
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,16 +80,30 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
         wait_for(lambda: not alive(pids), BOUND_SECONDS)
         stop_s = time.monotonic() - signalled
         left = alive(pids)
+        stacks = dump_stacks(left)
     finally:
         cluster.stop(timeout=1)
     running = Conversion.objects.filter(status="running").count()
     outcome = {"how": how, "clean": not left and not running, "stop_s": round(stop_s, 2), "left": left,
-               "running": running}
+               "running": running, "stacks": stacks}
     if not outcome["clean"]:  # the trial's log, for the post-mortem (the folder is removed)
         with open(log, "rb") as handle:
             handle.seek(log_start)
             outcome["log"] = handle.read().decode(errors="replace").splitlines()[-150:]
     return outcome
+
+
+def dump_stacks(pids: list[int]) -> dict[int, str]:
+    """Python stacks of the processes left at the bound, for the post-mortem, when py-spy is
+    installed (a profiler, not a requirement: `pip install py-spy`)."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
+    if not spy:
+        return {}
+    stacks = {}
+    for pid in pids:
+        done = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
+        stacks[pid] = done.stdout + done.stderr
+    return stacks
 
 
 def wait_for(predicate, timeout: float) -> bool:
