@@ -77,6 +77,36 @@ def test_large_fonts_are_title_and_section_header(tmp_path):
     assert cells[2].category == "Text" and cells[2].text.startswith("body")
 
 
+@pytest.mark.parametrize("heading_size, bold_font, category", [
+    (14, "hebo", "Section-header"),  # a Word "Heading 1" as LibreOffice exports it: 14 pt bold over 11 pt
+    (18, "helv", "Title"),
+    (11, "hebo", "Section-header"),  # a run-in bold heading at body size
+])
+def test_heading_set_close_above_its_paragraph_is_its_own_cell(tmp_path, heading_size, bold_font, category):
+    document = pymupdf.open()
+    page = document.new_page(width=595, height=842)
+    # Close enough that MuPDF makes heading and paragraph one block.
+    page.insert_text((72, 100), "Quarterly report", fontsize=heading_size, fontname=bold_font)
+    body = ["Revenue grew by 12 percent in the third quarter,", "which was a good quarter for everyone involved,",
+            "and the fourth is expected to be as good."]
+    for number, line in enumerate(body):
+        page.insert_text((72, 100 + heading_size - 2 + 13 * number), line, fontsize=11, fontname="tiro")
+    path = save(document, tmp_path / "heading.pdf")
+    assert len(text_layout(pymupdf.open(path)[0])["blocks"]) == 1  # the case: one MuPDF block
+    cells = recognize(path).cells
+    assert [cell.category for cell in cells] == [category, "Text"]
+    assert cells[0].text.lstrip("# ") == "Quarterly report" and cells[1].text.startswith("Revenue grew")
+
+
+def test_bold_first_line_ending_a_sentence_stays_in_its_paragraph(tmp_path):
+    document = pymupdf.open()
+    page = document.new_page(width=595, height=842)
+    page.insert_text((72, 100), "Read this first.", fontsize=11, fontname="hebo")
+    page.insert_text((72, 113), "Then read the rest of the paragraph, which goes on.", fontsize=11, fontname="tiro")
+    cells = recognize(save(document, tmp_path / "bold.pdf")).cells
+    assert len(cells) == 1 and cells[0].category == "Text"
+
+
 def test_bulleted_and_numbered_lists_are_one_list_item_per_entry(tmp_path):
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)

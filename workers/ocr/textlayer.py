@@ -117,7 +117,8 @@ def read_blocks(page: pymupdf.Page, layout: dict, covered: list[Box] = (),
         if lines and is_tategaki(lines):
             blocks.append(text_block(vertical_columns(lines), words, vertical=True))
         else:
-            blocks += [text_block(rows, words) for rows in split_list_items(visual_rows(lines))]
+            blocks += [text_block(rows, words) for item in split_list_items(visual_rows(lines))
+                       for rows in split_at_style_changes(item)]
     return blocks, pictures
 
 
@@ -208,25 +209,51 @@ def split_list_items(rows: list[Row]) -> list[list[Row]]:
     return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)])]
 
 
+def split_at_style_changes(rows: list[Row]) -> list[list[Row]]:
+    """A block's rows, split where the text size changes by a heading's step or where a
+    bold heading of one or two rows ends: MuPDF often joins a heading set close above
+    its paragraph (LibreOffice's export of a Word "Heading 1", say) into one block, and
+    the block would then read as one paragraph with the heading in its first line."""
+    if len(rows) < 2:
+        return [rows] if rows else []
+    styles = [span_style(row.spans) for row in rows]
+    cuts = [index for index in range(1, len(rows)) if size_step(styles[index - 1][0], styles[index][0])]
+    bold_rows = next((index for index, (_, bold) in enumerate(styles) if not bold), len(rows))
+    if 0 < bold_rows <= 2 and bold_rows < len(rows) and not rows[bold_rows - 1].text.endswith("."):
+        cuts.append(bold_rows)
+    starts = sorted({0, *cuts})
+    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)])]
+
+
+def span_style(spans) -> tuple[float, bool]:
+    """Of ``spans`` ((size, characters, bold) each): the size carrying most characters
+    (one big symbol does not make a heading) and whether most characters are bold."""
+    sizes, bold_chars, chars = Counter(), 0, 0
+    for size, count, bold in spans:
+        sizes[round(size, 1)] += count
+        chars += count
+        bold_chars += count if bold else 0
+    return (sizes.most_common(1)[0][0] if sizes else 0.0), chars > 0 and bold_chars / chars > 0.6
+
+
+def size_step(first: float, second: float) -> bool:
+    return min(first, second) > 0 and max(first, second) / min(first, second) >= BOLD_HEADER_SCALE
+
+
 def is_list_marker(text: str) -> bool:
     return bool(BULLET_GLYPH.match(text) or NUMBERED.match(text))
 
 
 def text_block(rows: list[Row], words: DocumentWords, vertical: bool = False) -> TextBlock:
-    sizes, bold_chars, chars = Counter(), 0, 0
-    for size, count, bold in (span for row in rows for span in row.spans):
-        sizes[round(size, 1)] += count
-        chars += count
-        bold_chars += count if bold else 0
+    size, bold = span_style([span for row in rows for span in row.spans])
     bbox = rows[0].bbox
     for row in rows[1:]:
         bbox = union(bbox, row.bbox)
     return TextBlock(
         bbox=bbox,
         text=join_lines([row.text for row in rows], words),
-        # The size carrying most characters: one big symbol does not make a heading.
-        size=sizes.most_common(1)[0][0],
-        bold=chars > 0 and bold_chars / chars > 0.6,
+        size=size,
+        bold=bold,
         rows=len(rows),
         vertical=vertical,
     )
