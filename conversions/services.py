@@ -25,8 +25,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Count, F, Max, Min, Q, Value
-from django.db.models.functions import Cast, Concat, Greatest
+from django.db.models import Count, F, Max, Min, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_q.tasks import async_task
 from rest_framework.authtoken.models import Token
@@ -42,7 +42,7 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
-from conversions import page_selection, sources
+from conversions import checkpoints, page_selection, sources
 from conversions.claiming import claim_in_one_statement
 from conversions.models import Conversion, Document, PageResult
 from conversions.returning import update_returning
@@ -471,9 +471,6 @@ def _progress(value: int):
     return Greatest(F("progress"), value)
 
 
-def _progress_of_pages(done, total: int):
-    """10 + 80 x pages done / total (the original app's scale), ``done`` an expression."""
-    return Greatest(F("progress"), Value(10) + (done * 80) / Value(total))
 
 
 def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: int | None = None) -> None:
@@ -496,40 +493,32 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
     """Store one finished page and the job's progress together (the resume point).
     ``page_no`` numbers the job's pages from 0; ``source_page`` is the document's page it
     was read from, 1-based (default ``page_no + 1``)."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                PageResult.objects.create(
-                    conversion=conversion,
-                    page_no=page_no,
-                    source_page=page_no + 1 if source_page is None else source_page,
-                    cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
-                    markdown=without_nul(markdown),
-                    markdown_nohf=without_nul(markdown_nohf),
-                    engine=page.engine,
-                    engine_reason=without_nul(page.reason),
-                    # A page that shows ink but could not be read is recorded, never an empty success.
-                    status=PageResult.Status.FAILED if page.error else PageResult.Status.DONE,
-                    error=without_nul(page.error),
-                    duration_ms=duration_ms,
-                )
-            added = 1
-        except IntegrityError:
-            # Another attempt already checkpointed this page (and counted it); keep the first result.
-            logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
-            added = 0
-        # pages_done counts the job's checkpoints: each one adds itself in its own
-        # transaction, so the count is exact without counting the rows again.
-        total = conversion.pages_total or 1
-        done = F("pages_done") + added
-        _update_running(
-            conversion,
-            page_no=page_no,
-            pages_done=done,
-            progress=_progress_of_pages(done, total),
-            message=Concat(Value("Processing pages: "), Cast(done, CharField()), Value(f"/{total}"),
-                           output_field=CharField()),
-        )
+    result = PageResult(
+        conversion=conversion,
+        page_no=page_no,
+        source_page=page_no + 1 if source_page is None else source_page,
+        cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
+        markdown=without_nul(markdown),
+        markdown_nohf=without_nul(markdown_nohf),
+        engine=page.engine,
+        engine_reason=without_nul(page.reason),
+        # A page that shows ink but could not be read is recorded, never an empty success.
+        status=PageResult.Status.FAILED if page.error else PageResult.Status.DONE,
+        error=without_nul(page.error),
+        duration_ms=duration_ms,
+    )
+    # One statement (conversions/checkpoints.py): the page row and the job's count of
+    # them (pages_done + 1, so no count of the rows) commit together, only while the job
+    # is ours. A page another attempt already checkpointed keeps its first result.
+    state, added = checkpoints.checkpoint(conversion, result, total=conversion.pages_total or 1, now=timezone.now(),
+                                          returning=RUNNING_STATE)
+    if state is None:
+        raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
+    if not added:
+        logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
+    for name, value in state.items():
+        setattr(conversion, name, value)
+    progress.publish_state_after_commit(conversion, page_no=page_no)
 
 
 def without_nul(text: str) -> str:
@@ -542,8 +531,7 @@ def without_nul_in_cell(cell: dict) -> dict:
 
 
 def record_finalizing(*, conversion: Conversion) -> None:
-    _update_running(conversion, progress=_progress(95), message="Finalizing conversion...",
-                    announce=(conversion.pages_total or 0) > 1)  # a one-page job's next event is its end
+    _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
 
 
 def _finish(conversion: Conversion, target: str, *, where: dict | None = None, **fields) -> bool:
@@ -572,7 +560,8 @@ def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
 
 def completion_message(conversion: Conversion) -> str:
     """"Conversion completed successfully", or which pages could not be read."""
-    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).values_list("page_no", flat=True))
+    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).order_by("page_no")
+                      .values_list("page_no", flat=True))
     if not unreadable:
         return "Conversion completed successfully"
     numbers = ", ".join(str(page_no + 1) for page_no in unreadable[:20]) + (", ..." if len(unreadable) > 20 else "")
