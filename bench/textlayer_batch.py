@@ -24,7 +24,7 @@ def invoice_pdf(index: int) -> bytes:
     document = pymupdf.open()
     page = document.new_page()
     lines = [f"INVOICE {index:06d}", "ACME Supplies Ltd, 1 Main Street", f"Customer {index % 97}",
-             *(f"Item {row}: widget type {row * 7 % 13} .......... {row * 3.5 + index % 10:.2f} EUR" for row in range(8)),
+             *(f"Item {row}: widget type {row * 7 % 13} ...... {row * 3.5 + index % 10:.2f} EUR" for row in range(8)),
              f"Total due: {index % 1000 + 99.5:.2f} EUR"]
     for number, line in enumerate(lines):
         page.insert_text((72, 72 + number * 16), line, fontsize=11)

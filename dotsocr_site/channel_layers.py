@@ -89,7 +89,8 @@ class PostgresChannelLayer(BasePostgresChannelLayer):
         for order, (group, message) in enumerate(messages):
             params += [self._group_key(group), self.serialize(message), order]
         query = (f"INSERT INTO {connection.ops.quote_name(MESSAGE_TABLE)} (channel, message, expire) "
-                 f"SELECT member.channel, sent.message, %s FROM (VALUES {values}) AS sent(group_key, message, position) "
+                 f"SELECT member.channel, sent.message, %s "
+                 f"FROM (VALUES {values}) AS sent(group_key, message, position) "
                  f"JOIN (SELECT DISTINCT group_key, channel FROM {connection.ops.quote_name(GROUP_CHANNEL_TABLE)} "
                  "WHERE expire > now()) AS member ON member.group_key = sent.group_key "
                  "ORDER BY sent.position, member.channel")
