@@ -113,3 +113,13 @@ def test_the_postgres_layer_delivers_a_send_from_a_worker_thread(settings, monke
 
 def test_the_configured_layer_sends_from_the_workers_thread():
     assert hasattr(get_channel_layer(), "group_send_now")  # CHANNEL_LAYER_URL's default: postgres
+
+
+def test_the_redis_layer_still_sends_through_this_process_loop(settings, make_conversion, caplog):
+    """The Redis pub/sub layer answers attribute lookups only inside an event loop: the
+    worker's sender must not ask it for group_send_now, and sends on its own loop."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]}}}
+    conversion = make_conversion(ONE_PAGE)
+    progress.publish_state(conversion, status_changed=True)
+    assert "progress event not sent" not in caplog.text

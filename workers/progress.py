@@ -78,9 +78,10 @@ def send_all(layer, messages: list[tuple[str, dict]]) -> None:
     """Send (group, message) pairs in order. A layer that can send from this thread at
     once (the PostgreSQL layer: one INSERT on this thread's database connection, see
     dotsocr_site/channel_layers.py) does so in one statement, with no hop to an event loop."""
-    send_now = getattr(layer, "group_send_now", None)
-    if send_now is not None:
-        send_now(messages)
+    # Looked up on the class: the Redis pub/sub layer answers any attribute of an
+    # instance through a layer of the running event loop, and there is none here.
+    if getattr(type(layer), "group_send_now", None) is not None:
+        layer.group_send_now(messages)
         return
     send = sender_for(layer)
     for group, message in messages:
