@@ -15,8 +15,12 @@ or rendering. Scenarios, in order (see each module's docstring):
   scaleout    two qcluster processes on one database
   reference   a plain SELECT ... FOR UPDATE SKIP LOCKED loop on the same tables
   queries     SQL statements per request of the list endpoints (N+1 check)
+  lists       requests/s of the list endpoints against /health on the same process
+  textlayer   10,000 one-page born-digital PDFs through `textlayer` against raw PyMuPDF
 
-The whole run takes about 7 minutes on a 2-core machine (`--quick`: about 2).
+The table ends with issue 20's goals, each ratio beside its goal. The whole run takes
+about 15 minutes on a 2-core machine (`--quick`: about 4; `--textlayer-files` smaller
+for a quick look at the last one).
 """
 
 import argparse
@@ -33,7 +37,7 @@ from pathlib import Path
 from bench.harness import scratch_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries")
+SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "lists", "textlayer")
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
 
@@ -53,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="measure a proposed settings change (bench/variant_settings.py); repeatable")
     parser.add_argument("--output", type=Path, help="default bench/results/latest.json "
                                                     "(variant-<names>.json with --variant)")
+    parser.add_argument("--textlayer-files", type=int, default=10_000,
+                        help="one-page PDFs of the textlayer batch (default 10000, as in issue 20)")
+    parser.add_argument("--textlayer-seconds", type=float, default=600, help="time bound of the textlayer batch")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and logs (debugging)")
     args = parser.parse_args(argv)
     if args.output is None:
@@ -60,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.output = RESULTS_DIR / name
     if args.quick:
         args.jobs, args.run_seconds, args.backlog = min(args.jobs, 600), min(args.run_seconds, 10), 1000
+        args.textlayer_files = min(args.textlayer_files, 500)
     return args
 
 
@@ -73,7 +81,7 @@ def main(argv=None) -> int:
     with scratch_bench(dpi=args.dpi, keep=args.keep, variants=tuple(args.variant)) as bench:
         from django.db import connections
 
-        from bench import pickup_latency, queries, reference, submit, throughput
+        from bench import list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput
 
         def scenario(name, function, *call_args, **kwargs):
             if name not in chosen:
@@ -102,6 +110,8 @@ def main(argv=None) -> int:
         scenario("reference", reference.run, bench, processes=REFERENCE_PROCESSES, jobs=args.jobs,
                  seconds=args.run_seconds)
         scenario("queries", queries.run)
+        scenario("lists", list_throughput.run, bench, seconds=3 if small else 6)
+        scenario("textlayer", textlayer_batch.run, bench, files=args.textlayer_files, seconds=args.textlayer_seconds)
         if args.keep:
             print(f"[bench] kept database {bench.database_url} and {bench.workdir}")
     report["meta"]["seconds"] = round(time.monotonic() - began, 1)
@@ -197,7 +207,47 @@ def summary_rows(results: dict) -> list[dict]:
     for name, counted in results.get("queries", {}).items():
         rows.append(row("list queries", name, ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
                         "flat (no N+1)", not counted["n_plus_1"]))
+    return rows + issue_20_goals(results)
+
+
+def issue_20_goals(results: dict) -> list[dict]:
+    """Issue 20's ratios, each with its goal, at the end of the table."""
+    rows = []
+    ours = {run["workers"]: run for run in results.get("throughput", [])}.get(REFERENCE_PROCESSES)
+    if ours and results.get("reference", {}).get("jobs_per_s"):
+        ratio = ours["jobs_per_s"] / results["reference"]["jobs_per_s"]
+        rows.append(row("issue 20", f"queue jobs/s, NUM_WORKERS={REFERENCE_PROCESSES} / SKIP LOCKED reference",
+                        f"{ratio:.3f}x", ">= 0.25x (moonshot 0.5x)", ratio >= 0.25))
+        cpu = ours["cpu_ms_per_job"]
+        rows.append(row("issue 20", "CPU ms per one-page job (queue processes + PostgreSQL)",
+                        f"{cpu['total']:.1f} ({cpu['queue_processes']:.1f} + {cpu['postgres_backends']:.1f}); "
+                        f"reference {results['reference']['cpu_ms_per_job']['total']:.1f}", "<= 15 ms",
+                        cpu["total"] <= 15))
+    if "pickup" in results:
+        pickup = results["pickup"]["pickup"]
+        rows.append(row("issue 20", "pickup, enqueue -> running", f"p50 {pickup['p50_ms']:.1f} / p99 "
+                        f"{pickup['p99_ms']:.1f} ms", "p50 <= 10, p99 <= 50 ms",
+                        pickup["p50_ms"] <= 10 and pickup["p99_ms"] <= 50))
+    lists = results.get("lists")
+    if lists:
+        for name, measured in lists["lists"].items():
+            rows.append(row("issue 20", f"{name} / /health", f"{measured['ratio_to_health']:.2f}x "
+                            f"({measured['requests_per_s']:.0f} / {lists['health']['mean_requests_per_s']:.0f} req/s)",
+                            ">= 0.5x", measured["ratio_to_health"] >= 0.5))
+    for name, counted in results.get("queries", {}).items():
+        if name in QUERY_GOALS:
+            rows.append(row("issue 20", f"{name}: SQL per request by rows", counted["rows"], "fixed",
+                            not counted["n_plus_1"]))
+    batch = results.get("textlayer")
+    if batch:
+        raw = batch["raw_pymupdf"]
+        rows.append(row("issue 20", f"{batch['files']} one-page PDFs, textlayer / raw PyMuPDF ({raw['processes']} "
+                        "processes)", f"{batch['ratio_to_raw_pymupdf']:.3f}x ({batch['pages_per_s']:.0f} / "
+                        f"{raw['pages_per_s']:.0f} pages/s)", ">= 0.5x", batch["ratio_to_raw_pymupdf"] >= 0.5))
     return rows
+
+
+QUERY_GOALS = ("GET /api/v1/conversions", "GET /documents (compat)", "GET admin queue fragment")
 
 
 def drained(run: dict) -> str:

@@ -16,6 +16,7 @@ ENDPOINTS = (
     ("GET / (dashboard HTML)", "/", {"HTTP_ACCEPT": "text/html"}),
     ("GET /admin/conversions/conversion/", "/admin/conversions/conversion/", {}),
     ("GET /admin/conversions/document/", "/admin/conversions/document/", {}),
+    ("GET admin queue fragment", "/admin/conversions/conversion/queue/live/", {}),
 )
 
 

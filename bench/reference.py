@@ -31,8 +31,9 @@ CLAIM = """
 """
 RESULT = """
     INSERT INTO conversions_pageresult
-        (conversion_id, page_no, status, cells, markdown, markdown_nohf, engine, duration_ms, error, created_at)
-    VALUES (%(id)s, 0, 'done', %(cells)s, 'Page 1', 'Page 1', 'reference', 0, '', now())
+        (conversion_id, page_no, source_page, status, cells, markdown, markdown_nohf, engine, engine_reason, duration_ms,
+         error, created_at)
+    VALUES (%(id)s, 0, 1, 'done', %(cells)s, 'Page 1', 'Page 1', 'reference', '', 0, '', now())
 """
 COMPLETE = """
     UPDATE conversions_conversion

@@ -50,11 +50,12 @@ STAGES = {
     ("pdf.py", "jpeg"): "JPEG encode",
     ("outputs.py", "write_page_images"): "write page image",
     ("layout.py", "cells_to_markdown"): "cells -> Markdown",
-    ("services.py", "checkpoint_page"): "checkpoint_page (INSERT + count + UPDATE)",
+    ("services.py", "checkpoint_page"): "checkpoint_page (one statement; was INSERT + count + UPDATE)",
     ("services.py", "record_finalizing"): "record_finalizing (UPDATE)",
     ("pipeline.py", "publish_outputs"): "publish outputs (files, rename, symlink)",
     ("services.py", "complete_conversion"): "complete_conversion (UPDATE)",
     ("progress.py", "publish"): "progress events (SELECT + channel layer)",
+    ("progress.py", "publish_state"): "progress events (channel layer)",
 }
 OTHER = "other (task entry, logging, ORM glue)"
 

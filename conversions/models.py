@@ -74,7 +74,9 @@ class Conversion(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="conversions")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions")
+    # No index of its own: (owner, -created_at) and (owner, idempotency_key) start with it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions",
+                              db_index=False)
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
     page_selection = models.CharField(
         max_length=1000, blank=True, default="", help_text='The pages asked for, 1-based ("1-3,7,10-"); blank: all.'
@@ -147,7 +149,8 @@ class PageResult(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="pages")
+    # No index of its own: the unique (conversion, page_no) starts with it.
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="pages", db_index=False)
     page_no = models.PositiveIntegerField(help_text="0-based, as in the original app's file names.")
     source_page = models.PositiveIntegerField(
         null=True, blank=True, help_text="The page of the document it was read from, 1-based (differs from "

@@ -42,8 +42,10 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
-from conversions import page_selection, sources
+from conversions import checkpoints, page_selection, sources
+from conversions.claiming import claim_in_one_statement
 from conversions.models import Conversion, Document, PageResult
+from conversions.returning import update_returning
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
@@ -61,16 +63,23 @@ ALLOWED_TRANSITIONS = {
     Status.CANCELLED: {Status.QUEUED},
     Status.COMPLETED: set(),
 }
+# What a transition of a job in hand hands back (UPDATE ... RETURNING): the fields any
+# transition writes, so the caller's instance matches the row and its event needs no read.
+TRANSITION_STATE = ("status", "progress", "message", "pages_done", "pages_total", "event_seq", "batch_id",
+                    "cancel_requested", "error", "output_dir", "worker_id", "attempts", "max_attempts", "started_at",
+                    "heartbeat_at", "finished_at", "updated_at", "priority")
 ANONYMOUS_USERNAME = "anonymous"
 TASK_FUNCTION = "workers.tasks.wake_worker"
 
 
 def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None,
-                where: dict | None = None, **fields) -> int:
+                where: dict | None = None, in_hand: Conversion | None = None, **fields) -> int:
     """Move a conversion from one of ``sources`` to ``target`` in one conditional UPDATE.
 
     Returns the number of rows changed (0 or 1). Raises IllegalTransition when the
     machine never allows ``target`` from one of ``sources`` (a programming error).
+    ``in_hand``: the caller's instance of that conversion, which then takes the values
+    written, and its event is built from them instead of a read of the row.
     """
     for source in sources:
         if target not in ALLOWED_TRANSITIONS[source]:
@@ -80,10 +89,19 @@ def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str 
         rows = rows.filter(worker_id=owned_by)
     if where:
         rows = rows.filter(**where)
-    changed = rows.update(status=target, updated_at=timezone.now(), event_seq=F("event_seq") + 1, **fields)
-    if changed:
-        progress.publish_after_commit(conversion_id, status_changed=True)
-    return changed
+    fields = {"status": target, "updated_at": timezone.now(), "event_seq": F("event_seq") + 1, **fields}
+    if in_hand is None:
+        changed = rows.update(**fields)
+        if changed:
+            progress.publish_after_commit(conversion_id, status_changed=True)
+        return changed
+    state = update_returning(rows, TRANSITION_STATE, **fields)
+    if state is None:
+        return 0
+    for name, value in state.items():
+        setattr(in_hand, name, value)
+    progress.publish_state_after_commit(in_hand, status_changed=True)
+    return 1
 
 
 def current_worker_id() -> str:
@@ -372,7 +390,15 @@ def claim_next(*, worker_id: str) -> Conversion | None:
     named, the worker claims the best queued one. Every queued job has sent a message,
     so there are never fewer messages than queued jobs; a spare one claims nothing.
     SKIP LOCKED lets concurrent workers pick different jobs without waiting.
+
+    Usually one statement does it all (conversions/claiming.py); the loop below is the
+    same order step by step, for when the fair owner's next job is being claimed by
+    another worker at this very moment.
     """
+    claimed = claim_in_one_statement(worker_id=worker_id)
+    if claimed is not None:
+        progress.publish_state_after_commit(claimed, status_changed=True)
+        return claimed
     waiting = Conversion.objects.filter(status=Status.QUEUED).select_for_update(skip_locked=True)
     while True:
         with transaction.atomic():
@@ -418,18 +444,33 @@ def _owners_by_fair_share(*, priority: int) -> list:
 # --- conversions: progress of a running job ---------------------------------------------
 
 
-def _update_running(conversion: Conversion, *, page_no: int | None = None, **fields) -> None:
-    """Write fields of a job this worker owns; raises LostClaim if it no longer does."""
+# What a running job's writes hand back (UPDATE ... RETURNING): enough for its progress
+# event without reading the row again, and whether a cancel was asked for meanwhile.
+RUNNING_STATE = ("status", "progress", "message", "pages_done", "pages_total", "event_seq", "batch_id",
+                 "cancel_requested")
+
+
+def _update_running(conversion: Conversion, *, page_no: int | None = None, announce: bool = True, **fields) -> None:
+    """Write fields of a job this worker owns; raises LostClaim if it no longer does.
+    ``conversion`` takes the written values, and its progress event is built from them
+    (``announce`` False: no event)."""
     rows = Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING, worker_id=conversion.worker_id)
     now = timezone.now()
-    if not rows.update(heartbeat_at=now, updated_at=now, event_seq=F("event_seq") + 1, **fields):
+    state = update_returning(rows, RUNNING_STATE, heartbeat_at=now, updated_at=now, event_seq=F("event_seq") + 1,
+                             **fields)
+    if state is None:
         raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
-    progress.publish_after_commit(conversion.pk, page_no=page_no)
+    for name, value in state.items():
+        setattr(conversion, name, value)
+    if announce:
+        progress.publish_state_after_commit(conversion, page_no=page_no)
 
 
 def _progress(value: int):
     """Progress never goes backwards, whatever order updates arrive in."""
     return Greatest(F("progress"), value)
+
+
 
 
 def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: int | None = None) -> None:
@@ -441,7 +482,10 @@ def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: i
         message = f"PDF loaded: converting {pages_total} of its {page_count} pages"
     if conversion.document.repaired:
         message += f" (repaired: {conversion.document.repair_note})"
-    _update_running(conversion, pages_total=pages_total, progress=_progress(10), message=message[:500])
+    # A one-page job's events are its start, its page and its end: this step adds no news
+    # to a client of such a job unless its document was repaired.
+    _update_running(conversion, pages_total=pages_total, progress=_progress(10), message=message[:500],
+                    announce=pages_total > 1 or conversion.document.repaired)
 
 
 def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, markdown: str,
@@ -449,35 +493,32 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
     """Store one finished page and the job's progress together (the resume point).
     ``page_no`` numbers the job's pages from 0; ``source_page`` is the document's page it
     was read from, 1-based (default ``page_no + 1``)."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                PageResult.objects.create(
-                    conversion=conversion,
-                    page_no=page_no,
-                    source_page=page_no + 1 if source_page is None else source_page,
-                    cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
-                    markdown=without_nul(markdown),
-                    markdown_nohf=without_nul(markdown_nohf),
-                    engine=page.engine,
-                    engine_reason=without_nul(page.reason),
-                    # A page that shows ink but could not be read is recorded, never an empty success.
-                    status=PageResult.Status.FAILED if page.error else PageResult.Status.DONE,
-                    error=without_nul(page.error),
-                    duration_ms=duration_ms,
-                )
-        except IntegrityError:
-            # Another attempt already checkpointed this page; keep the first result.
-            logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
-        pages_done = conversion.pages.count()
-        total = conversion.pages_total or 1
-        _update_running(
-            conversion,
-            page_no=page_no,
-            pages_done=pages_done,
-            progress=_progress(10 + int(pages_done / total * 80)),
-            message=f"Processing pages: {pages_done}/{total}",
-        )
+    result = PageResult(
+        conversion=conversion,
+        page_no=page_no,
+        source_page=page_no + 1 if source_page is None else source_page,
+        cells=[without_nul_in_cell(cell.as_dict()) for cell in page.cells],
+        markdown=without_nul(markdown),
+        markdown_nohf=without_nul(markdown_nohf),
+        engine=page.engine,
+        engine_reason=without_nul(page.reason),
+        # A page that shows ink but could not be read is recorded, never an empty success.
+        status=PageResult.Status.FAILED if page.error else PageResult.Status.DONE,
+        error=without_nul(page.error),
+        duration_ms=duration_ms,
+    )
+    # One statement (conversions/checkpoints.py): the page row and the job's count of
+    # them (pages_done + 1, so no count of the rows) commit together, only while the job
+    # is ours. A page another attempt already checkpointed keeps its first result.
+    state, added = checkpoints.checkpoint(conversion, result, total=conversion.pages_total or 1, now=timezone.now(),
+                                          returning=RUNNING_STATE)
+    if state is None:
+        raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
+    if not added:
+        logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
+    for name, value in state.items():
+        setattr(conversion, name, value)
+    progress.publish_state_after_commit(conversion, page_no=page_no)
 
 
 def without_nul(text: str) -> str:
@@ -494,7 +535,8 @@ def record_finalizing(*, conversion: Conversion) -> None:
 
 
 def _finish(conversion: Conversion, target: str, *, where: dict | None = None, **fields) -> bool:
-    """running -> a final state, only by the worker that owns the job."""
+    """running -> a final state, only by the worker that owns the job (``conversion``
+    takes the values written)."""
     return bool(
         _transition(
             conversion.pk,
@@ -502,6 +544,7 @@ def _finish(conversion: Conversion, target: str, *, where: dict | None = None, *
             target=target,
             owned_by=conversion.worker_id,
             where=where,
+            in_hand=conversion,
             finished_at=timezone.now(),
             **fields,
         )
@@ -517,7 +560,8 @@ def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
 
 def completion_message(conversion: Conversion) -> str:
     """"Conversion completed successfully", or which pages could not be read."""
-    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).values_list("page_no", flat=True))
+    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).order_by("page_no")
+                      .values_list("page_no", flat=True))
     if not unreadable:
         return "Conversion completed successfully"
     numbers = ", ".join(str(page_no + 1) for page_no in unreadable[:20]) + (", ..." if len(unreadable) > 20 else "")

@@ -5,10 +5,11 @@ import asyncio
 import logging
 import time
 import weakref
+from datetime import timedelta
 
 import psycopg
 from channels_postgres.core import PostgresChannelLayer as BasePostgresChannelLayer
-from channels_postgres.db import GROUP_CHANNEL_TABLE, DatabaseLayer
+from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE, DatabaseLayer
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -69,6 +70,32 @@ class PostgresChannelLayer(BasePostgresChannelLayer):
         idle_check = IdleConnectionCheck()
         self.django_db.psycopg_options.setdefault("check", idle_check.check)
         self.django_db.psycopg_options.setdefault("reset", idle_check.reset)
+
+    def group_send_now(self, messages: list[tuple[str, dict]]) -> None:
+        """Send (group, message) pairs from this thread, on its Django database connection:
+        one INSERT of a row per live member channel of each group (what ``group_send``
+        writes, through the same table and trigger), so a worker sends an event without a
+        hop to an event loop and without the layer's own pool. The layer's configuration
+        is the default database's (dotsocr_site/settings.py), so the rows land in the same
+        table. Run outside a transaction, as progress events are (on commit); inside one
+        they would be sent only when it commits."""
+        from django.db import connection
+        from django.utils import timezone
+
+        for group, _ in messages:
+            assert self.require_valid_group_name(group), "Group name not valid"
+        values = ", ".join(["(%s, %s::bytea, %s)"] * len(messages))
+        params = []
+        for order, (group, message) in enumerate(messages):
+            params += [self._group_key(group), self.serialize(message), order]
+        query = (f"INSERT INTO {connection.ops.quote_name(MESSAGE_TABLE)} (channel, message, expire) "
+                 f"SELECT member.channel, sent.message, %s "
+                 f"FROM (VALUES {values}) AS sent(group_key, message, position) "
+                 f"JOIN (SELECT DISTINCT group_key, channel FROM {connection.ops.quote_name(GROUP_CHANNEL_TABLE)} "
+                 "WHERE expire > now()) AS member ON member.group_key = sent.group_key "
+                 "ORDER BY sent.position, member.channel")
+        with connection.cursor() as cursor:
+            cursor.execute(query, [timezone.now() + timedelta(seconds=self.expiry), *params])
 
     async def listen_to_all_channels(self) -> None:
         """channels_postgres' LISTEN loop, restarted when its connection is lost; without

@@ -392,10 +392,12 @@ Q_CLUSTER = {
     # job's lease expires and our reaper requeues it, counting Conversion.attempts
     # against Conversion.max_attempts. So django-q2 gets one attempt per message.
     "max_attempts": 1,
-    # Pickup latency: the broker sleeps `poll` seconds when the queue is empty. 20 ms
-    # costs each idle cluster 50 indexed lookups a second, and halves pickup against
-    # 0.1 s (bench/: p50 31 ms against 90 ms).
-    "poll": 0.02,
+    # Pickup: an idle cluster's broker waits for PostgreSQL's NOTIFY of a committed
+    # message (workers/broker.py), at most `poll` seconds: the poll is only the fallback
+    # (a message whose lock expired sends no notification). 0.25 s also bounds how long
+    # the pusher takes to see a stop.
+    "broker_class": "workers.broker.NotifiedOrmBroker",
+    "poll": 0.25,
     "bulk": 1,
     # Successful tasks are not saved: the Conversion row is their record, and pruning
     # django-q2's table to a limit cost 7 statements and ~45 ms per task (bench/).

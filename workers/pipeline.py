@@ -195,11 +195,13 @@ def convert(conversion: Conversion) -> None:
         with open_pdf(pdf_path) as document:
             selection = record_page_count(conversion, document.page_count)
             job_page_of = {number: index for index, number in enumerate(selection)}  # job page i: selection[i]
-            done = selectors.checkpointed_page_numbers(conversion)
+            # pages_done counts the job's checkpoints (services.checkpoint_page): none, none to skip.
+            done = selectors.checkpointed_page_numbers(conversion) if conversion.pages_done else set()
             pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
                      if job_page_of[page.number] not in done)
             PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
-        services.record_finalizing(conversion=conversion)
+        if conversion.pages_total > 1:  # a one-page job goes from its page to its end
+            services.record_finalizing(conversion=conversion)
         final = publish_outputs(conversion, staging, stem, pdf_path)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
 
@@ -307,6 +309,7 @@ class PageRunner:
         self.conversion, self.engine, self.writer, self.limits = conversion, engine, writer, limits
         self.width = max(1, min(settings.NUM_THREAD, getattr(engine, "max_concurrency", 1)))
         self.in_flight: dict[Future, tuple[PdfPage, float]] = {}
+        self.first_check = True  # services.record_pdf_loaded has just returned the cancel flag
 
     def run(self, pages) -> None:
         pool = ThreadPoolExecutor(max_workers=self.width, thread_name_prefix=f"ocr-{self.conversion.pk}")
@@ -319,7 +322,10 @@ class PageRunner:
                     self.checkpoint_finished()
             while self.in_flight:
                 self.checkpoint_finished()
-            if selectors.cancel_requested(self.conversion):  # asked while the last page ran
+            # Asked while the last page ran: the flag its checkpoint returned says (that
+            # write was the last moment), or the row when this attempt wrote no page.
+            if self.conversion.cancel_requested if self.writer.pages_written else selectors.cancel_requested(
+                    self.conversion):
                 raise Cancelled()
         except shutdown.ShuttingDown:
             self.finish_in_flight(self.limits.shutdown_grace_seconds)
@@ -347,13 +353,21 @@ class PageRunner:
     def check_interruptions(self) -> None:
         if shutdown.requested.is_set():
             raise shutdown.ShuttingDown()
-        if selectors.cancel_requested(self.conversion):
+        if self.cancel_asked():
             raise Cancelled()
         if time.monotonic() > self.limits.job_deadline:
             raise JobTimedOut(
                 f"The conversion took longer than its limit of {self.limits.job_seconds:g} s "
                 f"(JOB_TIMEOUT_SECONDS); {self.writer.pages_written} pages were done in this attempt."
             )
+
+    def cancel_asked(self) -> bool:
+        """Whether a cancel was asked: before the first page, the flag the PDF-loaded write
+        has just returned; later, read from the row."""
+        if self.first_check:
+            self.first_check = False
+            return self.conversion.cancel_requested
+        return selectors.cancel_requested(self.conversion)
 
     def fail_overdue_page(self) -> None:
         now = time.monotonic()

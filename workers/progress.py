@@ -36,25 +36,56 @@ def group_message(group: str, message_type: str, event: dict) -> dict:
 
 
 def publish(conversion_id, *, page_no: int | None = None, status_changed: bool = False) -> None:
-    """Send the conversion's current state to its group (its batch's, and on a change of
-    status the queue's). Never raises."""
-    from conversions import events, selectors
+    """Send the conversion's current state, read from the database, to its group (its
+    batch's, and on a change of status the queue's). Never raises."""
+    from conversions import selectors
 
     try:
         conversion = selectors.conversion_by_id(conversion_id)
-        event = events.conversion_event(conversion, page_no=page_no)
-        layer = get_channel_layer()
-        send = sender_for(layer)
-        group = conversion_group(conversion_id)
-        send(group, group_message(group, "conversion.event", event))
-        if conversion.batch_id is not None:
-            in_batch = batch_group(conversion.batch_id)
-            send(in_batch, group_message(in_batch, "batch.event", {**event, "batch_id": str(conversion.batch_id)}))
-        if status_changed:
-            queue_event = {**event, "queue": selectors.queue_counts()}
-            send(QUEUE_GROUP, group_message(QUEUE_GROUP, "queue.event", queue_event))
     except Exception:  # a notification must never break the job that sends it
         logger.exception("conversion=%s progress event not sent", conversion_id)
+        return
+    publish_state(conversion, page_no=page_no, status_changed=status_changed)
+
+
+def publish_state_after_commit(conversion, *, page_no: int | None = None, status_changed: bool = False) -> None:
+    """``publish_state`` once the transaction that wrote ``conversion``'s fields commits."""
+    transaction.on_commit(lambda: publish_state(conversion, page_no=page_no, status_changed=status_changed))
+
+
+def publish_state(conversion, *, page_no: int | None = None, status_changed: bool = False) -> None:
+    """Send ``conversion`` as it is in hand (the values the caller just wrote, with the
+    ``event_seq`` that write returned): no read of the row. Never raises."""
+    from conversions import events, selectors
+
+    try:
+        event = events.conversion_event(conversion, page_no=page_no)
+        group = conversion_group(conversion.pk)
+        messages = [(group, group_message(group, "conversion.event", event))]
+        if conversion.batch_id is not None:
+            in_batch = batch_group(conversion.batch_id)
+            messages.append((in_batch, group_message(in_batch, "batch.event",
+                                                     {**event, "batch_id": str(conversion.batch_id)})))
+        if status_changed:
+            queue_event = {**event, "queue": selectors.queue_counts()}
+            messages.append((QUEUE_GROUP, group_message(QUEUE_GROUP, "queue.event", queue_event)))
+        send_all(get_channel_layer(), messages)
+    except Exception:  # a notification must never break the job that sends it
+        logger.exception("conversion=%s progress event not sent", conversion.pk)
+
+
+def send_all(layer, messages: list[tuple[str, dict]]) -> None:
+    """Send (group, message) pairs in order. A layer that can send from this thread at
+    once (the PostgreSQL layer: one INSERT on this thread's database connection, see
+    dotsocr_site/channel_layers.py) does so in one statement, with no hop to an event loop."""
+    # Looked up on the class: the Redis pub/sub layer answers any attribute of an
+    # instance through a layer of the running event loop, and there is none here.
+    if getattr(type(layer), "group_send_now", None) is not None:
+        layer.group_send_now(messages)
+        return
+    send = sender_for(layer)
+    for group, message in messages:
+        send(group, message)
 
 
 SEND_TIMEOUT_SECONDS = 5

@@ -1,0 +1,71 @@
+"""List endpoints: a fixed number of queries whatever the number of rows, and the native
+list's fast rows (conversions/api/fast_fields.py) identical to DRF's own output."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
+from rest_framework.test import APIClient
+
+from conversions import batches, services
+from conversions.api.serializers import ConversionSerializer
+from conversions.models import Conversion
+from tests.conftest import ONE_PAGE, upload_of
+from workers import pipeline
+
+QUEUE_LIVE = "/admin/conversions/conversion/queue/live/"
+
+
+def add_jobs(owner, count: int, *, running: int = 0) -> None:
+    document = services.create_document(owner=owner, upload=upload_of(ONE_PAGE), max_pages=10)
+    for _ in range(count):
+        services.create_conversion(document=document, owner=owner)
+    for index in range(running):
+        services.claim_next(worker_id=f"host:{100 + index}")
+
+
+def queries_for(client, path: str) -> int:
+    client.get(path)  # sessions, caches
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/conversions", "/api/v1/documents", "/documents"])
+def test_the_lists_read_a_fixed_number_of_queries(db, owner, path):
+    client = APIClient()
+    add_jobs(owner, 2, running=1)
+    few = queries_for(client, path)
+    for _ in range(8):
+        add_jobs(owner, 3, running=1)
+    assert Conversion.objects.count() == 26
+    assert queries_for(client, path) == few
+
+
+def test_the_admin_queue_fragment_reads_a_fixed_number_of_queries(db, owner):
+    staff = get_user_model().objects.create_superuser("admin", "admin@example.invalid", "correct horse battery")
+    client = Client()
+    client.force_login(staff)
+    add_jobs(owner, 2, running=1)
+    few = queries_for(client, QUEUE_LIVE)
+    add_jobs(owner, 40, running=6)
+    assert queries_for(client, QUEUE_LIVE) == few
+
+
+def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversion):
+    queued = make_conversion(ONE_PAGE, priority=3, pages="1")
+    done = make_conversion(ONE_PAGE)
+    pipeline.run_one(done.pk)
+    document = services.create_document(owner=owner, upload=upload_of(ONE_PAGE, "batch.pdf"), max_pages=10)
+    batches.queue_batch(owner=owner, documents=[document], options=batches.BatchOptions(engine="noop"), max_queued=0)
+    running = make_conversion(ONE_PAGE)
+    services.claim_conversion(conversion_id=running.pk, worker_id="host:1")
+    rows = Conversion.objects.select_related("document").order_by("created_at")
+    assert rows.count() == 4 and rows.exclude(batch=None).count() == 1
+    for conversion in rows:
+        serializer = ConversionSerializer(conversion)
+        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, conversion)
+    assert {row.status for row in rows} >= {"queued", "running", "completed"}
+    assert queued.pk in {row.pk for row in rows}

@@ -1,0 +1,125 @@
+"""Progress events of a running job are built from the values its writes return (no read
+of the row), a one-page job sends three (start, page, end), and the PostgreSQL layer
+gets them from the worker's own thread (dotsocr_site/channel_layers.py group_send_now)."""
+
+import asyncio
+
+import channels_postgres.db
+import pytest
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conversions import services
+from conversions.models import Conversion
+from dotsocr_site.channel_layers import PostgresChannelLayer
+from tests.conftest import FOUR_PAGES, ONE_PAGE
+from workers import pipeline, progress
+from workers.ocr.base import PageOcr
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class RecordingLayer:
+    """A channel layer that records what it is asked to send, in order."""
+
+    def __init__(self):
+        self.sent = []
+
+    def group_send_now(self, messages):
+        self.sent.extend(messages)
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    layer = RecordingLayer()
+    monkeypatch.setattr(progress, "get_channel_layer", lambda: layer)
+    return layer
+
+
+def events_of(layer: RecordingLayer, conversion) -> list[dict]:
+    group = progress.conversion_group(conversion.pk)
+    return [message["event"] for sent_to, message in layer.sent if sent_to == group]
+
+
+def test_a_one_page_job_sends_its_start_its_page_and_its_end(make_conversion, recorded):
+    conversion = make_conversion(ONE_PAGE)
+    recorded.sent.clear()  # the "queued" event
+    assert pipeline.run_conversion("wake-up") == "completed"
+    events = events_of(recorded, conversion)
+    assert [(event["status"], event.get("page_no")) for event in events] == [
+        ("running", None), ("running", 0), ("completed", None)]
+    assert [event["seq"] for event in events] == sorted({event["seq"] for event in events})
+    assert events[1]["message"] == "Processing pages: 1/1" and events[1]["pages_done"] == 1
+    final = Conversion.objects.get(pk=conversion.pk)
+    assert events[-1]["seq"] == final.event_seq and events[-1]["progress"] == 100 and len(events[-1]["results"]) == 1
+    queue_events = [message["event"] for group, message in recorded.sent if group == progress.QUEUE_GROUP]
+    assert [event["status"] for event in queue_events] == ["running", "completed"]
+
+
+def test_page_events_carry_the_written_values_without_reading_the_row(make_conversion, recorded):
+    conversion = make_conversion(FOUR_PAGES)
+    claimed = services.claim_next(worker_id="host:1")
+    services.record_pdf_loaded(conversion=claimed, pages_total=4)
+    recorded.sent.clear()
+    with CaptureQueriesContext(connection) as captured:
+        services.checkpoint_page(conversion=claimed, page_no=2, page=PageOcr(cells=[], engine="noop"), markdown="",
+                                 markdown_nohf="", duration_ms=1)
+    reads = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if 'FROM "conversions_conversion"' in sql], reads
+    (event,) = events_of(recorded, conversion)
+    assert (event["page_no"], event["pages_done"], event["progress"], event["message"]) == (
+        2, 1, 30, "Processing pages: 1/4")
+
+
+def test_a_page_checkpointed_twice_counts_once(make_conversion, recorded):
+    make_conversion(FOUR_PAGES)
+    claimed = services.claim_next(worker_id="host:1")
+    services.record_pdf_loaded(conversion=claimed, pages_total=4)
+    for _ in range(2):  # a second attempt finishing the same page keeps the first result
+        services.checkpoint_page(conversion=claimed, page_no=0, page=PageOcr(cells=[], engine="noop"), markdown="",
+                                 markdown_nohf="", duration_ms=1)
+    row = Conversion.objects.get(pk=claimed.pk)
+    assert (row.pages_done, row.message, claimed.pages_done) == (1, "Processing pages: 1/4", 1)
+
+
+def test_the_postgres_layer_delivers_a_send_from_a_worker_thread(settings, monkeypatch):
+    config = {**settings.DATABASES["default"], "TIME_ZONE": None, "group_expiry": 600}
+    monkeypatch.setattr(channels_postgres.db, "connection_pool", None)  # a pool for this test's loop
+    layer = PostgresChannelLayer(**config)
+
+    async def member() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add("conversion.x", channel)
+        return channel
+
+    async def received(channel: str) -> dict:
+        try:
+            return await asyncio.wait_for(layer.receive(channel), 10)
+        finally:
+            await (await layer.django_db.get_db_pool(layer.db_params)).close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        channel = loop.run_until_complete(member())
+        message = progress.group_message("conversion.x", "conversion.event", {"n": 1})
+        with CaptureQueriesContext(connection) as captured:
+            layer.group_send_now([("conversion.x", message), ("conversion.nobody", message)])
+        assert len(captured.captured_queries) == 1  # one INSERT for every group
+        assert loop.run_until_complete(received(channel))["event"] == {"n": 1}
+    finally:
+        loop.close()
+
+
+def test_the_configured_layer_sends_from_the_workers_thread():
+    assert hasattr(get_channel_layer(), "group_send_now")  # CHANNEL_LAYER_URL's default: postgres
+
+
+def test_the_redis_layer_still_sends_through_this_process_loop(settings, make_conversion, caplog):
+    """The Redis pub/sub layer answers attribute lookups only inside an event loop: the
+    worker's sender must not ask it for group_send_now, and sends on its own loop."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]}}}
+    conversion = make_conversion(ONE_PAGE)
+    progress.publish_state(conversion, status_changed=True)
+    assert "progress event not sent" not in caplog.text

@@ -1,0 +1,103 @@
+"""django-q2's ORM broker, woken by PostgreSQL NOTIFY (conversions/notify.py) instead of
+polling every few milliseconds. Set as ``Q_CLUSTER["broker_class"]``.
+
+django-q2's pusher process loops on ``dequeue()``; the ORM broker sleeps ``poll`` seconds
+whenever the queue is empty, so a job submitted to an idle cluster waited half a poll on
+average, and every idle cluster queried the database ``1 / poll`` times a second. Here an
+empty queue waits on a LISTEN connection instead, at most ``poll`` seconds (the fallback:
+a message whose lock expired for a retry sends no notification, and a lost listener
+connection must not stop the queue). The wait returns as soon as a message is committed.
+"""
+
+import logging
+import os
+import time
+
+import psycopg
+from django.db import connections
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+
+from conversions import notify
+
+logger = logging.getLogger(__name__)
+
+
+class NotifiedOrmBroker(ORM):
+    """The ORM broker; an empty ``dequeue`` waits for a NOTIFY (up to ``Conf.POLL`` s)."""
+
+    _listener: psycopg.Connection | None = None
+    _listener_pid: int | None = None
+
+    def dequeue(self):
+        self._drain()  # notifications of messages this query is about to see anyway
+        tasks = self.get_connection().filter(key=self.list_key, lock__lt=self._now())[0:Conf.BULK]
+        if tasks:
+            task_list = []
+            for task in tasks:
+                if self.get_connection().filter(id=task.id, lock=task.lock).update(lock=self.timeout(task)):
+                    task_list.append((task.pk, task.payload))
+                # else another cluster was faster on that message
+            return task_list
+        self.wait_for_message(Conf.POLL)
+        return None
+
+    @staticmethod
+    def _now():
+        from django.utils import timezone
+
+        return timezone.now()
+
+    def wait_for_message(self, timeout: float) -> bool:
+        """Block until a message is committed or ``timeout`` s pass; True when notified."""
+        listener = self._listening()
+        if listener is None:
+            time.sleep(timeout)  # no listener: the plain poll
+            return False
+        try:
+            woken = any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error as error:
+            logger.warning("task message listener lost (%s); polling until it is back", error)
+            self._close_listener()
+            return False
+        self._drain()
+        return woken
+
+    def _drain(self) -> int:
+        """Consume the notifications already received, without blocking; how many."""
+        listener = self._listener if self._listener_pid == os.getpid() else None
+        if listener is None:
+            return 0
+        try:
+            return sum(1 for _ in listener.notifies(timeout=0))
+        except psycopg.Error:
+            self._close_listener()
+            return 0
+
+    def _listening(self) -> psycopg.Connection | None:
+        """This process's LISTEN connection, opened on first use (django-q2 forks the
+        pusher from the process that made the broker, and a connection does not survive
+        a fork); None while the database cannot be reached."""
+        if self._listener is not None and self._listener_pid == os.getpid() and not self._listener.closed:
+            return self._listener
+        self._listener = None
+        try:
+            params = connections[Conf.ORM].get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            params.pop("server_side_binding", None)
+            listener = psycopg.connect(**params, autocommit=True)
+            listener.execute(f"LISTEN {notify.CHANNEL}")
+        except psycopg.Error as error:
+            logger.warning("cannot listen for task messages (%s); polling", error)
+            return None
+        self._listener, self._listener_pid = listener, os.getpid()
+        return listener
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.close()
+            except psycopg.Error:
+                pass
