@@ -113,11 +113,53 @@ def live_client(live_web, transactional_db):
         yield client
 
 
+_shared_cluster = []  # the running qcluster live_cluster hands out, if any
+
+
+def stop_shared_cluster() -> None:
+    while _shared_cluster:
+        _shared_cluster.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster_logs(tmp_path_factory):
+    yield tmp_path_factory.mktemp("shared-cluster")
+    stop_shared_cluster()
+
+
 @pytest.fixture
-def live_cluster(live_env, tmp_path):
-    """A real `manage.py qcluster` for one test; the test may stop and restart it."""
+def live_cluster(live_env, shared_cluster_logs):
+    """A real `manage.py qcluster` with live_env's settings, shared by the tests that use
+    it one after another (a start costs seconds): it runs only while such tests run, and
+    is stopped before any other test (which may start clusters of its own, or expect jobs
+    to stay queued). A test may stop it; the next test then gets a fresh one. Its jobs
+    are the test's own: wait for them to end, and assert on the objects the test made."""
     from tests.live import start_cluster
 
-    cluster = start_cluster(live_env, tmp_path)
-    yield cluster
-    cluster.stop()
+    if _shared_cluster and _shared_cluster[0].process.poll() is not None:
+        stop_shared_cluster()  # stopped by the previous test, or crashed
+    if not _shared_cluster:
+        logs = shared_cluster_logs / f"start-{len(list(shared_cluster_logs.iterdir()))}"
+        logs.mkdir()
+        _shared_cluster.append(start_cluster(live_env, logs))
+    return _shared_cluster[0]
+
+
+@pytest.fixture(autouse=True)
+def shared_cluster_only_for_its_tests(request):
+    """Autouse fixtures run first: the shared cluster is gone before this test starts anything."""
+    if "live_cluster" not in request.fixturenames:
+        stop_shared_cluster()
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests that use the shared live_cluster one after another, from where the
+    first of them runs (after pytest-django's reordering: they all use transactional_db),
+    so that one cluster serves them all."""
+    users = [item for item in items
+             if {"live_cluster", "transactional_db"} <= set(getattr(item, "fixturenames", ()))]
+    if len(users) < 2:
+        return
+    first, moved = items.index(users[0]), set(map(id, users))
+    rest = [item for item in items if id(item) not in moved]
+    items[:] = rest[:first] + users + rest[first:]

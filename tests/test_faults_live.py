@@ -1,4 +1,4 @@
-"""Whole-service faults with real processes: everything SIGKILLed while 20 jobs are
+"""Whole-service faults with real processes: everything SIGKILLed while jobs are
 queued or running, then restarted; an engine server that is down. Nothing is lost,
 nothing waits forever, every failure has a reason."""
 
@@ -15,7 +15,10 @@ from tests.live import free_port, pdf_of, start_cluster, start_web, wait_for_sta
 pytestmark = pytest.mark.acceptance
 
 
-def test_sigkill_of_web_and_cluster_with_20_jobs_loses_none(live_client, live_env, tmp_path):
+# 8 jobs leave some queued and some mid-way when everything is killed, as 20 do; the run
+# with 20 (the chaos trial of the issue) is with the slow suites (`make bench`).
+@pytest.mark.parametrize("jobs", [8, pytest.param(20, marks=pytest.mark.slow)])
+def test_sigkill_of_web_and_cluster_with_queued_and_running_jobs_loses_none(jobs, live_client, live_env, tmp_path):
     import httpx
 
     with DotsOcrStandin(latency=0.15) as standin:
@@ -26,7 +29,7 @@ def test_sigkill_of_web_and_cluster_with_20_jobs_loses_none(live_client, live_en
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 ids = [client.post("/api/v1/conversions", data={"engine": "dotsocr"},
                                    files={"file": (f"job-{n}.pdf", pdf_of(3, f"job {n}"), "application/pdf")}).json()["id"]
-                       for n in range(20)]
+                       for n in range(jobs)]
             deadline = time.monotonic() + 60
             while Conversion.objects.filter(pk__in=ids, status="running", pages_done__gte=1).count() < 2:
                 assert time.monotonic() < deadline, "no job got going"
@@ -41,7 +44,7 @@ def test_sigkill_of_web_and_cluster_with_20_jobs_loses_none(live_client, live_en
         finally:
             cluster.stop()
             web.stop()
-    assert [final["status"] for final in finals] == ["completed"] * 20
+    assert [final["status"] for final in finals] == ["completed"] * jobs
     assert all(final["pages_done"] == 3 for final in finals)
 
 

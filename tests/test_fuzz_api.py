@@ -11,8 +11,12 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from schemathesis.checks import not_a_server_error
 
-# 25 examples per operation keeps the whole run (21 operations) to some 30 s here.
-EXAMPLES_PER_OPERATION = 25
+# The default run sends 8 examples per operation; the slow run (`make bench`) 50, with
+# the same checks, so a rarer failing input is still looked for.
+EXAMPLES_PER_OPERATION = 8
+EXAMPLES_PER_OPERATION_SLOW = 50
+FUZZ_SETTINGS = dict(deadline=None, database=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 def served_schema() -> dict:
@@ -56,10 +60,20 @@ def client_errors_say_why(ctx, response, case):
         assert isinstance(detail, str) and detail.strip(), response.text[:200]
 
 
-@schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
-def test_no_operation_answers_a_server_error(db, connection_kept_open, case):
+def call_and_check(case) -> None:
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error, client_errors_say_why])
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, **FUZZ_SETTINGS)
+def test_no_operation_answers_a_server_error(db, connection_kept_open, case):
+    call_and_check(case)
+
+
+# The same property with more examples; the default run keeps every operation fuzzed above.
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION_SLOW, **FUZZ_SETTINGS)
+def test_no_operation_answers_a_server_error_with_many_examples(db, connection_kept_open, case):
+    call_and_check(case)
