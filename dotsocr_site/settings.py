@@ -130,6 +130,8 @@ LOGIN_RATE = env_rate("LOGIN_RATE", "10/min")
 API_HOST = env_str("API_HOST", "0.0.0.0")
 API_PORT = env_port("API_PORT", 8080)
 NUM_WORKERS = env_int("NUM_WORKERS", 4, minimum=1, maximum=256)
+# Threads of the CPU OCR models (rapidocr) in each worker: the host's cores shared by the workers.
+OCR_CPU_THREADS = env_int("OCR_CPU_THREADS", max(1, (os.cpu_count() or 1) // NUM_WORKERS), minimum=1)
 OCR_ENGINE = env_choice("OCR_ENGINE", "auto", ("auto", "textlayer", "rapidocr", "dotsocr", "noop"))
 # Page images (JPEG outputs, and what a vision engine sees) are rendered at this DPI.
 RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)

@@ -24,7 +24,7 @@ from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import inputs, outputs, page_ranges, shutdown
 from workers.inputs import repair
-from workers.ocr import EngineError, engine_for
+from workers.ocr import EngineError, engine_for, rapidocr
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
 from workers.ocr.trust import explain_empty
@@ -189,6 +189,7 @@ def wait_for_database(timeout: float) -> bool:
 def convert(conversion: Conversion) -> None:
     stem = outputs.safe_stem(conversion.document.filename)
     staging = settings.STAGING_DIR / str(conversion.pk)
+    rapidocr.use_threads(settings.OCR_CPU_THREADS)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     limits = Limits.from_settings()
     with input_as_pdf(conversion) as pdf_path:
