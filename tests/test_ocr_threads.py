@@ -14,8 +14,9 @@ def intra_op_threads() -> set[int]:
 
 @pytest.fixture
 def restore_threads():
+    threads = rapidocr._threads
     yield
-    rapidocr.use_threads(1)
+    rapidocr.use_threads(threads)
 
 
 def test_models_run_on_the_configured_thread_count(restore_threads):

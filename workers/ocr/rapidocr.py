@@ -1,6 +1,7 @@
 """The CPU engine for scanned pages: RapidOCR (PaddleOCR models as ONNX, shipped inside
 the rapidocr-onnxruntime wheel, so nothing is fetched at run time). No Django here."""
 
+import os
 import statistics
 import threading
 
@@ -15,7 +16,8 @@ _reader_lock = threading.Lock()
 # onnxruntime's own default is a thread per core, spinning while it waits for work: with
 # several worker processes on a host each reading a page, that oversubscribes the cores
 # (measured on 2 busy cores: a page cost 54 s of CPU with the default, 36 s with one thread).
-_threads = 1
+# Alone in a process (a REPL, the CLI's in-process run) it may have every core.
+_threads = os.cpu_count() or 1
 
 
 def use_threads(count: int) -> None:
