@@ -207,6 +207,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dotsocr_site.web_process.web_process_header",  # X-Web-Process: which of WEB_CONCURRENCY answered
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -352,6 +353,10 @@ def _channel_layer() -> dict:
 
 
 CHANNEL_LAYERS = {"default": _channel_layer()}
+
+# Set by the launcher for WEB_CONCURRENCY > 1 (dotsocr_site/web_tier.py): the web processes
+# keep their open-WebSocket gauge in prometheus-client's files there, and /metrics sums them.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
 # The web process serves each request on a thread of its own, and with persistent
 # connections every thread keeps one (bench/: 174 for one daphne under load). So
