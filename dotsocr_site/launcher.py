@@ -228,7 +228,7 @@ def web_tier_processes(host: str, port: int, env: dict, count: int) -> Iterator[
     try:
         with web_tier.bind_listener(host, port) as listener:
             fd = listener.fileno()
-            web_env = {**env, web_tier.METRICS_DIR_VARIABLE: str(metrics_dir)}
+            web_env = {**env, "WEB_CONCURRENCY": str(count), web_tier.METRICS_DIR_VARIABLE: str(metrics_dir)}
             processes = [start_child(web_tier.web_fd_command(fd), web_env, pass_fds=(fd,)) for _ in range(count)]
         # Our copy is closed: the socket lives as long as a daphne holds it.
         yield processes

@@ -354,8 +354,10 @@ def _channel_layer() -> dict:
 
 CHANNEL_LAYERS = {"default": _channel_layer()}
 
-# Set by the launcher for WEB_CONCURRENCY > 1 (dotsocr_site/web_tier.py): the web processes
-# keep their open-WebSocket gauge in prometheus-client's files there, and /metrics sums them.
+# Set by the launcher for its web processes (dotsocr_site/web_tier.py): how many share the
+# listening socket (elsewhere 1), and for several, where they keep their open-WebSocket
+# gauge in prometheus-client's files, which /metrics sums.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
 # The web process serves each request on a thread of its own, and with persistent

@@ -79,7 +79,7 @@ def start_web_tier(env: dict, port: int, count: int, log_dir: Path) -> list[Serv
     WEB_CONCURRENCY (dotsocr_site/web_tier.py); returns once every one has answered."""
     metrics_dir = log_dir / "metrics"
     metrics_dir.mkdir(exist_ok=True)
-    env = {**env, METRICS_DIR_VARIABLE: str(metrics_dir)}
+    env = {**env, "WEB_CONCURRENCY": str(count), METRICS_DIR_VARIABLE: str(metrics_dir)}
     with bind_listener("127.0.0.1", port) as listener:
         fd = listener.fileno()
         webs = [ServiceProcess(web_fd_command(fd), env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()

@@ -145,3 +145,32 @@ def test_web_concurrency_below_one_is_refused(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "0")
     with pytest.raises(ImproperlyConfigured, match="WEB_CONCURRENCY"):
         web_tier.web_concurrency()
+
+
+ACCEPT_PROBE = """
+import socket, sys
+from twisted.internet import protocol, reactor
+if sys.argv[1] == "patched":
+    from dotsocr_site.patches import twisted_accept
+    twisted_accept.install()
+accepted = []
+factory = protocol.Factory.forProtocol(protocol.Protocol)
+factory.buildProtocol = lambda address: accepted.append(address) or protocol.Protocol()
+port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+clients = [socket.create_connection(("127.0.0.1", port.getHost().port)) for _ in range(5)]
+port.doRead()  # one wake-up of the reactor on the listening socket
+print(len(accepted))
+"""
+
+
+@pytest.mark.parametrize(("mode", "accepted"), [("patched", 1), ("twisted's own", 5)])
+def test_a_process_sharing_the_socket_accepts_one_connection_per_wake_up(mode, accepted):
+    """So a burst of connections is spread over the processes, not taken by the first awake."""
+    import subprocess
+    import sys
+
+    from tests.live import REPO
+
+    output = subprocess.run([sys.executable, "-c", ACCEPT_PROBE, mode], cwd=REPO, capture_output=True, text=True,
+                            check=True, timeout=60).stdout
+    assert int(output.split()[-1]) == accepted
