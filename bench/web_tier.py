@@ -7,7 +7,10 @@ request as soon as the previous one is answered, for ``seconds``. The client is 
 lines of asyncio over raw sockets, not httpx: on a 2-core machine the load generator
 shares the cores with the servers, and the cheaper it is the more the numbers say about
 the servers. With several processes the kernel gives each connection to one of them; the
-split of the connections is reported. No workers run: submissions only queue.
+split of the connections is reported. The clients connect one after another (each once
+the previous one has its first answer): sixteen connections opened in the same
+millisecond mostly go to whichever process is scheduled first on a loaded machine,
+even with one accept per wake-up. No workers run: submissions only queue.
 
 Run alone: `.venv/bin/python -m bench --only web_tier` (about 2 minutes).
 """
@@ -77,8 +80,9 @@ async def closed_loop(port: int, request: bytes, expected: int, clients: int, se
                 errors[status] += 1
         writer.close()
 
-    tasks = [asyncio.create_task(client()) for _ in range(clients)]
-    for _ in range(clients):
+    tasks = []
+    for _ in range(clients):  # one after another, as clients arriving over time
+        tasks.append(asyncio.create_task(client()))
         await ready.acquire()
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
