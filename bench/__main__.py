@@ -17,6 +17,7 @@ or rendering. Scenarios, in order (see each module's docstring):
   queries     SQL statements per request of the list endpoints (N+1 check)
   lists       requests/s of the list endpoints against /health on the same process
   textlayer   10,000 one-page born-digital PDFs through `textlayer` against raw PyMuPDF
+  web_tier    GET /health and submissions/s at WEB_CONCURRENCY 1 and 2 beside a bare Django app
 
 The table ends with issue 20's goals, each ratio beside its goal. The whole run takes
 about 15 minutes on a 2-core machine (`--quick`: about 4; `--textlayer-files` smaller
@@ -37,7 +38,8 @@ from pathlib import Path
 from bench.harness import scratch_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "lists", "textlayer")
+SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "lists", "textlayer",
+             "web_tier")
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
 
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
     with scratch_bench(dpi=args.dpi, keep=args.keep, variants=tuple(args.variant)) as bench:
         from django.db import connections
 
-        from bench import list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput
+        from bench import (
+            list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput, web_tier)
 
         def scenario(name, function, *call_args, **kwargs):
             if name not in chosen:
@@ -112,6 +115,7 @@ def main(argv=None) -> int:
         scenario("queries", queries.run)
         scenario("lists", list_throughput.run, bench, seconds=3 if small else 6)
         scenario("textlayer", textlayer_batch.run, bench, files=args.textlayer_files, seconds=args.textlayer_seconds)
+        scenario("web_tier", web_tier.run, bench, seconds=4 if small else 8)
         if args.keep:
             print(f"[bench] kept database {bench.database_url} and {bench.workdir}")
     report["meta"]["seconds"] = round(time.monotonic() - began, 1)
@@ -204,6 +208,11 @@ def summary_rows(results: dict) -> list[dict]:
         if ours and ref["jobs_per_s"]:
             rows.append(row("5 reference", f"ours (NUM_WORKERS={ref['processes']}) / reference",
                             f"{ours['jobs_per_s'] / ref['jobs_per_s']:.3f}"))
+    if "web_tier" in results:
+        from bench.web_tier import summary as web_tier_summary
+
+        for measure, value, ratio in web_tier_summary(results["web_tier"]):
+            rows.append(row("6 web tier", measure, value + (f" ({ratio})" if ratio else "")))
     for name, counted in results.get("queries", {}).items():
         rows.append(row("list queries", name, ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
                         "flat (no N+1)", not counted["n_plus_1"]))

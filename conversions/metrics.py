@@ -1,8 +1,12 @@
 """Prometheus metrics derived from the database at scrape time, so they are right across
-the web process and every worker process without a multiprocess registry.
+the web processes and every worker process without a multiprocess registry.
 
 The one exception is the WebSocket connections gauge: sockets are held by the web
-process, the same daphne process that serves /metrics, so it counts them in memory.
+processes. One process counts them in memory. With several (WEB_CONCURRENCY, launched
+with PROMETHEUS_MULTIPROC_DIR set) each keeps its counts in prometheus-client's
+multiprocess files and /metrics, answered by whichever process the connection reached,
+sums those of the live processes: a total, not a per-process label, because a scrape
+cannot choose the process it reaches behind the shared socket.
 """
 
 import hmac
@@ -13,8 +17,9 @@ from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponse
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from conversions import selectors
 from conversions.models import Conversion, PageResult
@@ -26,21 +31,45 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 ENGINE_ERROR = r"^Page [0-9]+: "
 
 # The consumers connected to this process right now (conversions/consumers.py adds one on
-# connect, removes it on disconnect). Counted in memory because the web is one daphne
-# process that both holds the sockets and answers /metrics; with several daphne processes
-# behind a proxy, scrape each one. Weak references: a consumer that crashed before its
+# connect, removes it on disconnect). Weak references: a consumer that crashed before its
 # disconnect ran leaves the set with the object instead of being counted forever.
 OPEN_WEBSOCKETS = weakref.WeakSet()
 # Always listed, 0 when none.
 CONSUMERS = ("ConversionConsumer", "OriginalConversionConsumer", "QueueConsumer", "BatchConsumer")
+WEBSOCKETS_NAME = "dotsocr_websocket_connections"
+_shared_gauge: Gauge | None = None
+
+
+def shared_websocket_gauge() -> Gauge | None:
+    """This process's part of the summed gauge when web processes share their metrics
+    (PROMETHEUS_MULTIPROC_DIR), else None. "livesum": the launcher removes the files
+    with the folder, so only processes of the running web tier are summed."""
+    global _shared_gauge
+    if _shared_gauge is None and settings.PROMETHEUS_MULTIPROC_DIR:
+        _shared_gauge = Gauge(WEBSOCKETS_NAME, "Open WebSocket connections of every web process",
+                              labelnames=["consumer"], multiprocess_mode="livesum", registry=None)
+        for consumer in CONSUMERS:
+            _shared_gauge.labels(consumer).set(0)
+    return _shared_gauge
 
 
 def websocket_opened(consumer) -> None:
     OPEN_WEBSOCKETS.add(consumer)
+    publish_websocket_count(type(consumer).__name__)
 
 
 def websocket_closed(consumer) -> None:
     OPEN_WEBSOCKETS.discard(consumer)
+    publish_websocket_count(type(consumer).__name__)
+
+
+def publish_websocket_count(consumer: str) -> None:
+    """Write this process's count of ``consumer`` sockets to the shared gauge (a set, not
+    an increment, so that a consumer collected without its disconnect drops out at the
+    next change)."""
+    gauge = shared_websocket_gauge()
+    if gauge is not None:
+        gauge.labels(consumer).set(sum(1 for open_one in list(OPEN_WEBSOCKETS) if type(open_one).__name__ == consumer))
 
 
 class DatabaseCollector:
@@ -125,7 +154,7 @@ class DatabaseCollector:
 
 class WebSocketCollector:
     def collect(self):
-        family = GaugeMetricFamily("dotsocr_websocket_connections", "Open WebSocket connections of this web process",
+        family = GaugeMetricFamily(WEBSOCKETS_NAME, "Open WebSocket connections of this web process",
                                    labels=["consumer"])
         open_by_consumer = Counter(type(consumer).__name__ for consumer in list(OPEN_WEBSOCKETS))
         for consumer in CONSUMERS:
@@ -139,7 +168,12 @@ def metrics(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     registry = CollectorRegistry()
     registry.register(DatabaseCollector())
-    registry.register(WebSocketCollector())
+    if shared_websocket_gauge() is None:
+        registry.register(WebSocketCollector())
+    else:
+        for consumer in CONSUMERS:
+            publish_websocket_count(consumer)
+        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -24,7 +24,7 @@ import dj_database_url
 import psycopg
 from psycopg import sql
 
-from dotsocr_site import orphans, secret_key
+from dotsocr_site import orphans, secret_key, web_tier
 from dotsocr_site.env import env_choice, env_int, env_path, env_port, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -132,9 +132,11 @@ def prepare_database(env: dict) -> None:
     subprocess.run(manage("createcachetable"), env=env, check=True, cwd=BASE_DIR)
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> bool:
+def wait_until_healthy(url: str, process: subprocess.Popen | list[subprocess.Popen], timeout: float = 60.0) -> bool:
+    """True once ``url`` answers 200; False at the timeout or when a process exits."""
+    processes = process if isinstance(process, list) else [process]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and all(child.poll() is None for child in processes):
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -205,21 +207,49 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def start_child(command: list[str], env: dict) -> subprocess.Popen:
+def start_child(command: list[str], env: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """A child in its own process group (a Ctrl-C reaches only us, and we stop the
     children in order) that gets SIGTERM when we die, even by SIGKILL."""
     launcher_pid = os.getpid()
-    return subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True,
+    return subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True, pass_fds=pass_fds,
                             preexec_fn=lambda: orphans.die_with_parent(signal.SIGTERM, parent_pid=launcher_pid))
+
+
+@contextmanager
+def web_tier_processes(host: str, port: int, env: dict, count: int) -> Iterator[list[subprocess.Popen]]:
+    """``count`` daphne processes serving ``host:port`` (dotsocr_site/web_tier.py). One is
+    started as before (daphne binds the address itself); several share a socket bound
+    here, and keep their /metrics files in a fresh PROMETHEUS_MULTIPROC_DIR, removed when
+    the block ends (stop the processes inside it)."""
+    if count == 1:
+        yield [start_child(web_command(host, port), env)]
+        return
+    metrics_dir, made_here = web_tier.fresh_metrics_dir()
+    try:
+        with web_tier.bind_listener(host, port) as listener:
+            fd = listener.fileno()
+            web_env = {**env, "WEB_CONCURRENCY": str(count), web_tier.METRICS_DIR_VARIABLE: str(metrics_dir)}
+            processes = [start_child(web_tier.web_fd_command(fd), web_env, pass_fds=(fd,)) for _ in range(count)]
+        # Our copy is closed: the socket lives as long as a daphne holds it.
+        yield processes
+    finally:
+        if made_here:
+            web_tier.remove_metrics_dir(metrics_dir)
 
 
 def serve(env: dict) -> int:
     host, port = env_str("API_HOST", "0.0.0.0"), env_port("API_PORT", 8080)
     workers = env_int("NUM_WORKERS", 4, minimum=1)
+    web_processes = web_tier.web_concurrency()
     prepare_database(env)
-    web = start_child(web_command(host, port), env)
-    cluster = start_child(cluster_command(), env)
-    children = [cluster, web]
+    with web_tier_processes(host, port, env, web_processes) as webs:
+        cluster = start_child(cluster_command(), env)
+        return supervise(host, port, [cluster, *webs], webs, workers)
+
+
+def supervise(host: str, port: int, children: list[subprocess.Popen], webs: list[subprocess.Popen],
+              workers: int) -> int:
+    """Wait for a signal or for a child to exit, then stop every child."""
     stopping = []
 
     def request_stop(signum, frame):
@@ -229,10 +259,11 @@ def serve(env: dict) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        if not wait_until_healthy(f"http://{local}:{port}/health", web):
+        if not wait_until_healthy(f"http://{local}:{port}/health", webs):
             log("the web server did not become healthy; stopping")
             return 1
-        log(f"dotsocr is running at http://{local}:{port}/  (API /api/v1/, admin /admin/, {workers} workers)")
+        log(f"dotsocr is running at http://{local}:{port}/  (API /api/v1/, admin /admin/, {workers} workers, "
+            f"{len(webs)} web processes)")
         log("press Ctrl-C to stop")
         while not stopping:
             if any(child.poll() is not None for child in children):

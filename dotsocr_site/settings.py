@@ -209,6 +209,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dotsocr_site.web_process.web_process_header",  # X-Web-Process: which of WEB_CONCURRENCY answered
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -354,6 +355,12 @@ def _channel_layer() -> dict:
 
 
 CHANNEL_LAYERS = {"default": _channel_layer()}
+
+# Set by the launcher for its web processes (dotsocr_site/web_tier.py): how many share the
+# listening socket (elsewhere 1), and for several, where they keep their open-WebSocket
+# gauge in prometheus-client's files, which /metrics sums.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
 # The web process serves each request on a thread of its own, and with persistent
 # connections every thread keeps one (bench/: 174 for one daphne under load). So

@@ -12,6 +12,8 @@ import httpx
 import psutil
 
 from dotsocr_site.launcher import DEFAULT_DATABASE_URL, cluster_command, kill_group, web_command
+from dotsocr_site.web_process import HEADER as WEB_PROCESS_HEADER
+from dotsocr_site.web_tier import METRICS_DIR_VARIABLE, bind_listener, web_fd_command
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = ("completed", "failed", "cancelled")
@@ -32,14 +34,15 @@ def url_for_database(name: str) -> str:
 class ServiceProcess:
     """A child process in its own process group, with its output in a log file."""
 
-    def __init__(self, command: list[str], env: dict, log_path: Path):
-        self.command, self.env, self.log_path = command, env, log_path
+    def __init__(self, command: list[str], env: dict, log_path: Path, pass_fds: tuple[int, ...] = ()):
+        self.command, self.env, self.log_path, self.pass_fds = command, env, log_path, pass_fds
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ServiceProcess":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         log.close()
         return self
@@ -69,6 +72,45 @@ def start_web(env: dict, port: int, log_dir: Path) -> ServiceProcess:
         web.stop()
         raise
     return web
+
+
+def start_web_tier(env: dict, port: int, count: int, log_dir: Path) -> list[ServiceProcess]:
+    """``count`` daphne processes on one listening socket, as the launcher starts them for
+    WEB_CONCURRENCY (dotsocr_site/web_tier.py); returns once every one has answered."""
+    metrics_dir = log_dir / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    env = {**env, "WEB_CONCURRENCY": str(count), METRICS_DIR_VARIABLE: str(metrics_dir)}
+    with bind_listener("127.0.0.1", port) as listener:
+        fd = listener.fileno()
+        webs = [ServiceProcess(web_fd_command(fd), env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()
+                for index in range(count)]
+    try:
+        wait_until_every_process_answers(f"http://127.0.0.1:{port}", webs)
+    except BaseException:
+        for web in webs:
+            web.stop()
+        raise
+    return webs
+
+
+def wait_until_every_process_answers(base_url: str, webs: list[ServiceProcess], timeout: float = 90) -> None:
+    """Wait until /health has been answered by each of ``webs`` (X-Web-Process), each
+    request on a new connection so that the kernel may hand it to any of them."""
+    expected = {str(web.process.pid) for web in webs}
+    answered: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while answered != expected:
+        for web in webs:
+            if web.process.poll() is not None:
+                raise RuntimeError(f"{web.command} exited:\n{web.log_tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {answered} of {expected} answered in {timeout}s:\n{webs[0].log_tail()}")
+        try:
+            response = httpx.get(f"{base_url}/health", timeout=2)
+            if response.status_code == 200:
+                answered.add(response.headers[WEB_PROCESS_HEADER])
+        except httpx.HTTPError:
+            time.sleep(0.2)
 
 
 def start_cluster(env: dict, log_dir: Path, timeout: float = 60) -> ServiceProcess:

@@ -23,12 +23,16 @@ GRACE_SECONDS = 5
 
 
 @pytest.fixture
-def running_launcher(live_env, transactional_db, tmp_path):
+def running_launcher(request, live_env, transactional_db, tmp_path):
     """`python -m dotsocr_site.launcher run` with two workers busy on a backlog; yields
-    (launcher, its descendants' pids)."""
+    (launcher, its descendants' pids). Parametrized indirectly: WEB_CONCURRENCY (default:
+    the launcher's own, one per core)."""
     port = free_port()
     env = {**live_env, "API_HOST": "127.0.0.1", "API_PORT": str(port), "NUM_WORKERS": "2",
            "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS), "DATA_DIR": str(tmp_path)}
+    web_processes = getattr(request, "param", None)
+    if web_processes is not None:
+        env["WEB_CONCURRENCY"] = web_processes
     launcher = subprocess.Popen([sys.executable, "-m", "dotsocr_site.launcher", "run"], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output = OutputWatcher(launcher)
@@ -65,3 +69,40 @@ def test_a_killed_launcher_leaves_nothing_running(running_launcher):
     wait_until(lambda: not alive(descendants), GRACE_SECONDS + 10, lambda: f"left running: {alive(descendants)}")
     print(f"every child gone {time.monotonic() - killed_at:.1f} s after the launcher's SIGKILL")
     assert not Conversion.objects.filter(status="running").exists()
+
+
+def daphnes(pids) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if "daphne" in process.cmdline():
+                found.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("running_launcher", ["3"], indirect=True)
+def test_launcher_stops_every_one_of_several_web_processes(running_launcher):
+    """WEB_CONCURRENCY=3: three daphne processes on one inherited socket, all stopped
+    cleanly on SIGINT (a Ctrl-C), and their shared metrics folder removed."""
+    launcher, descendants, output = running_launcher
+    webs = daphnes(descendants)
+    assert len(webs) == 3 and all("--fd" in web.cmdline() for web in webs)
+    metrics_dirs = {web.environ()["PROMETHEUS_MULTIPROC_DIR"] for web in webs}
+    assert len(metrics_dirs) == 1
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=GRACE_SECONDS + 10 + 5) == 0, "\n".join(output.lines[-40:])
+    assert not alive(descendants)
+    assert not [line for line in output.lines if line.startswith("[dotsocr] process group")]  # none killed
+    assert not os.path.exists(metrics_dirs.pop())
+
+
+@pytest.mark.parametrize("running_launcher", ["3"], indirect=True)
+def test_a_killed_launcher_leaves_none_of_several_web_processes_running(running_launcher):
+    launcher, descendants, output = running_launcher
+    assert len(daphnes(descendants)) == 3
+    launcher.kill()
+    launcher.wait()
+    wait_until(lambda: not alive(descendants), GRACE_SECONDS + 10, lambda: f"left running: {alive(descendants)}")
