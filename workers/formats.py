@@ -9,7 +9,7 @@ URL survives.
 
 Text: the same rendering with its markup taken away, in reading order (the order of the
 page's cells, which is the Markdown's): one block per line, table cells separated by
-tabs, pictures and HTML comments left out.
+tabs, formulas as their LaTeX without ``$$``, pictures and HTML comments left out.
 """
 
 import html
@@ -78,7 +78,7 @@ class TextOfHtml(HTMLParser):
     def handle_endtag(self, tag):
         if tag in ("script", "style"):
             self.skipping = max(0, self.skipping - 1)
-        elif tag in BLOCKS:
+        elif tag in BLOCKS and tag != "tr":  # the next row's start breaks the line
             self.parts.append("\n")
 
     def handle_data(self, data):
@@ -96,4 +96,8 @@ def plain_text(text: str) -> str:
     parser = TextOfHtml()
     parser.feed(markdown.markdown(text, extensions=["tables", "fenced_code"]))
     parser.close()
-    return parser.text()
+    return DISPLAY_MATH.sub(lambda match: match[1], parser.text())
+
+
+# A Formula cell is ``$$<LaTeX>$$`` (workers/ocr/layout.py): the LaTeX is its text.
+DISPLAY_MATH = re.compile(r"\$\$\s*(.*?)\s*\$\$", re.S)
