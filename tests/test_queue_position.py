@@ -78,7 +78,7 @@ def test_every_position_with_one_busy_worker_and_two_users_at_two_priorities(bus
 
 
 def test_positions_move_after_one_more_claim(busy_worker_and_five_jobs, two_users):
-    busy, jobs = busy_worker_and_five_jobs
+    _, jobs = busy_worker_and_five_jobs
     clients = {user.username: user_client(user) for user in two_users}
 
     assert services.claim_next(worker_id="host:2").pk == jobs["ben5"].pk

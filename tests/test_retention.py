@@ -74,7 +74,7 @@ def test_a_document_still_in_use_keeps_its_upload(settings, finished_hours_ago, 
 def test_file_routes_of_an_expired_conversion_answer_410_saying_when(settings, finished_hours_ago):
     settings.RESULT_TTL_HOURS = 2
     conversion = finished_hours_ago(3)
-    name = sorted(path.name for path in Path(conversion.output_dir).iterdir())[0]
+    name = min(path.name for path in Path(conversion.output_dir).iterdir())
     tasks.expire_results()
     conversion.refresh_from_db()
     client = Client()

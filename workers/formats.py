@@ -100,4 +100,4 @@ def plain_text(text: str) -> str:
 
 
 # A Formula cell is ``$$<LaTeX>$$`` (workers/ocr/layout.py): the LaTeX is its text.
-DISPLAY_MATH = re.compile(r"\$\$\s*(.*?)\s*\$\$", re.S)
+DISPLAY_MATH = re.compile(r"\$\$\s*(.*?)\s*\$\$", re.DOTALL)
