@@ -132,6 +132,10 @@ class Conversion(models.Model):
             # Counts per status (Queue page, /metrics) as an index-only scan: with five
             # values, deduplication keeps it a fraction of the (status, -created_at) one.
             models.Index(fields=["status"], name="conversion_status"),
+            # Fair share (services.claim_next, conversions/queue_position.py): queued jobs
+            # per owner and priority, oldest first, without reading the table.
+            models.Index(fields=["owner", "-priority", "created_at", "id"], condition=Q(status="queued"),
+                         name="conversion_queue_by_owner"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -279,14 +279,17 @@ def queued_in_run_order() -> QuerySet[Conversion]:
 
 
 def queued_page(number, *, page_size: int, queued_count: int) -> Page:
-    """One page of the queue in the order workers will claim it (queue_position.claim_order,
-    which the API's queue_position reads too): every queued id, narrow, then the page's
-    rows with their document and owner. A page number past the end gives the last page."""
-    from conversions.queue_position import claim_order
+    """One page of the queue in the order workers will claim it (queue_position.queued_ids,
+    the model the API's queue_position reads too), then the page's rows with their
+    document and owner. The count comes from counts_by_status, saving the paginator a
+    COUNT(*); a page number past the end gives the last page."""
+    from conversions.queue_position import queued_ids
 
-    paginator = Paginator(claim_order(), page_size)
+    paginator = Paginator([], page_size)
+    paginator.count = queued_count  # a cached_property: set, it is never queried
     page = paginator.get_page(number)
-    ids = list(page.object_list)
+    start = (page.number - 1) * page_size
+    ids, _ = queued_ids(start, start + page_size)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]  # one deleted meanwhile is left out
     return page

@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from conversions import events, services
 from conversions.models import Conversion
-from conversions.queue_position import claim_order
+from conversions.queue_position import claim_order, with_queue_positions
 from tests.conftest import ONE_PAGE, upload_of
 
 
@@ -157,3 +157,31 @@ def test_the_websocket_snapshot_and_events_of_a_queued_job_carry_its_position(se
     assert snapshot["status"] == "queued" and snapshot["queue_position"] == 1
     assert event["status"] == "queued" and event["queue_position"] == 0
     assert first.pk != second.pk
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_positions_equal_what_successive_claims_take_on_a_random_queue(db, seed):
+    """Three owners, three priorities, some jobs running and some finished before: the
+    claim order the positions come from is exactly the order claim_next then takes."""
+    import random
+
+    from django.utils import timezone
+
+    chance = random.Random(seed)
+    users = [get_user_model().objects.create_user(f"user{n}") for n in range(3)]
+    document = services.create_document(owner=users[0], upload=upload_of(ONE_PAGE), max_pages=10)
+    now = timezone.now()
+    for user in users:  # history: running jobs and finished ones, started at various times
+        for status in chance.choices(["running", "completed", "none"], k=2):
+            if status != "none":
+                Conversion.objects.create(document=document, owner=user, status=status,
+                                          started_at=now - timezone.timedelta(minutes=chance.randint(1, 60)))
+    for _ in range(14):
+        job(chance.choice(users), chance.choice([0, 0, 3, 7]))
+
+    order = claim_order()
+    positions = {pk: position for position, pk in enumerate(order)}
+    listed = with_queue_positions(Conversion.objects.filter(status="queued"))
+    assert {conversion.pk: conversion.queue_position for conversion in listed} == positions
+    claimed = [services.claim_next(worker_id=f"host:{n}").pk for n in range(len(order))]
+    assert claimed == order

@@ -51,5 +51,10 @@ class Migration(migrations.Migration):
             name='expired_at',
             field=models.DateTimeField(blank=True, help_text='When its stored file was removed.', null=True),
         ),
+        migrations.AddIndex(
+            model_name='conversion',
+            index=models.Index(condition=models.Q(('status', 'queued')), fields=['owner', '-priority', 'created_at', 'id'],
+                               name='conversion_queue_by_owner'),
+        ),
         migrations.RunPython(create_schedule, delete_schedule),
     ]
