@@ -2,12 +2,19 @@
 
     DATABASE_URL=postgres://.../scratch .venv/bin/python -m bench.queue_position [--sizes 1000 10000 30000]
 
-For each queue size, with one owner (the order is the index's: no fair share to apply)
-and with ten owners at two priorities (fair share replayed in Python), prints the time
-of ``claim_order()`` beside a reference measured in the same run on the same rows: the
-plain read of every queued id in index order (what claim_order cannot do with less),
-and the admin Queue page's former OFFSET read of one page of 50. Rows are created in a
-transaction that is rolled back, so the database is left as it was (it must be migrated).
+For each queue size, with one owner (no fair share to apply) and with ten owners at two
+priorities, prints the time of what the API and the admin page now do, beside references
+measured in the same run on the same rows:
+
+  positions   with_queue_positions() of 50 queued rows (the list endpoint's page)
+  admin page  queued_ids() of the page in the middle of the queue (the Queue page)
+  ids, index  reference: reading every queued id in priority/age order (a naive replay
+              would read at least this)
+  OFFSET      reference: the Queue page's former read of one page of 50 (priority/age
+              order, no fair share)
+
+Rows are created in a transaction that is rolled back, so the database is left as it
+was (it must be migrated).
 """
 
 import argparse
@@ -48,12 +55,15 @@ def measure(size: int, owners: int) -> dict:
     from django.db import transaction
 
     from conversions import selectors
-    from conversions.queue_position import claim_order
+    from conversions.models import Conversion
+    from conversions.queue_position import queued_ids, with_queue_positions
 
     with transaction.atomic():
         fill(size, owners)
+        page = list(Conversion.objects.filter(status="queued").order_by("?")[:50])
         row = {
-            "claim_order_ms": timed(claim_order),
+            "positions_ms": timed(lambda: with_queue_positions(page)),
+            "admin_page_ms": timed(lambda: queued_ids(size // 2, size // 2 + 50)),
             "all_ids_in_index_order_ms": timed(lambda: list(selectors.queued_in_run_order().values_list("pk",
                                                                                                         flat=True))),
             "one_offset_page_ms": timed(lambda: list(selectors.queued_in_run_order()
@@ -71,13 +81,15 @@ def main() -> None:
     import django
 
     django.setup()
-    print(f"{'queued':>7} {'owners':>6} {'claim_order':>12} {'ids, index':>11} {'ratio':>6} {'OFFSET page':>12}")
+    print(f"{'queued':>7} {'owners':>6} {'positions':>10} {'admin page':>11} {'ids, index':>11} {'OFFSET':>9}"
+          f" {'positions/ids':>14} {'admin/OFFSET':>13}")
     for size in args.sizes:
         for owners in (1, 10):
             row = measure(size, owners)
-            ratio = row["claim_order_ms"] / row["all_ids_in_index_order_ms"]
-            print(f"{size:>7} {owners:>6} {row['claim_order_ms']:>10.1f}ms {row['all_ids_in_index_order_ms']:>9.1f}ms "
-                  f"{ratio:>5.2f}x {row['one_offset_page_ms']:>10.1f}ms")
+            print(f"{size:>7} {owners:>6} {row['positions_ms']:>8.1f}ms {row['admin_page_ms']:>9.1f}ms "
+                  f"{row['all_ids_in_index_order_ms']:>9.1f}ms {row['one_offset_page_ms']:>7.1f}ms "
+                  f"{row['positions_ms'] / row['all_ids_in_index_order_ms']:>13.2f}x "
+                  f"{row['admin_page_ms'] / row['one_offset_page_ms']:>12.2f}x")
 
 
 if __name__ == "__main__":

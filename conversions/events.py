@@ -56,7 +56,7 @@ def result_files(conversion: Conversion) -> list[dict]:
 
 def original_status_record(conversion: Conversion) -> dict:
     """The original app's conversion status record (`GET /conversion-status/{id}`)."""
-    return {
+    record = {
         "id": str(conversion.pk),
         "filename": conversion.document.filename,
         "status": ORIGINAL_STATUS[conversion.status],
@@ -67,8 +67,10 @@ def original_status_record(conversion: Conversion) -> dict:
         "started_at": iso(conversion.started_at),
         "completed_at": iso(conversion.finished_at),
         "error": conversion.error or (conversion.message if conversion.status == Status.CANCELLED else None),
-        "queue_position": queue_position(conversion),  # an extra field: jobs claimed before this one, or null
     }
+    if conversion.status == Status.QUEUED:  # an extra field while pending: jobs claimed before this one
+        record["queue_position"] = queue_position(conversion)
+    return record
 
 
 def original_event(event: dict) -> dict:
