@@ -102,3 +102,19 @@ def test_an_expired_conversion_cannot_be_retried_nor_its_document_converted(sett
     again = client.post("/api/v1/conversions", {"document": str(conversion.document_id)},
                         content_type="application/json")
     assert again.status_code == 400 and "expired" in again.json()["detail"]
+
+
+def test_the_admin_page_of_an_expired_conversion_says_so(settings, finished_hours_ago):
+    from django.contrib.auth import get_user_model
+
+    settings.RESULT_TTL_HOURS = 2
+    conversion = finished_hours_ago(3)
+    tasks.expire_results()
+    conversion.refresh_from_db()
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser("root", "r@example.invalid", "pw"))
+
+    response = staff.get(f"/admin/conversions/conversion/{conversion.pk}/change/")
+
+    assert response.status_code == 200
+    assert f"expired at {conversion.expired_at.isoformat()}" in response.content.decode()
