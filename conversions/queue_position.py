@@ -94,8 +94,11 @@ class QueuePlan:
         return earlier + sum(1 for other in self.lanes[priority]
                              if other is not lane and other.at_level(level) and other.turn() < lane.turn())
 
-    def position(self, owner: int, priority: int, rank: int) -> int:
-        lane = next(lane for lane in self.lanes[priority] if lane.owner == owner)
+    def position(self, owner: int, priority: int, rank: int) -> int | None:
+        """None when the job left the queue between the two reads (claimed, cancelled)."""
+        lane = next((lane for lane in self.lanes.get(priority, ()) if lane.owner == owner), None)
+        if lane is None or rank >= lane.waiting:
+            return None
         return self.offsets[priority] + self.claims_before(priority, lane, rank)
 
     def stretch(self, start: int, stop: int) -> list[tuple[int, int, int]]:
@@ -157,8 +160,7 @@ def queue_positions(conversions) -> dict:
         return {}
     found = ranks(conversions)
     plan = QueuePlan()
-    return {pk: plan.position(owner, priority, rank) for pk, (owner, priority, rank) in found.items()
-            if priority in plan.lanes}
+    return {pk: plan.position(owner, priority, rank) for pk, (owner, priority, rank) in found.items()}
 
 
 def with_queue_positions(conversions):

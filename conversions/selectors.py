@@ -285,7 +285,7 @@ def queued_page(number, *, page_size: int, queued_count: int) -> Page:
     COUNT(*); a page number past the end gives the last page."""
     from conversions.queue_position import queued_ids
 
-    paginator = Paginator([], page_size)
+    paginator: Paginator = Paginator([], page_size)
     paginator.count = queued_count  # a cached_property: set, it is never queried
     page = paginator.get_page(number)
     start = (page.number - 1) * page_size
