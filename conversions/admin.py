@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from conversions import selectors, services
-from conversions.exceptions import IllegalTransition, NotFound
+from conversions.exceptions import Gone, IllegalTransition, NotFound
 from conversions.models import Conversion, Document, PageResult
 from workers import outputs
 
@@ -98,7 +98,7 @@ class ConversionAdmin(admin.ModelAdmin):
         """Links to the whole result and every output file; why there are none otherwise."""
         try:
             files = selectors.output_files(conversion)
-        except NotFound as absent:
+        except (NotFound, Gone) as absent:  # Gone: RESULT_TTL_HOURS removed them
             return absent.detail
         except FileNotFoundError:
             return f"The output folder {conversion.output_dir} is missing."

@@ -25,6 +25,7 @@ class BatchOptions:
     prompt_mode: str = "prompt_layout_all_en"
     priority: int = 0
     pages: str = ""
+    on_page_error: str = "fail"
 
 
 def submit_batch(*, owner, uploads: list, source_urls: list[str], options: BatchOptions,
@@ -76,7 +77,8 @@ def queue_batch(*, owner, documents: list[Document], options: BatchOptions, max_
         # Nobody can follow these new ids yet; the queue's watchers need one event, not one per file.
         named(document.filename, lambda: services.create_conversion(
             document=document, owner=owner, batch=batch, engine=options.engine, prompt_mode=options.prompt_mode,
-            priority=options.priority, pages=options.pages, announce=number == len(documents)))
+            priority=options.priority, pages=options.pages, announce=number == len(documents),
+            on_page_error=options.on_page_error))
     return batch
 
 

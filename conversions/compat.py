@@ -20,6 +20,7 @@ from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
 from conversions.exceptions import InvalidParameter, InvalidRequest, NotFound
 from conversions.models import Conversion
+from conversions.retention import ensure_not_expired
 from workers import outputs
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
@@ -160,6 +161,7 @@ def completed_for_stem(request, stem: str) -> Conversion:
     conversion = selectors.latest_completed_conversion(acting_user(request), stem=checked_filename(stem))
     if conversion is None:
         raise NotFound(f"No markdown files found for: {stem}")
+    ensure_not_expired(conversion)  # 410 once RESULT_TTL_HOURS removed its files
     return conversion
 
 

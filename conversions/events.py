@@ -7,6 +7,7 @@ the original app's socket (``/ws/conversion/<id>``) gets its status strings and 
 from pathlib import Path
 
 from conversions.models import Conversion
+from conversions.queue_position import queue_position
 from workers import outputs
 
 Status = Conversion.Status
@@ -32,8 +33,12 @@ def conversion_event(conversion: Conversion, *, page_no: int | None = None) -> d
     }
     if page_no is not None:
         event["page_no"] = page_no
+    if conversion.status == Status.QUEUED:
+        event["queue_position"] = queue_position(conversion)
     if conversion.status == Status.COMPLETED:
         event["results"] = result_files(conversion)
+        if conversion.pages_failed:  # partial success (on_page_error "skip"): say which pages are missing
+            event["pages_failed"] = conversion.pages_failed
     if conversion.status in (Status.FAILED, Status.CANCELLED):
         event["error"] = conversion.error or conversion.message
     return event
@@ -51,7 +56,7 @@ def result_files(conversion: Conversion) -> list[dict]:
 
 def original_status_record(conversion: Conversion) -> dict:
     """The original app's conversion status record (`GET /conversion-status/{id}`)."""
-    return {
+    record = {
         "id": str(conversion.pk),
         "filename": conversion.document.filename,
         "status": ORIGINAL_STATUS[conversion.status],
@@ -63,6 +68,9 @@ def original_status_record(conversion: Conversion) -> dict:
         "completed_at": iso(conversion.finished_at),
         "error": conversion.error or (conversion.message if conversion.status == Status.CANCELLED else None),
     }
+    if conversion.status == Status.QUEUED:  # an extra field while pending: jobs claimed before this one
+        record["queue_position"] = queue_position(conversion)
+    return record
 
 
 def original_event(event: dict) -> dict:

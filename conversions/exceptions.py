@@ -51,6 +51,10 @@ class ResultNotReady(DomainError):
     """The conversion has no result yet (or never will)."""
 
 
+class Gone(DomainError):
+    """The result existed and was removed: RESULT_TTL_HOURS expired it (HTTP 410)."""
+
+
 class LostClaim(DomainError):
     """A worker tried to write to a conversion it no longer owns."""
 

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from conversions import selectors
+from conversions import retention, selectors
 from conversions.models import Conversion, PageResult
 from workers.ocr import ENGINES
 
@@ -80,6 +80,7 @@ class DatabaseCollector:
         yield self.page_durations()
         yield self.engine_latency()
         yield self.engine_failures()
+        yield self.stored_bytes()
 
     def jobs_by_status(self):
         family = GaugeMetricFamily("dotsocr_conversions", "Conversions by status", labels=["status"])
@@ -149,6 +150,17 @@ class DatabaseCollector:
         counts = dict(failed.order_by().values_list("engine").annotate(count=Count("*")))
         for engine in sorted(set(ENGINES) | set(counts)):
             family.add_metric([engine], counts.get(engine, 0))
+        return family
+
+
+    def stored_bytes(self):
+        """From sizes recorded when the files were written (conversions/retention.py
+        stored_bytes): two SUMs, never a walk of the storage, which could be an object store
+        holding millions of files."""
+        family = GaugeMetricFamily("dotsocr_stored_bytes", "Bytes of files kept, by kind (uploads: documents as "
+                                   "uploaded; outputs: published result folders)", labels=["kind"])
+        for kind, size in retention.stored_bytes().items():
+            family.add_metric([kind], size)
         return family
 
 

@@ -38,6 +38,8 @@ class Document(models.Model):
     content_type = models.CharField(max_length=100, default="application/pdf", help_text="Detected from the bytes.")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PDF)
     source_url = models.URLField(max_length=2048, blank=True, default="", help_text="Where it was downloaded from.")
+    # Set when RESULT_TTL_HOURS removed its files (conversions/retention.py); the row stays.
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When its stored file was removed.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -95,6 +97,14 @@ class Conversion(models.Model):
     worker_id = models.CharField(max_length=200, blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # What a page that still fails after the engine's retries does to the job
+    # (conversions/partial.py): "fail" it (the default), or "skip" the page, recorded with
+    # its reason in pages_failed, and complete the others.
+    on_page_error = models.CharField(max_length=8, choices=[("fail", "fail"), ("skip", "skip")], default="fail")
+    pages_failed = models.JSONField(default=list, blank=True,
+                                    help_text="Pages without a result, set on completion: [{page, source_page, reason}].")
+    output_bytes = models.BigIntegerField(default=0, help_text="Bytes of the output folder when it was published.")
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When RESULT_TTL_HOURS removed its files.")
     output_dir = models.CharField(max_length=500, blank=True, default="")
     # Edits are per page (PageResult.markdown_edited); migration 0011 moved the whole-
     # document edits of one-page conversions there. Kept only for older, longer ones.
@@ -124,6 +134,10 @@ class Conversion(models.Model):
             # Counts per status (Queue page, /metrics) as an index-only scan: with five
             # values, deduplication keeps it a fraction of the (status, -created_at) one.
             models.Index(fields=["status"], name="conversion_status"),
+            # Fair share (services.claim_next, conversions/queue_position.py): queued jobs
+            # per owner and priority, oldest first, without reading the table.
+            models.Index(fields=["owner", "-priority", "created_at", "id"], condition=Q(status="queued"),
+                         name="conversion_queue_by_owner"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from conversions.exceptions import NotFound
 from conversions.models import Batch, Conversion, Document, PageResult
+from conversions.retention import ensure_not_expired
 from workers import markdown_pictures, outputs
 from workers.ocr.layout import with_headers_footers
 
@@ -101,7 +102,9 @@ def page_image(conversion: Conversion, page_no: int) -> Path:
 
 
 def output_files(conversion: Conversion) -> list[Path]:
-    """Every output file of a completed conversion, sorted by name. Raises NotFound."""
+    """Every output file of a completed conversion, sorted by name. Raises NotFound, or
+    Gone once RESULT_TTL_HOURS removed them."""
+    ensure_not_expired(conversion)
     if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
         raise NotFound(f"Conversion {conversion.pk} has no outputs (status: {conversion.status}).")
     return sorted(path for path in Path(conversion.output_dir).iterdir() if path.is_file())
@@ -134,7 +137,7 @@ def latest_completed_output_dirs(user, *, stems: set[str]) -> dict[str, str]:
     """The output folder of the latest completed conversion of each stem, in one query."""
     latest = (
         conversions_for(user, status=Conversion.Status.COMPLETED)
-        .filter(document__stem__in=stems)
+        .filter(document__stem__in=stems, expired_at__isnull=True)
         .order_by("document__stem", "-finished_at")
         .distinct("document__stem")
         .values_list("document__stem", "output_dir")
@@ -277,20 +280,24 @@ def counts_by_status() -> dict[str, int]:
 
 
 def queued_in_run_order() -> QuerySet[Conversion]:
-    """Queued conversions in the order workers claim them (services.claim_next): highest
-    priority first, then oldest. The partial index conversion_queue_order serves it."""
+    """Queued conversions by priority, then age: the order of the partial index
+    conversion_queue_order. It is the claim order only while one owner waits at each
+    priority; queue_position.claim_order applies claim_next's fair share on top."""
     return Conversion.objects.filter(status=Conversion.Status.QUEUED).order_by("-priority", "created_at", "pk")
 
 
 def queued_page(number, *, page_size: int, queued_count: int) -> Page:
-    """One page of the queue, in two narrow queries: the page's ids (a deep page sorts
-    ids, not joined rows), then those rows with their document and owner. The count comes
-    from counts_by_status, saving the paginator a COUNT(*); a page number past the end
-    gives the last page."""
-    paginator = Paginator(queued_in_run_order().values_list("pk", flat=True), page_size)
+    """One page of the queue in the order workers will claim it (queue_position.queued_ids,
+    the model the API's queue_position reads too), then the page's rows with their
+    document and owner. The count comes from counts_by_status, saving the paginator a
+    COUNT(*); a page number past the end gives the last page."""
+    from conversions.queue_position import queued_ids
+
+    paginator: Paginator = Paginator([], page_size)
     paginator.count = queued_count  # a cached_property: set, it is never queried
     page = paginator.get_page(number)
-    ids = list(page.object_list)
+    start = (page.number - 1) * page_size
+    ids, _ = queued_ids(start, start + page_size)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]  # one deleted meanwhile is left out
     return page

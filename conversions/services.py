@@ -220,7 +220,8 @@ def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Docum
 
 def submit_conversion(*, owner, upload=None, document_id=None, source_url: str | None = None, pages: str = "",
                       priority: int = 0, engine: str = "auto", prompt_mode: str = "prompt_layout_all_en",
-                      idempotency_key: str | None = None, max_queued: int = 0) -> tuple[Conversion, bool]:
+                      idempotency_key: str | None = None, max_queued: int = 0,
+                      on_page_error: str = "fail") -> tuple[Conversion, bool]:
     """Create a conversion of a new upload, a document downloaded from ``source_url`` or
     an uploaded document, of the ``pages`` selected (all when blank): (conversion, created).
 
@@ -235,7 +236,8 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     fingerprint = ""
     if idempotency_key is not None:
         fingerprint = request_fingerprint(upload=upload, document_id=document_id, source_url=source_url,
-                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode)
+                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode,
+                                          on_page_error=on_page_error)
         earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return replayed(earlier, fingerprint), False
@@ -251,7 +253,8 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     try:
         conversion = create_conversion(document=document, owner=owner, pages=pages, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
-                                       request_fingerprint=fingerprint, max_queued=max_queued)
+                                       request_fingerprint=fingerprint, max_queued=max_queued,
+                                       on_page_error=on_page_error)
     except BaseException as error:
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
@@ -266,7 +269,7 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
 
 
 def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str,
-                        source_url: str | None = None, pages: str = "") -> str:
+                        source_url: str | None = None, pages: str = "", on_page_error: str = "fail") -> str:
     """What a create call asks for: the upload's bytes (or the URL, or the document) and
     the options."""
     digest = hashlib.sha256()
@@ -280,6 +283,8 @@ def request_fingerprint(*, upload, document_id, priority: int, engine: str, prom
     digest.update(f"|{priority}|{engine}|{prompt_mode}".encode())
     if pages:
         digest.update(f"|pages:{pages}".encode())
+    if on_page_error != "fail":
+        digest.update(f"|on_page_error:{on_page_error}".encode())
     return digest.hexdigest()
 
 
@@ -319,7 +324,7 @@ lock_owner = _lock_owner  # for conversions/batches.py
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
                       request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
-                      batch=None, announce: bool = True) -> Conversion:
+                      batch=None, announce: bool = True, on_page_error: str = "fail") -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
@@ -328,6 +333,8 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
     InvalidPageSelection when ``pages`` ("1-3,7,10-", 1-based) does not fit the document.
     ``announce`` False sends no progress event (a batch sends one for all its jobs).
     """
+    if document.expired_at is not None:
+        raise InvalidRequest(f"Document {document.pk} expired (RESULT_TTL_HOURS): its file was removed.")
     pages = page_selection.normalized(pages)
     pages_total = page_selection.selected_page_count(document.page_count, pages)
     if max_queued:
@@ -349,6 +356,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         message="Queued",
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
+        on_page_error=on_page_error,
     )
     _enqueue(conversion.pk)
     if announce:
@@ -552,9 +560,14 @@ def _finish(conversion: Conversion, target: str, *, where: dict | None = None, *
 
 
 def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
-    """running -> completed. Raises LostClaim if the job was taken from this worker."""
-    if not _finish(conversion, Status.COMPLETED, progress=100, message=completion_message(conversion),
-                   output_dir=output_dir):
+    """running -> completed, with the pages that failed (conversions/partial.py) and the
+    output's size. Raises LostClaim if the job was taken from this worker."""
+    from conversions import partial, retention
+
+    pages_failed = partial.failed_pages(conversion)
+    message = partial.skipped_message(conversion, pages_failed) or completion_message(conversion)
+    if not _finish(conversion, Status.COMPLETED, progress=100, message=message, output_dir=output_dir,
+                   pages_failed=pages_failed, output_bytes=retention.folder_bytes(Path(output_dir))):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
 
 
@@ -760,6 +773,8 @@ def retry_conversion(*, conversion: Conversion, max_queued: int = 0) -> Conversi
     """failed | cancelled -> queued, keeping the pages already checkpointed (the retry
     resumes after them). Raises IllegalTransition for a job in another state, QueueFull
     when its owner has ``max_queued`` jobs waiting already (0: no cap)."""
+    if conversion.expired_at is not None:
+        raise IllegalTransition(f"Conversion {conversion.pk} expired (RESULT_TTL_HOURS): its files were removed.")
     with transaction.atomic():
         if max_queued and conversion.status in (Status.FAILED, Status.CANCELLED):
             _lock_owner(conversion.owner)

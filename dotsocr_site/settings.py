@@ -170,6 +170,11 @@ FRONTEND_CONFIG = {
 }
 # /metrics answers staff, or a scraper sending `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Hours a finished conversion's files (upload, outputs) are kept; then a scheduled job
+# removes them and marks the rows expired (their file routes answer 410). 0, the default,
+# keeps them: deleting users' results is a policy decision an operator makes, not one the
+# software should make silently on upgrade.
+RESULT_TTL_HOURS = env_int("RESULT_TTL_HOURS", 0, minimum=0)
 # A running job renews its lease every LEASE_SECONDS / 4 (a heartbeat thread); a job
 # whose lease is older than LEASE_SECONDS is given back to the queue by the reaper.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=1)

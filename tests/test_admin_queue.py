@@ -240,9 +240,9 @@ def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_docu
         assert response.status_code == 200
         counted[url] = captured.captured_queries
     print("queries per request:", {url: len(queries) for url, queries in counted.items()})
-    # session, user, counts, queue page ids, its rows, running, throughput, cluster stats
-    # (one cache read while no cluster runs)
-    assert {len(queries) for queries in counted.values()} == {8}
+    # session, user, counts, the queue's lanes (jobs per owner and priority: fair share, issue 17),
+    # queue page ids, its rows, running, throughput, cluster stats (one cache read while no cluster runs)
+    assert {len(queries) for queries in counted.values()} == {9}
 
     html = response.content.decode()
     assert [cell(html, "data-status", status) for status in Conversion.Status.values] == [
@@ -253,7 +253,7 @@ def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_docu
         plans = plans_by_table(counted[url])
         for sql, plan in plans["conversions_conversion"] + plans["conversions_pageresult"]:
             print(f"--- {url}: {sql[:150]}...\n{plan}")
-        assert len(plans["conversions_conversion"]) == 4  # counts, queue ids, their rows, running
+        assert len(plans["conversions_conversion"]) == 5  # counts, lanes, queue ids, their rows, running
         assert not [plan for _, plan in plans["conversions_conversion"] if "Seq Scan on conversions_conversion" in plan]
         counts_plan, queue_plan, rows_plan, running_plan = (
             next(plan for sql, plan in plans["conversions_conversion"] if marker in sql)
@@ -262,10 +262,12 @@ def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_docu
         assert "Index Only Scan using conversion_status" in counts_plan
         assert "Index" in queue_plan and "Index" in running_plan
         assert "conversions_conversion_pkey" in rows_plan
+        lanes_plan = next(plan for sql, plan in plans["conversions_conversion"] if 'AS "oldest"' in sql)
+        assert "Index Only Scan using conversion_queue_by_owner" in lanes_plan
         [(_, throughput_plan)] = plans["conversions_pageresult"]
         assert "Index Only Scan using pageresult_created_at" in throughput_plan
-    # A near page walks the queue's own index in run order; a deep one may sort a bitmap scan.
-    assert "Index Scan using conversion_queue_order" in queue_plan_of(plans_by_table(counted[QUEUE + "?page=2"]))
+    # A near page walks the queue's index of one owner's jobs in run order; a deep one may sort a bitmap scan.
+    assert "Scan using conversion_queue_by_owner" in queue_plan_of(plans_by_table(counted[QUEUE + "?page=2"]))
 
 
 def queue_plan_of(plans: dict) -> str:

@@ -74,7 +74,8 @@ def test_zip_holds_every_output_file(browser, completed):
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="pdflatex-4-pages.zip"'
     names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
-    assert "pdflatex-4-pages.md" in names and "pdflatex-4-pages_page_3.jpg" in names and len(names) == 3 + 4 * 4
+    # Document files: .md, _nohf.md, .jsonl, and (issue 17) .html and .txt; four per page.
+    assert "pdflatex-4-pages.md" in names and "pdflatex-4-pages_page_3.jpg" in names and len(names) == 5 + 4 * 4
 
 
 @pytest.mark.parametrize("name", ["../../secret_key", "..%2F..%2Fsecret_key", "nothing.md"])

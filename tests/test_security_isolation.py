@@ -137,6 +137,8 @@ def document_list_and_upload(world):
 @covers("api/v1/documents/<str:document_id>")
 def document_detail(world):
     hidden_from_b(world, "get", f"/api/v1/documents/{world.document.pk}")
+    assert world.b_api.delete(f"/api/v1/documents/{world.document.pk}").status_code == 404
+    assert Document.objects.filter(pk=world.document.pk).exists()
 
 
 @covers("api/v1/conversions")
@@ -169,6 +171,7 @@ def conversion_detail_and_priority(world):
     refused = world.b_api.patch(path, {"priority": 99}, format="json")
     assert refused.status_code == 404 and Conversion.objects.get(pk=world.queued.pk).priority == 0
     assert world.a_api.patch(path, {"priority": 99}, format="json").json()["priority"] == 99
+    assert world.b_api.delete(path).status_code == 404 and Conversion.objects.filter(pk=world.queued.pk).exists()
 
 
 @covers("api/v1/conversions/<str:conversion_id>/cancel")
@@ -190,6 +193,16 @@ def retry(world):
 @covers("api/v1/conversions/<str:conversion_id>/markdown")
 def markdown(world):
     hidden_from_b(world, "get", f"/api/v1/conversions/{world.completed.pk}/markdown")
+
+
+@covers("api/v1/conversions/<str:conversion_id>/html")
+def html(world):
+    hidden_from_b(world, "get", f"/api/v1/conversions/{world.completed.pk}/html")
+
+
+@covers("api/v1/conversions/<str:conversion_id>/text")
+def text(world):
+    hidden_from_b(world, "get", f"/api/v1/conversions/{world.completed.pk}/text")
 
 
 @covers("api/v1/conversions/<str:conversion_id>/pages")

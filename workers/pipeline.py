@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from conversions import selectors, services
+from conversions import partial, selectors, services
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import inputs, outputs, page_ranges, shutdown
@@ -344,7 +344,14 @@ class PageRunner:
         finished, _ = wait(self.in_flight, timeout=self.limits.poll_seconds, return_when=FIRST_COMPLETED)
         for future in finished:
             page, _ = self.in_flight.pop(future)
-            self.writer.checkpoint(page, future.result())
+            try:
+                recognized = future.result()
+            except EngineError as error:
+                if self.conversion.on_page_error != "skip":
+                    raise
+                self.writer.skip(page, str(error))  # partial success: recorded, the job goes on
+                continue
+            self.writer.checkpoint(page, recognized)
         if not finished:
             self.fail_overdue_page()
         # Also while the last pages drain: a cancel must not wait for all of them.
@@ -427,6 +434,19 @@ class PageWriter:
         self.pages_written += 1
         logger.info("conversion=%s page=%s engine=%s cells=%s ms=%s", self.conversion.pk, page.number,
                     result.engine, len(result.cells), duration_ms)
+
+    def skip(self, page: PdfPage, reason: str) -> None:
+        """Checkpoint a page the engine could not read as failed, its Markdown a visible
+        notice (conversions/partial.py); its page image is kept like any page's."""
+        page_no = self.job_page_of.get(page.number, page.number)
+        outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), {})
+        notice = partial.failure_markdown(page.number + 1, reason)
+        services.checkpoint_page(conversion=self.conversion, page_no=page_no, source_page=page.number + 1,
+                                 page=PageOcr(cells=[], engine=partial.SKIPPED_ENGINE, reason="skipped: " + reason,
+                                              error=reason),
+                                 markdown=notice, markdown_nohf=notice, duration_ms=0)
+        self.pages_written += 1
+        logger.warning("conversion=%s page=%s skipped reason=%r", self.conversion.pk, page.number, reason)
 
 
 def has_area(bbox) -> bool:

@@ -25,3 +25,13 @@ def reap_expired_leases() -> dict:
 
     outcome = requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)
     return {**outcome, "woken": wake_stranded_jobs()}
+
+
+def expire_results() -> dict:
+    """Scheduled every 15 minutes (conversions migration 0013): removes the files of
+    results older than RESULT_TTL_HOURS (0: keeps them; see conversions/retention.py)."""
+    from django.conf import settings
+
+    from conversions.retention import expire_results as expire
+
+    return expire(ttl_hours=settings.RESULT_TTL_HOURS)

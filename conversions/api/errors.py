@@ -10,6 +10,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from conversions.exceptions import (
     DocumentTooLarge,
     DomainError,
+    Gone,
     IdempotencyConflict,
     IllegalTransition,
     InvalidParameter,
@@ -31,6 +32,7 @@ STATUS_FOR = (
     (IdempotencyConflict, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (InvalidParameter, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (ResultNotReady, status.HTTP_409_CONFLICT),
+    (Gone, status.HTTP_410_GONE),
     # Like a rate limit, it lifts by itself as the user's jobs start: retry later.
     (QueueFull, status.HTTP_429_TOO_MANY_REQUESTS),
 )

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from conversions import selectors
 from conversions.api import fast_fields
 from conversions.models import Batch, Conversion, Document, PageResult
+from conversions.queue_position import queue_position, with_queue_positions
 from workers.markdown_pictures import IMAGE_MODES
 from workers.ocr import ENGINES
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
@@ -33,13 +34,19 @@ class ConversionSerializer(serializers.ModelSerializer):
     document = DocumentSummarySerializer(read_only=True)
     links = serializers.SerializerMethodField()
     pages = serializers.CharField(source="page_selection", read_only=True)
+    queue_position = serializers.SerializerMethodField(
+        help_text="Queued: how many queued conversions will be claimed before this one (0: next); else null.")
 
     class Meta:
         model = Conversion
         fields = [
-            "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "progress", "message",
-            "pages_total", "pages_done", "attempts", "error", "created_at", "started_at", "finished_at", "links",
+            "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "on_page_error",
+            "progress", "message", "pages_total", "pages_done", "pages_failed", "queue_position", "attempts", "error",
+            "created_at", "started_at", "finished_at", "expired_at", "links",
         ]
+
+    def get_queue_position(self, conversion) -> int | None:
+        return queue_position(conversion)
 
     def get_links(self, conversion) -> dict:
         return conversion_links(conversion.pk)
@@ -51,7 +58,7 @@ class ConversionSerializer(serializers.ModelSerializer):
         return fast_fields.represent(self, conversion, CONVERSION_FAST_FIELDS)
 
 
-LINKS = ("detail", "markdown", "pages", "cancel", "retry")
+LINKS = ("detail", "markdown", "html", "text", "pages", "cancel", "retry")
 
 
 def conversion_links(conversion_id) -> dict:
@@ -87,6 +94,10 @@ class ConversionOptionsSerializer(serializers.Serializer):
     priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
     pages = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000,
                                   help_text='Pages to convert, 1-based: "1-3,7,10-". Blank: all.')
+    on_page_error = serializers.ChoiceField(
+        choices=["fail", "skip"], default="fail",
+        help_text="A page that still fails after the engine's retries: `fail` the job, or `skip` it (listed in "
+                  "pages_failed, marked in the Markdown) and complete the others.")
 
     def validate(self, data):
         data.setdefault("engine", settings.OCR_ENGINE)
@@ -176,7 +187,7 @@ class BatchSerializer(serializers.ModelSerializer):
         return sum(self.get_counts(batch).values())
 
     def get_conversions(self, batch) -> list:
-        return ConversionSerializer(selectors.batch_conversions(batch), many=True).data
+        return ConversionSerializer(with_queue_positions(selectors.batch_conversions(batch)), many=True).data
 
     def get_links(self, batch) -> dict:
         return {"detail": reverse("api:batch-detail", args=[batch.pk]), "events": f"/ws/v1/batches/{batch.pk}"}

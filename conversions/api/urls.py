@@ -13,6 +13,8 @@ urlpatterns = [
     path("conversions/<str:conversion_id>/cancel", views.ConversionCancelView.as_view(), name="conversion-cancel"),
     path("conversions/<str:conversion_id>/retry", views.ConversionRetryView.as_view(), name="conversion-retry"),
     path("conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"),
+    path("conversions/<str:conversion_id>/html", views.ConversionHtmlView.as_view(), name="conversion-html"),
+    path("conversions/<str:conversion_id>/text", views.ConversionTextView.as_view(), name="conversion-text"),
     path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
     path("conversions/<str:conversion_id>/pages/<int:page_no>/image", views.ConversionPageImageView.as_view(),
          name="conversion-page-image"),

@@ -32,6 +32,9 @@ from conversions.api.serializers import (
 from conversions.api.throttles import LoginThrottle, SubmissionThrottle
 from conversions.exceptions import InvalidRequest, ResultNotReady
 from conversions.models import Conversion, Document
+from conversions.queue_position import with_queue_positions
+from conversions.retention import delete_conversion, delete_document, ensure_not_expired
+from workers import formats
 from workers.markdown_pictures import IMAGE_MODES
 from workers.outputs import safe_stem
 
@@ -82,6 +85,13 @@ class DocumentDetailView(APIView):
         document = selectors.document_for(acting_user(request), document_id)
         return Response(DocumentSerializer(document).data)
 
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, document_id):
+        """Delete the document, every conversion of it (unfinished ones cancelled first)
+        and their files."""
+        delete_document(document=selectors.document_for(acting_user(request), document_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class ConversionListView(ListAPIView):
     serializer_class = ConversionSerializer
@@ -94,6 +104,10 @@ class ConversionListView(ListAPIView):
         query = ConversionListFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.conversions_for(acting_user(self.request), status=query.validated_data.get("status"))
+
+    def paginate_queryset(self, queryset):
+        # The page's queue positions in a fixed number of queries, not one per row.
+        return with_queue_positions(super().paginate_queryset(queryset))
 
     @extend_schema(
         request=ConversionCreateSerializer,
@@ -115,6 +129,7 @@ class ConversionListView(ListAPIView):
             source_url=data.get("source_url"), pages=data["pages"],
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
             idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
+            on_page_error=data["on_page_error"],
         )
         body = ConversionSerializer(conversion).data
         headers = {"Location": body["links"]["detail"]}
@@ -137,7 +152,8 @@ class BatchListView(APIView):
         batch = batches.submit_batch(
             owner=acting_user(request), uploads=data["file"], source_urls=data["source_url"],
             options=batches.BatchOptions(engine=data["engine"], prompt_mode=data["prompt_mode"],
-                                         priority=data["priority"], pages=data["pages"]),
+                                         priority=data["priority"], pages=data["pages"],
+                                         on_page_error=data["on_page_error"]),
             max_queued=settings.MAX_QUEUED_PER_USER,
         )
         body = BatchSerializer(batch).data
@@ -165,6 +181,13 @@ class ConversionDetailView(APIView):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         conversion = services.set_priority(conversion=conversion, priority=form.validated_data["priority"])
         return Response(ConversionSerializer(conversion).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, conversion_id):
+        """Delete the conversion, its pages and its files (a queued or running one is
+        cancelled first); its document stays."""
+        delete_conversion(conversion=selectors.conversion_for(acting_user(request), conversion_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ConversionRetryView(APIView):
@@ -214,12 +237,57 @@ class ConversionMarkdownView(APIView):
     )
     def get(self, request, conversion_id):
         query = markdown_query(request)
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        if conversion.status != Conversion.Status.COMPLETED:
-            raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
+        conversion = completed_conversion(request, conversion_id)
         text = selectors.document_markdown(conversion, headers_footers=query.validated_data["headers_footers"])
         serve = markdown_server(request, conversion, query.validated_data["images"])
         return HttpResponse(serve(text) + "\n", content_type="text/markdown; charset=utf-8")
+
+
+def completed_conversion(request, conversion_id) -> Conversion:
+    """The caller's conversion with a result to serve: ResultNotReady (409) before it
+    completes, Gone (410) once RESULT_TTL_HOURS removed it."""
+    conversion = selectors.conversion_for(acting_user(request), conversion_id)
+    ensure_not_expired(conversion)
+    if conversion.status != Conversion.Status.COMPLETED:
+        raise ResultNotReady(f"Conversion {conversion.pk} is {conversion.status}; its result is not available.")
+    return conversion
+
+
+# Rendered pages may hold text from any PDF: no scripts, nothing loaded but pictures.
+HTML_POLICY = "default-src 'none'; img-src 'self' http: https: data:; style-src 'unsafe-inline'"
+
+
+class ConversionHtmlView(APIView):
+    """The whole document rendered to HTML and sanitised (workers/formats.py); the
+    same ``?images=`` and ``?headers_footers=`` as .../markdown."""
+
+    @extend_schema(
+        parameters=[IMAGES_PARAMETER, OpenApiParameter("headers_footers", bool, required=False)],
+        responses={(200, "text/html"): str},
+    )
+    def get(self, request, conversion_id):
+        query = markdown_query(request)
+        conversion = completed_conversion(request, conversion_id)
+        text = selectors.document_markdown(conversion, headers_footers=query.validated_data["headers_footers"])
+        serve = markdown_server(request, conversion, query.validated_data["images"])
+        page = formats.html_document(serve(text), title=conversion.document.filename)
+        response = HttpResponse(page, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = HTML_POLICY
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class ConversionTextView(APIView):
+    """The whole document as plain text in reading order, without markup or pictures;
+    ``?headers_footers=false`` drops page headers/footers."""
+
+    @extend_schema(parameters=[OpenApiParameter("headers_footers", bool, required=False)],
+                   responses={(200, "text/plain"): str})
+    def get(self, request, conversion_id):
+        query = markdown_query(request)
+        conversion = completed_conversion(request, conversion_id)
+        text = selectors.document_markdown(conversion, headers_footers=query.validated_data["headers_footers"])
+        return HttpResponse(formats.plain_text(text), content_type="text/plain; charset=utf-8")
 
 
 class ConversionPagesView(APIView):
@@ -230,6 +298,7 @@ class ConversionPagesView(APIView):
     def get(self, request, conversion_id):
         query = markdown_query(request)
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
+        ensure_not_expired(conversion)
         serve = markdown_server(request, conversion, query.validated_data["images"])
         pages = PageResultSerializer(selectors.page_results(conversion), many=True, context={"serve": serve}).data
         return Response({
@@ -264,12 +333,18 @@ class ConversionZipView(APIView):
     def get(self, request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         files = selectors.output_files(conversion)
+        stem = safe_stem(conversion.document.filename)
+        # Made from the pages now, so a user's edits are in them; pictures by bare file
+        # name, which the zip holds beside them.
+        markdown = selectors.document_markdown(conversion, headers_footers=True)
         archive = tempfile.TemporaryFile()  # spooled to disk: outputs can be large
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
             for path in files:
                 bundle.write(path, arcname=path.name)
+            bundle.writestr(f"{stem}.html", formats.html_document(markdown, title=conversion.document.filename))
+            bundle.writestr(f"{stem}.txt", formats.plain_text(markdown))
         archive.seek(0)
-        filename = f"{safe_stem(conversion.document.filename)}.zip"
+        filename = f"{stem}.zip"
         return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
 
 
