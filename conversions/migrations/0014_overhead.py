@@ -17,7 +17,7 @@ from conversions import notify
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("conversions", "0011_compat"),
+        ("conversions", "0013_results"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
