@@ -11,6 +11,7 @@ Each transition is one conditional UPDATE (``... WHERE id = %s AND status IN (..
 two workers can never both own a job and a second delivery of a message is a no-op.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -42,7 +43,7 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
-from conversions import page_selection, sources
+from conversions import page_selection, sources, webhooks
 from conversions.models import Conversion, Document, PageResult
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.ocr import ENGINES
@@ -80,7 +81,12 @@ def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str 
         rows = rows.filter(worker_id=owned_by)
     if where:
         rows = rows.filter(**where)
-    changed = rows.update(status=target, updated_at=timezone.now(), event_seq=F("event_seq") + 1, **fields)
+    final = target in webhooks.EVENT_TYPES
+    # A final state and its webhook event (if any) commit together.
+    with transaction.atomic() if final else contextlib.nullcontext():
+        changed = rows.update(status=target, updated_at=timezone.now(), event_seq=F("event_seq") + 1, **fields)
+        if changed and final:
+            webhooks.record_final_event(conversion_id, target)
     if changed:
         progress.publish_after_commit(conversion_id, status_changed=True)
     return changed
@@ -202,7 +208,8 @@ def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Docum
 
 def submit_conversion(*, owner, upload=None, document_id=None, source_url: str | None = None, pages: str = "",
                       priority: int = 0, engine: str = "auto", prompt_mode: str = "prompt_layout_all_en",
-                      idempotency_key: str | None = None, max_queued: int = 0) -> tuple[Conversion, bool]:
+                      idempotency_key: str | None = None, max_queued: int = 0,
+                      callback_url: str = "") -> tuple[Conversion, bool]:
     """Create a conversion of a new upload, a document downloaded from ``source_url`` or
     an uploaded document, of the ``pages`` selected (all when blank): (conversion, created).
 
@@ -210,14 +217,17 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     (created False), however many times it is retried or raced; the same key with a
     different request raises IdempotencyConflict. QueueFull when the owner has
     ``max_queued`` jobs waiting (checked before the upload is stored, and again when the
-    job is queued).
+    job is queued). ``callback_url`` receives the final state (conversions/webhooks.py;
+    InvalidRequest, before anything is stored, when it cannot).
     """
     from conversions.selectors import document_for
 
+    callback_url = webhooks.checked_callback_url(callback_url)
     fingerprint = ""
     if idempotency_key is not None:
         fingerprint = request_fingerprint(upload=upload, document_id=document_id, source_url=source_url,
-                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode)
+                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode,
+                                          callback_url=callback_url)
         earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return replayed(earlier, fingerprint), False
@@ -233,7 +243,8 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     try:
         conversion = create_conversion(document=document, owner=owner, pages=pages, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
-                                       request_fingerprint=fingerprint, max_queued=max_queued)
+                                       request_fingerprint=fingerprint, max_queued=max_queued,
+                                       callback_url=callback_url)
     except BaseException as error:
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
@@ -248,7 +259,7 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
 
 
 def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str,
-                        source_url: str | None = None, pages: str = "") -> str:
+                        source_url: str | None = None, pages: str = "", callback_url: str = "") -> str:
     """What a create call asks for: the upload's bytes (or the URL, or the document) and
     the options."""
     digest = hashlib.sha256()
@@ -262,6 +273,8 @@ def request_fingerprint(*, upload, document_id, priority: int, engine: str, prom
     digest.update(f"|{priority}|{engine}|{prompt_mode}".encode())
     if pages:
         digest.update(f"|pages:{pages}".encode())
+    if callback_url:
+        digest.update(f"|callback_url:{callback_url}".encode())
     return digest.hexdigest()
 
 
@@ -301,7 +314,7 @@ lock_owner = _lock_owner  # for conversions/batches.py
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
                       request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
-                      batch=None, announce: bool = True) -> Conversion:
+                      batch=None, announce: bool = True, callback_url: str = "") -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
@@ -309,6 +322,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
     QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap), and
     InvalidPageSelection when ``pages`` ("1-3,7,10-", 1-based) does not fit the document.
     ``announce`` False sends no progress event (a batch sends one for all its jobs).
+    ``callback_url`` must have passed ``webhooks.checked_callback_url``.
     """
     pages = page_selection.normalized(pages)
     pages_total = page_selection.selected_page_count(document.page_count, pages)
@@ -328,6 +342,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         pages_total=pages_total,
         page_selection=pages,
         batch=batch,
+        callback_url=callback_url,
         message="Queued",
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,

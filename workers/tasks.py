@@ -22,6 +22,15 @@ def reap_expired_leases() -> dict:
     from django.conf import settings
 
     from conversions.services import requeue_expired_leases, wake_stranded_jobs
+    from conversions.webhooks import requeue_lost
 
     outcome = requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)
-    return {**outcome, "woken": wake_stranded_jobs()}
+    return {**outcome, "woken": wake_stranded_jobs(), "webhooks_requeued": requeue_lost()}
+
+
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of a webhook delivery (conversions/webhook_delivery.py); queued when a
+    conversion becomes final and again for each retry."""
+    from conversions.webhook_delivery import attempt_delivery
+
+    return attempt_delivery(delivery_id)

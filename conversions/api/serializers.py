@@ -38,6 +38,7 @@ class ConversionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "progress", "message",
             "pages_total", "pages_done", "attempts", "error", "created_at", "started_at", "finished_at", "links",
+            "callback_url",
         ]
 
     def get_links(self, conversion) -> dict:
@@ -55,6 +56,9 @@ class ConversionOptionsSerializer(serializers.Serializer):
     priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
     pages = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000,
                                   help_text='Pages to convert, 1-based: "1-3,7,10-". Blank: all.')
+    callback_url = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048,
+                                         help_text="An http(s) URL that receives the final state as a signed "
+                                                   "webhook event (README: Webhooks).")
 
     def validate(self, data):
         data.setdefault("engine", settings.OCR_ENGINE)

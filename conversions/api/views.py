@@ -115,6 +115,7 @@ class ConversionListView(ListAPIView):
             source_url=data.get("source_url"), pages=data["pages"],
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
             idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
+            callback_url=data["callback_url"],
         )
         body = ConversionSerializer(conversion).data
         headers = {"Location": body["links"]["detail"]}
@@ -137,7 +138,8 @@ class BatchListView(APIView):
         batch = batches.submit_batch(
             owner=acting_user(request), uploads=data["file"], source_urls=data["source_url"],
             options=batches.BatchOptions(engine=data["engine"], prompt_mode=data["prompt_mode"],
-                                         priority=data["priority"], pages=data["pages"]),
+                                         priority=data["priority"], pages=data["pages"],
+                                         callback_url=data["callback_url"]),
             max_queued=settings.MAX_QUEUED_PER_USER,
         )
         body = BatchSerializer(batch).data
