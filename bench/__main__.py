@@ -15,6 +15,7 @@ or rendering. Scenarios, in order (see each module's docstring):
   scaleout    two qcluster processes on one database
   reference   a plain SELECT ... FOR UPDATE SKIP LOCKED loop on the same tables
   queries     SQL statements per request of the list endpoints (N+1 check)
+  wait_health /health p99 with and without 50 requests waiting (Prefer: wait)
 
 The whole run takes about 7 minutes on a 2-core machine (`--quick`: about 2).
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 from bench.harness import scratch_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries")
+SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "wait_health")
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
 
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     with scratch_bench(dpi=args.dpi, keep=args.keep, variants=tuple(args.variant)) as bench:
         from django.db import connections
 
-        from bench import pickup_latency, queries, reference, submit, throughput
+        from bench import pickup_latency, queries, reference, submit, throughput, wait_health
 
         def scenario(name, function, *call_args, **kwargs):
             if name not in chosen:
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
         scenario("reference", reference.run, bench, processes=REFERENCE_PROCESSES, jobs=args.jobs,
                  seconds=args.run_seconds)
         scenario("queries", queries.run)
+        scenario("wait_health", wait_health.run, bench, requests=100 if small else 300, rounds=2 if small else 3)
         if args.keep:
             print(f"[bench] kept database {bench.database_url} and {bench.workdir}")
     report["meta"]["seconds"] = round(time.monotonic() - began, 1)
@@ -197,6 +199,13 @@ def summary_rows(results: dict) -> list[dict]:
     for name, counted in results.get("queries", {}).items():
         rows.append(row("list queries", name, ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
                         "flat (no N+1)", not counted["n_plus_1"]))
+    if "wait_health" in results:
+        waited = results["wait_health"]
+        rows.append(row("wait", f"/health with {waited['waiters']} requests waiting / without",
+                        f"p99 {waited['health_p99_ratio']}x ({waited['health_with_waiters']['p99_ms']:.1f} / "
+                        f"{waited['health_without_waiters']['p99_ms']:.1f} ms; after them "
+                        f"{waited['health_after_waiters']['p99_ms']:.1f}), p50 {waited['health_p50_ratio']}x, "
+                        f"{waited['waiters_waiting_at_end']} still waiting", "~1x (as fast as without)"))
     return rows
 
 

@@ -27,9 +27,11 @@ from tests.live import ServiceProcess, free_port, python_env, start_cluster, sta
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_PDF = REPO.parent / "shared/corpus/sample-files/001-trivial/minimal-document.pdf"
-DATABASE_NAME = "dotsocr_bench"
+# BENCH_DATABASE: another name, when several checkouts share one PostgreSQL server.
+DATABASE_NAME = os.environ.get("BENCH_DATABASE", "dotsocr_bench")
 # The tables a scenario empties between runs; documents stay (one upload serves all jobs).
-JOB_TABLES = ("conversions_pageresult", "conversions_conversion", "django_q_ormq", "django_q_task")
+JOB_TABLES = ("conversions_webhookattempt", "conversions_webhookdelivery", "conversions_pageresult",
+              "conversions_conversion", "django_q_ormq", "django_q_task")
 # Settings variants for the web process only: django-q2 forks its pusher, monitor and
 # workers from a process that has used the database, and a psycopg pool inherited
 # across fork is one set of sockets shared by several processes.

@@ -123,11 +123,11 @@ def post_event(delivery: WebhookDelivery) -> Outcome:
     timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
     try:
         url = sources.checked_url(delivery.url)
-        with httpcore.ConnectionPool(network_backend=sources.GuardedBackend(policy), retries=0,
-                                     ssl_context=httpx.create_ssl_context()) as pool:
-            with pool.stream("POST", str(url), headers=signed_headers(delivery, url),
-                             content=delivery.body.encode(), extensions={"timeout": timeouts}) as response:
-                status = response.status
+        pool = httpcore.ConnectionPool(network_backend=sources.GuardedBackend(policy), retries=0,
+                                       ssl_context=httpx.create_ssl_context())
+        with pool, pool.stream("POST", str(url), headers=signed_headers(delivery, url),
+                               content=delivery.body.encode(), extensions={"timeout": timeouts}) as response:
+            status = response.status
         return outcome(status, "" if 200 <= status < 300 else f"HTTP {status}")
     except sources.SourceUnavailable as error:
         return outcome(error=str(error))

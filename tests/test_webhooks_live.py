@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from conversions.models import Conversion, WebhookDelivery
 from tests.live import free_port, pdf_of, start_cluster, start_web, wait_for_status
@@ -44,7 +44,7 @@ class Receiver:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 try:
                     event, error = Webhook(SECRET).verify(body, headers), None
-                except Exception as refusal:
+                except WebhookVerificationError as refusal:
                     event, error = None, f"{type(refusal).__name__}: {refusal}"
                 answer = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
                 receiver.received.append({"at": time.monotonic(), "headers": headers, "body": body, "event": event,
