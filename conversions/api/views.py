@@ -47,6 +47,15 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 
+# Served by conversions/waiting.py, in front of these views (README: Waiting for the result).
+WAIT_PARAMETERS = [
+    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
+                     description="`wait=N` (RFC 7240): answer once the conversion is final, waiting at most N seconds "
+                                 "(SYNC_WAIT_MAX_SECONDS caps it); then `Preference-Applied: wait=N`."),
+    OpenApiParameter("wait", int, required=False, description="The same as `Prefer: wait=N`."),
+]
+
+
 def idempotency_key_of(request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -97,8 +106,8 @@ class ConversionListView(ListAPIView):
 
     @extend_schema(
         request=ConversionCreateSerializer,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: ConversionSerializer, 200: ConversionSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, *WAIT_PARAMETERS],
+        responses={201: ConversionSerializer, 200: ConversionSerializer, 202: ConversionSerializer},
     )
     def post(self, request):
         """Create a conversion from an upload (``file``), a URL (``source_url``, downloaded
@@ -154,7 +163,7 @@ class BatchDetailView(APIView):
 
 
 class ConversionDetailView(APIView):
-    @extend_schema(responses=ConversionSerializer)
+    @extend_schema(parameters=WAIT_PARAMETERS, responses=ConversionSerializer)
     def get(self, request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         return Response(ConversionSerializer(conversion).data)
