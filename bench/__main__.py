@@ -18,6 +18,7 @@ or rendering. Scenarios, in order (see each module's docstring):
   lists       requests/s of the list endpoints against /health on the same process
   textlayer   10,000 one-page born-digital PDFs through `textlayer` against raw PyMuPDF
   web_tier    GET /health and submissions/s at WEB_CONCURRENCY 1 and 2 beside a bare Django app
+  wait_health /health p99 with and without 50 requests waiting (Prefer: wait)
 
 The table ends with issue 20's goals, each ratio beside its goal. The whole run takes
 about 15 minutes on a 2-core machine (`--quick`: about 4; `--textlayer-files` smaller
@@ -39,7 +40,7 @@ from bench.harness import scratch_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "lists", "textlayer",
-             "web_tier")
+             "web_tier", "wait_health")
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
 
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
         from django.db import connections
 
         from bench import (
-            list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput, web_tier)
+            list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput, wait_health,
+            web_tier)
 
         def scenario(name, function, *call_args, **kwargs):
             if name not in chosen:
@@ -116,6 +118,7 @@ def main(argv=None) -> int:
         scenario("lists", list_throughput.run, bench, seconds=3 if small else 6)
         scenario("textlayer", textlayer_batch.run, bench, files=args.textlayer_files, seconds=args.textlayer_seconds)
         scenario("web_tier", web_tier.run, bench, seconds=4 if small else 8)
+        scenario("wait_health", wait_health.run, bench, requests=100 if small else 300, rounds=2 if small else 3)
         if args.keep:
             print(f"[bench] kept database {bench.database_url} and {bench.workdir}")
     report["meta"]["seconds"] = round(time.monotonic() - began, 1)
@@ -216,6 +219,13 @@ def summary_rows(results: dict) -> list[dict]:
     for name, counted in results.get("queries", {}).items():
         rows.append(row("list queries", name, ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
                         "flat (no N+1)", not counted["n_plus_1"]))
+    if "wait_health" in results:
+        waited = results["wait_health"]
+        rows.append(row("wait", f"/health with {waited['waiters']} requests waiting / without",
+                        f"p99 {waited['health_p99_ratio']}x ({waited['health_with_waiters']['p99_ms']:.1f} / "
+                        f"{waited['health_without_waiters']['p99_ms']:.1f} ms; after them "
+                        f"{waited['health_after_waiters']['p99_ms']:.1f}), p50 {waited['health_p50_ratio']}x, "
+                        f"{waited['waiters_waiting_at_end']} still waiting", "~1x (as fast as without)"))
     return rows + issue_20_goals(results)
 
 

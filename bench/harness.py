@@ -30,7 +30,8 @@ SAMPLE_PDF = REPO.parent / "shared/corpus/sample-files/001-trivial/minimal-docum
 # BENCH_DATABASE: another name, so two checkouts can bench on one server at once.
 DATABASE_NAME = os.environ.get("BENCH_DATABASE", "dotsocr_bench")
 # The tables a scenario empties between runs; documents stay (one upload serves all jobs).
-JOB_TABLES = ("conversions_pageresult", "conversions_conversion", "django_q_ormq", "django_q_task")
+JOB_TABLES = ("conversions_webhookattempt", "conversions_webhookdelivery", "conversions_pageresult",
+              "conversions_conversion", "django_q_ormq", "django_q_task")
 # Settings variants for the web process only: django-q2 forks its pusher, monitor and
 # workers from a process that has used the database, and a psycopg pool inherited
 # across fork is one set of sockets shared by several processes.

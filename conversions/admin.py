@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from conversions import selectors, services
 from conversions.exceptions import Gone, IllegalTransition, NotFound
 from conversions.models import Conversion, Document, PageResult
+from conversions.webhook_admin import WebhookDeliveryInline, redeliver_webhooks
 from workers import outputs
 
 
@@ -52,8 +53,8 @@ class ConversionAdmin(admin.ModelAdmin):
     search_fields = ["id", "document__filename"]
     list_select_related = ["document", "owner"]
     readonly_fields = [field.name for field in Conversion._meta.fields] + ["document_repair", "output_links"]
-    inlines = [PageResultInline]
-    actions = ["cancel", "retry", "raise_priority", "lower_priority"]
+    inlines = [PageResultInline, WebhookDeliveryInline]
+    actions = ["cancel", "retry", "raise_priority", "lower_priority", redeliver_webhooks]
 
     def apply(self, request, queryset, change, done: str) -> None:
         """Run one service per selected job; report what worked and why the rest did not."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from conversions import services
+from conversions import services, webhooks
 from conversions.exceptions import DomainError, InvalidRequest
 from conversions.models import Batch, Document
 
@@ -26,6 +26,7 @@ class BatchOptions:
     priority: int = 0
     pages: str = ""
     on_page_error: str = "fail"
+    callback_url: str = ""  # checked by submit_batch (conversions/webhooks.py)
 
 
 def submit_batch(*, owner, uploads: list, source_urls: list[str], options: BatchOptions,
@@ -44,6 +45,7 @@ def submit_batch(*, owner, uploads: list, source_urls: list[str], options: Batch
     if count > max_items:
         raise InvalidRequest(f"The batch has {count} documents; the limit is {max_items} (MAX_BATCH_FILES).")
     services.ensure_queue_room(owner=owner, max_queued=max_queued, adding=count)  # before storing anything
+    webhooks.checked_callback_url(options.callback_url)
     documents: list[Document] = []
     try:
         for upload in uploads:
@@ -78,7 +80,7 @@ def queue_batch(*, owner, documents: list[Document], options: BatchOptions, max_
         named(document.filename, lambda: services.create_conversion(
             document=document, owner=owner, batch=batch, engine=options.engine, prompt_mode=options.prompt_mode,
             priority=options.priority, pages=options.pages, announce=number == len(documents),
-            on_page_error=options.on_page_error))
+            on_page_error=options.on_page_error, callback_url=options.callback_url))
     return batch
 
 

@@ -84,6 +84,8 @@ class Conversion(models.Model):
         max_length=1000, blank=True, default="", help_text='The pages asked for, 1-based ("1-3,7,10-"); blank: all.'
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Where the final state is POSTed as a signed event (conversions/webhooks.py); blank: nowhere.
+    callback_url = models.URLField(max_length=2048, blank=True, default="")
     priority = models.IntegerField(default=0, help_text="Higher runs first.")
     engine = models.CharField(max_length=32, default="auto")
     prompt_mode = models.CharField(max_length=64, default="prompt_layout_all_en")
@@ -189,3 +191,54 @@ class PageResult(models.Model):
 
     def __str__(self):
         return f"page {self.page_no} of {self.conversion_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one conversion's ``callback_url`` (conversions/webhooks.py): its body
+    is fixed when the event happens, and its id is the ``webhook-id`` of every attempt,
+    so a receiver can drop a repeat (delivery is at least once)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # an attempt is due at next_attempt_at
+        DELIVERED = "delivered"  # a 2xx answer
+        FAILED = "failed"  # every attempt of the retry schedule failed; an admin may redeliver
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event_type = models.CharField(max_length=64, help_text='"conversion.completed", ".failed" or ".cancelled".')
+    url = models.URLField(max_length=2048)
+    body = models.TextField(help_text="The exact JSON sent (and signed) on every attempt.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    tries = models.PositiveIntegerField(default=0, help_text="Attempts since the event (or the last redelivery).")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # The reaper's sweep for deliveries whose message was lost.
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(state="pending"),
+                                name="webhook_delivery_due")]
+
+    def __str__(self):
+        return f"{self.event_type} {self.pk}"
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.pk.hex}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, the HTTP status (null when none came), how long, why it failed."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    started_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "started_at"]
+
+    def __str__(self):
+        return f"attempt of {self.delivery_id} at {self.started_at}"

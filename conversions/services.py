@@ -11,6 +11,7 @@ Each transition is one conditional UPDATE (``... WHERE id = %s AND status IN (..
 two workers can never both own a job and a second delivery of a message is a no-op.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -42,7 +43,7 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
-from conversions import checkpoints, page_selection, sources
+from conversions import checkpoints, page_selection, sources, webhooks
 from conversions.claiming import claim_in_one_statement
 from conversions.models import Conversion, Document, PageResult
 from conversions.returning import update_returning
@@ -90,14 +91,22 @@ def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str 
     if where:
         rows = rows.filter(**where)
     fields = {"status": target, "updated_at": timezone.now(), "event_seq": F("event_seq") + 1, **fields}
-    if in_hand is None:
-        changed = rows.update(**fields)
-        if changed:
-            progress.publish_after_commit(conversion_id, status_changed=True)
-        return changed
-    state = update_returning(rows, TRANSITION_STATE, **fields)
-    if state is None:
+    final = target in webhooks.EVENT_TYPES
+    # A final state and its webhook event (if any) commit together.
+    with transaction.atomic() if final else contextlib.nullcontext():
+        if in_hand is None:
+            state = None
+            changed = rows.update(**fields)
+        else:
+            state = update_returning(rows, TRANSITION_STATE, **fields)
+            changed = int(state is not None)
+        if changed and final:
+            webhooks.record_final_event(conversion_id, target)
+    if not changed:
         return 0
+    if state is None:
+        progress.publish_after_commit(conversion_id, status_changed=True)
+        return changed
     for name, value in state.items():
         setattr(in_hand, name, value)
     progress.publish_state_after_commit(in_hand, status_changed=True)
@@ -221,7 +230,7 @@ def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Docum
 def submit_conversion(*, owner, upload=None, document_id=None, source_url: str | None = None, pages: str = "",
                       priority: int = 0, engine: str = "auto", prompt_mode: str = "prompt_layout_all_en",
                       idempotency_key: str | None = None, max_queued: int = 0,
-                      on_page_error: str = "fail") -> tuple[Conversion, bool]:
+                      on_page_error: str = "fail", callback_url: str = "") -> tuple[Conversion, bool]:
     """Create a conversion of a new upload, a document downloaded from ``source_url`` or
     an uploaded document, of the ``pages`` selected (all when blank): (conversion, created).
 
@@ -229,15 +238,17 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     (created False), however many times it is retried or raced; the same key with a
     different request raises IdempotencyConflict. QueueFull when the owner has
     ``max_queued`` jobs waiting (checked before the upload is stored, and again when the
-    job is queued).
+    job is queued). ``callback_url`` receives the final state (conversions/webhooks.py;
+    InvalidRequest, before anything is stored, when it cannot).
     """
     from conversions.selectors import document_for
 
+    callback_url = webhooks.checked_callback_url(callback_url)
     fingerprint = ""
     if idempotency_key is not None:
         fingerprint = request_fingerprint(upload=upload, document_id=document_id, source_url=source_url,
                                           pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode,
-                                          on_page_error=on_page_error)
+                                          on_page_error=on_page_error, callback_url=callback_url)
         earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return replayed(earlier, fingerprint), False
@@ -254,7 +265,7 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
         conversion = create_conversion(document=document, owner=owner, pages=pages, priority=priority, engine=engine,
                                        prompt_mode=prompt_mode, idempotency_key=idempotency_key,
                                        request_fingerprint=fingerprint, max_queued=max_queued,
-                                       on_page_error=on_page_error)
+                                       on_page_error=on_page_error, callback_url=callback_url)
     except BaseException as error:
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
@@ -269,7 +280,7 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
 
 
 def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str,
-                        source_url: str | None = None, pages: str = "", on_page_error: str = "fail") -> str:
+                        source_url: str | None = None, pages: str = "", on_page_error: str = "fail", callback_url: str = "") -> str:
     """What a create call asks for: the upload's bytes (or the URL, or the document) and
     the options."""
     digest = hashlib.sha256()
@@ -285,6 +296,8 @@ def request_fingerprint(*, upload, document_id, priority: int, engine: str, prom
         digest.update(f"|pages:{pages}".encode())
     if on_page_error != "fail":
         digest.update(f"|on_page_error:{on_page_error}".encode())
+    if callback_url:
+        digest.update(f"|callback_url:{callback_url}".encode())
     return digest.hexdigest()
 
 
@@ -324,7 +337,7 @@ lock_owner = _lock_owner  # for conversions/batches.py
 def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
                       prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
                       request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
-                      batch=None, announce: bool = True, on_page_error: str = "fail") -> Conversion:
+                      batch=None, announce: bool = True, on_page_error: str = "fail", callback_url: str = "") -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
@@ -332,6 +345,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
     QueueFull when the owner has ``max_queued`` jobs waiting already (0: no cap), and
     InvalidPageSelection when ``pages`` ("1-3,7,10-", 1-based) does not fit the document.
     ``announce`` False sends no progress event (a batch sends one for all its jobs).
+    ``callback_url`` must have passed ``webhooks.checked_callback_url``.
     """
     if document.expired_at is not None:
         raise InvalidRequest(f"Document {document.pk} expired (RESULT_TTL_HOURS): its file was removed.")
@@ -353,6 +367,7 @@ def create_conversion(*, document: Document, owner, priority: int = 0, engine: s
         pages_total=pages_total,
         page_selection=pages,
         batch=batch,
+        callback_url=callback_url,
         message="Queued",
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,

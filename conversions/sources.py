@@ -48,6 +48,7 @@ class SourcePolicy:
     read_timeout: float = 30.0
     total_timeout: float = 120.0
     max_redirects: int = 5
+    allow_setting: str = "SOURCE_URL_ALLOW_HOSTS"  # named when a host is refused (webhooks have their own)
 
     def host_allowed(self, host: str) -> bool:
         return host.lower().rstrip(".") in {entry.lower().rstrip(".") for entry in self.allow_hosts if "/" not in entry}
@@ -105,7 +106,7 @@ class GuardedBackend(httpcore.SyncBackend):
             if not is_public(address) and not self.policy.address_allowed(address):
                 raise SourceUnavailable(
                     f"The host {host} resolves to {address}, a loopback, private, link-local or reserved address; "
-                    "such hosts are refused unless listed in SOURCE_URL_ALLOW_HOSTS."
+                    f"such hosts are refused unless listed in {self.policy.allow_setting}."
                 )
         return addresses
 

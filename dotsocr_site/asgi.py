@@ -31,10 +31,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from conversions.routing import websocket_urlpatterns  # noqa: E402
+from conversions.waiting import WaitingRequests  # noqa: E402
 from conversions.ws_auth import TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    # Prefer: wait on the API waits here, on the event loop, holding no thread.
+    "http": WaitingRequests(django_asgi_app),
     # The session user first; a token, when the client sends one, replaces it.
     "websocket": AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
 })

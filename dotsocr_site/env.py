@@ -96,3 +96,18 @@ def env_rate(name: str, default: str | None) -> str | None:
     if not _RATE.fullmatch(value):
         raise _invalid(name, value, "a rate like 60/min (per s, min, hour or day) or off")
     return value
+
+
+_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]+={0,2}")
+
+
+def env_webhook_secret(name: str) -> str:
+    """A Standard Webhooks secret: "whsec_" and the base64 of 24 to 64 random bytes (the
+    specification's range), or "" when unset."""
+    import base64
+
+    value = env_str(name, "")
+    if value and (not _WEBHOOK_SECRET.fullmatch(value)
+                  or not 24 <= len(base64.b64decode(value.removeprefix("whsec_") + "==")) <= 64):
+        raise _invalid(name, "whsec_...", '"whsec_" followed by the base64 of 24 to 64 random bytes')
+    return value

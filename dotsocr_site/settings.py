@@ -18,12 +18,14 @@ from dotsocr_site import secret_key
 from dotsocr_site.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_path,
     env_port,
     env_rate,
     env_str,
+    env_webhook_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,6 +68,17 @@ SOURCE_URL_ALLOW_HOSTS = env_list("SOURCE_URL_ALLOW_HOSTS")
 SOURCE_URL_CONNECT_TIMEOUT = env_int("SOURCE_URL_CONNECT_TIMEOUT", 10, minimum=1)
 SOURCE_URL_READ_TIMEOUT = env_int("SOURCE_URL_READ_TIMEOUT", 30, minimum=1)
 SOURCE_URL_TOTAL_TIMEOUT = env_int("SOURCE_URL_TOTAL_TIMEOUT", 300, minimum=1)
+# Webhooks (conversions/webhooks.py): the Standard Webhooks signing secret ("whsec_" +
+# base64), hosts that may be non-public (as SOURCE_URL_ALLOW_HOSTS), one attempt's time
+# limit, and the retry schedule (first delay, longest delay, attempts in all).
+WEBHOOK_SECRET = env_webhook_secret("WEBHOOK_SECRET")
+WEBHOOK_ALLOW_HOSTS = env_list("WEBHOOK_ALLOW_HOSTS")
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5, minimum=0.01)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 6 * 3600, minimum=0.01)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 11, minimum=1)
+# Prefer: wait=N on the API (conversions/waiting.py) waits at most this long.
+SYNC_WAIT_MAX_SECONDS = env_int("SYNC_WAIT_MAX_SECONDS", 120, minimum=0)
 
 
 def _secret_key() -> str:

@@ -22,8 +22,10 @@ def reap_expired_leases() -> dict:
     from django.conf import settings
 
     from conversions.services import requeue_expired_leases, wake_stranded_jobs
+    from conversions.webhooks import requeue_lost
 
     outcome = requeue_expired_leases(lease_seconds=settings.LEASE_SECONDS)
+    requeue_lost()  # webhook deliveries whose message was lost (it logs what it resent)
     return {**outcome, "woken": wake_stranded_jobs()}
 
 
@@ -35,3 +37,11 @@ def expire_results() -> dict:
     from conversions.retention import expire_results as expire
 
     return expire(ttl_hours=settings.RESULT_TTL_HOURS)
+
+
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of a webhook delivery (conversions/webhook_delivery.py); queued when a
+    conversion becomes final and again for each retry."""
+    from conversions.webhook_delivery import attempt_delivery
+
+    return attempt_delivery(delivery_id)

@@ -43,6 +43,7 @@ class ConversionSerializer(serializers.ModelSerializer):
             "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "on_page_error",
             "progress", "message", "pages_total", "pages_done", "pages_failed", "queue_position", "attempts", "error",
             "created_at", "started_at", "finished_at", "expired_at", "links",
+            "callback_url",
         ]
 
     def get_queue_position(self, conversion) -> int | None:
@@ -98,6 +99,9 @@ class ConversionOptionsSerializer(serializers.Serializer):
         choices=["fail", "skip"], default="fail",
         help_text="A page that still fails after the engine's retries: `fail` the job, or `skip` it (listed in "
                   "pages_failed, marked in the Markdown) and complete the others.")
+    callback_url = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048,
+                                         help_text="An http(s) URL that receives the final state as a signed "
+                                                   "webhook event (README: Webhooks).")
 
     def validate(self, data):
         data.setdefault("engine", settings.OCR_ENGINE)

@@ -50,6 +50,15 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 
+# Served by conversions/waiting.py, in front of these views (README: Waiting for the result).
+WAIT_PARAMETERS = [
+    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
+                     description="`wait=N` (RFC 7240): answer once the conversion is final, waiting at most N seconds "
+                                 "(SYNC_WAIT_MAX_SECONDS caps it); then `Preference-Applied: wait=N`."),
+    OpenApiParameter("wait", int, required=False, description="The same as `Prefer: wait=N`."),
+]
+
+
 def idempotency_key_of(request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -111,8 +120,8 @@ class ConversionListView(ListAPIView):
 
     @extend_schema(
         request=ConversionCreateSerializer,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: ConversionSerializer, 200: ConversionSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, *WAIT_PARAMETERS],
+        responses={201: ConversionSerializer, 200: ConversionSerializer, 202: ConversionSerializer},
     )
     def post(self, request):
         """Create a conversion from an upload (``file``), a URL (``source_url``, downloaded
@@ -130,6 +139,7 @@ class ConversionListView(ListAPIView):
             priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
             idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
             on_page_error=data["on_page_error"],
+            callback_url=data["callback_url"],
         )
         body = ConversionSerializer(conversion).data
         headers = {"Location": body["links"]["detail"]}
@@ -153,7 +163,7 @@ class BatchListView(APIView):
             owner=acting_user(request), uploads=data["file"], source_urls=data["source_url"],
             options=batches.BatchOptions(engine=data["engine"], prompt_mode=data["prompt_mode"],
                                          priority=data["priority"], pages=data["pages"],
-                                         on_page_error=data["on_page_error"]),
+                                         on_page_error=data["on_page_error"], callback_url=data["callback_url"]),
             max_queued=settings.MAX_QUEUED_PER_USER,
         )
         body = BatchSerializer(batch).data
@@ -168,7 +178,7 @@ class BatchDetailView(APIView):
 
 
 class ConversionDetailView(APIView):
-    @extend_schema(responses=ConversionSerializer)
+    @extend_schema(parameters=WAIT_PARAMETERS, responses=ConversionSerializer)
     def get(self, request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
         return Response(ConversionSerializer(conversion).data)

@@ -278,3 +278,26 @@ def dies_with_sentinel(target):
 
     run.__name__ = target.__name__
     return run
+
+
+# --- delayed messages (webhook retries) --------------------------------------------------
+
+
+def enqueue_at(run_at, func: str, *args, task_name: str) -> None:
+    """``async_task(func, *args)`` whose message no cluster takes before ``run_at`` (an
+    aware datetime): the ORM broker hands out only messages whose ``lock`` has passed
+    (``ORM.dequeue`` filters ``lock__lt=now``) and ``enqueue`` stamps ``lock=now``, so a
+    message written with a later ``lock`` waits until then. A delay to the scheduling
+    tick of django-q2's own ``Schedule`` (30 s) without its table. Written against the
+    ORM broker of django-q2 1.11.1; refuses another version."""
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.tasks import async_task
+
+    check_version()
+
+    class DelayedORM(ORM):
+        def enqueue(self, task):
+            return self.get_connection().create(key=self.list_key, payload=task, lock=run_at).pk
+
+    async_task(func, *args, task_name=task_name, broker=DelayedORM(list_key=Conf.CLUSTER_NAME))
