@@ -20,7 +20,7 @@ def delete_schedule(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversions', '0011_compat'),
+        ("conversions", "0012_webhooks"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
