@@ -205,7 +205,7 @@ def split_list_items(rows: list[Row]) -> list[list[Row]]:
     if not markers or (markers[0] != 0 and len(markers) < 2):
         return [rows] if rows else []
     starts = sorted({0, *markers})
-    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)])]
+    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)], strict=True)]
 
 
 def is_list_marker(text: str) -> bool:

@@ -37,8 +37,8 @@ def text_layout(page: pymupdf.Page) -> dict:
 
 def attach_glyphs(layout: dict, raw: dict) -> None:
     """Each line's characters with their horizontal extent."""
-    for block, raw_block in zip(layout["blocks"], raw["blocks"]):
-        for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ())):
+    for block, raw_block in zip(layout["blocks"], raw["blocks"], strict=False):
+        for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ()), strict=False):
             line["glyphs"] = [(CONTROL_CHARACTERS.sub(" ", char["c"]), char["bbox"][0], char["bbox"][2])
                               for span in raw_line["spans"] for char in span["chars"]]
 

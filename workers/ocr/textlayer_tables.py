@@ -4,6 +4,7 @@ they look like tables, written as dots.ocr writes tables (HTML). No Django here.
 import html
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pymupdf
 
@@ -122,7 +123,7 @@ def has_table_rules(page: pymupdf.Page, text_lines: list[Box], drawings: list[di
     centers = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in text_lines]
     rules = horizontal_rules(page, display_drawings(page) if drawings is None else drawings)
     for left, right, heights in aligned_rules(rules):
-        gaps = list(zip(heights, heights[1:]))
+        gaps = list(pairwise(heights))
         with_text = sum(1 for top, bottom in gaps
                         if any(left <= x <= right and top < y < bottom for x, y in centers))
         if len(gaps) >= MIN_ALIGNED_RULES - 1 and with_text >= max(2, len(gaps) * TEXT_ROWS_SHARE):
@@ -205,10 +206,10 @@ def table_html(grid: list[list[str | None]], boxes: list[list]) -> str:
     column_edges = edges([(box[0], box[2]) for row in boxes for box in row if box is not None])
     row_edges = edges([(box[1], box[3]) for row in boxes for box in row if box is not None])
     rows_html = []
-    for row_index, (texts, row_boxes) in enumerate(zip(grid, boxes)):
+    for row_index, (texts, row_boxes) in enumerate(zip(grid, boxes, strict=True)):
         tag = "th" if row_index == 0 else "td"
         cells_html = []
-        for text, box in zip(texts, row_boxes):
+        for text, box in zip(texts, row_boxes, strict=True):
             if box is None:
                 continue  # covered by a merged cell to its left or above
             spans = span_attributes(spans_between(column_edges, box[0], box[2]),
