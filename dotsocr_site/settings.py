@@ -314,6 +314,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's defaults, with a JSON parser that also refuses bodies nested too deeply.
+    "DEFAULT_PARSER_CLASSES": [
+        "conversions.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "conversions.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -342,7 +348,7 @@ def _channel_layer() -> dict:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
     if url == "postgres":
-        return {"BACKEND": "dotsocr_site.channel_layers.PostgresChannelLayer",
+        return {"BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
                 "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS}}
     if url == "memory":
         return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
