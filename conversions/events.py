@@ -10,7 +10,7 @@ from conversions.models import Conversion
 from workers import outputs
 
 Status = Conversion.Status
-ORIGINAL_STATUS = {
+ORIGINAL_STATUS: dict[str, str] = {
     Status.QUEUED: "pending",
     Status.RUNNING: "processing",
     Status.COMPLETED: "completed",

@@ -240,7 +240,7 @@ TEMPLATES = [
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
 
 
-def _database() -> dict:
+def _database() -> dj_database_url.DBConfig:
     url = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)

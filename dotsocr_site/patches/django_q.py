@@ -195,7 +195,9 @@ def arm_sentinel(sentinel) -> None:
             threading.Thread(target=sentinel.stop_event.set, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop_cluster)
-    orphans.die_with_parent(signal.SIGTERM, parent_pid=parent_process().pid)
+    sentinel_parent = parent_process()  # the cluster's main process
+    assert sentinel_parent is not None and sentinel_parent.pid is not None
+    orphans.die_with_parent(signal.SIGTERM, parent_pid=sentinel_parent.pid)
 
 
 def sentinel_stop(sentinel) -> None:
