@@ -4,13 +4,24 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test bench setup browser office clean
+.PHONY: run test lint fmt bench setup browser office clean
 
 run: setup office
 	$(VPY) -m dotsocr_site.launcher run
 
-test: setup browser office
+# Lint first: a format, lint or type violation fails `make test` (and so CI) before the suite.
+test: setup browser office lint
 	$(VPY) -m dotsocr_site.launcher test $(PYTEST_ARGS)
+
+# Form and types, configured in pyproject.toml: ruff's format check, ruff's lint rules, mypy
+# (strict for workers/pdf.py and workers/ocr/). `make fmt` applies ruff's fixes.
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+fmt: setup
+	sh tools/lint_fix.sh
 
 # Benchmarks of the queue on a scratch database (bench/__main__.py), about 7 minutes,
 # the Markdown fidelity benchmark beside pymupdf4llm (bench/fidelity.py, about 3),

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from bench.harness import scratch_bench
@@ -137,7 +137,7 @@ def meta(args) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip()
     return {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "dpi": args.dpi, "jobs": args.jobs,
         "run_seconds": args.run_seconds, "quick": args.quick, "variants": args.variant,
@@ -285,10 +285,10 @@ def print_summary(rows: list[dict]) -> None:
     widths = [max(len(header), *(len(line[index]) for line in table)) if table else len(header)
               for index, header in enumerate(headers)]
     print()
-    print("  ".join(header.ljust(width) for header, width in zip(headers, widths)))
+    print("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)))
     print("  ".join("-" * width for width in widths))
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
 
 if __name__ == "__main__":

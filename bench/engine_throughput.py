@@ -222,10 +222,10 @@ def print_table(rows: list[Row]) -> None:
         for row in rows
     ]
     widths = [max(len(header), *(len(line[index]) for line in lines)) for index, header in enumerate(headers)]
-    print("  ".join(header.ljust(width) for header, width in zip(headers, widths)))
+    print("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)))
     print("  ".join("-" * width for width in widths))
     for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
 
 def main() -> None:

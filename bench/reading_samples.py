@@ -96,7 +96,7 @@ def rtl_visual_order(lines=HEBREW_LINES, script: str = "hebrew", right: float = 
         glyphs = [(char, "rtl" if font.has_glyph(ord(char)) else "helv") for char in visual]
         advances = [(font if name == "rtl" else latin).text_length(char, fontsize=fontsize) for char, name in glyphs]
         x = right - sum(advances)
-        for (char, name), advance in zip(glyphs, advances):
+        for (char, name), advance in zip(glyphs, advances, strict=True):
             if not char.isspace():
                 page.insert_text((x, y), char, fontname=name, fontsize=fontsize)
             x += advance

@@ -87,9 +87,9 @@ def scrambled_tounicode(seed: int = 7, lines=(MAINTENANCE_TITLE, *MAINTENANCE_SE
     shuffle = random.Random(seed)
     lower = list("abcdefghijklmnopqrstuvwxyz")
     target = lower[:]
-    while any(a == b for a, b in zip(lower, target)):
+    while any(a == b for a, b in zip(lower, target, strict=True)):
         shuffle.shuffle(target)
-    table = dict(zip(lower, target)) | {a.upper(): b.upper() for a, b in zip(lower, target)}
+    table = dict(zip(lower, target, strict=True)) | {a.upper(): b.upper() for a, b in zip(lower, target, strict=True)}
     return _with_tounicode(_text_page(lines), lambda code: table.get(chr(code), chr(code)))
 
 
@@ -180,7 +180,7 @@ def type3_font_text(lines=TYPE3_LINES, fontsize: float = 16) -> bytes:
     document = pymupdf.open()
     page = document.new_page(width=PAGE[0], height=PAGE[1])
     procs = {}
-    for character, width in zip(characters, widths):
+    for character, width in zip(characters, widths, strict=True):
         xref = document.get_new_xref()
         document.update_object(xref, "<<>>")
         document.update_stream(xref, f"{width} 0 d0 {outlines.get(character, '')}".encode())

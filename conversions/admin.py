@@ -20,10 +20,13 @@ class DocumentAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in Document._meta.fields]
 
 
+PAGE_FIELDS = ("page_no", "status", "engine", "engine_reason", "duration_ms", "error", "files")
+
+
 class PageResultInline(admin.TabularInline):
     model = PageResult
-    fields = ["page_no", "status", "engine", "engine_reason", "duration_ms", "error", "files"]
-    readonly_fields = fields
+    fields = PAGE_FIELDS
+    readonly_fields = PAGE_FIELDS
     extra = 0
     can_delete = False
 

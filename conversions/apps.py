@@ -12,6 +12,11 @@ class ConversionsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from dotsocr_site import patches
+
+        # Every patch of a library's internals refuses a version it was not written for.
+        patches.check_all()
+
         post_spawn.connect(prepare_worker_process, dispatch_uid="dotsocr-prepare-worker")
 
 

@@ -10,12 +10,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversions import events, selectors, services
+from conversions.api.parsers import JSONParser
 from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
 from conversions.exceptions import InvalidParameter, InvalidRequest, NotFound

@@ -6,53 +6,25 @@ Close codes: 4401 without a signed-in user (unless ALLOW_ANONYMOUS) or with a ba
 reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "detail": ...}``.
 """
 
-import asyncio
-
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 
 from conversions import events, fanout, metrics, selectors, services, ws_auth
 from conversions.exceptions import NotFound
+from dotsocr_site.patches.channels import HubInboxConsumer
 from workers.progress import QUEUE_GROUP, batch_group, conversion_group
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
+class AuthenticatedConsumer(HubInboxConsumer, AsyncJsonWebsocketConsumer):
     """Accepts, then refuses with 4401 a caller who may not connect; else ``connected``.
 
     Group messages reach it through this process's fan-out hub (conversions/fanout.py)
-    instead of a layer channel of its own."""
+    instead of a layer channel of its own (how: dotsocr_site/patches/channels.py)."""
 
     group: str | None = None
-
-    async def __call__(self, scope, receive, send):
-        # Channels' AsyncConsumer.__call__, with the socket's layer channel replaced by
-        # an in-memory inbox that the hub fills.
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.inbox = asyncio.Queue()
-        self.base_send = send
-        try:
-            await await_many_dispatch([receive, self.inbox.get], self.dispatch)
-        except StopConsumer:
-            pass
-        finally:
-            self.unsubscribe()
-
-    async def dispatch(self, message):
-        # Channels runs close_old_connections on a worker thread before every handler;
-        # these handlers reach the database only through database_sync_to_async, which
-        # does that itself, so a progress event costs no thread hop per socket.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self):
         await self.accept(subprotocol=self.scope.get(ws_auth.ACCEPT_SUBPROTOCOL))

@@ -11,7 +11,7 @@ from conversions.queue_position import queue_position
 from workers import outputs
 
 Status = Conversion.Status
-ORIGINAL_STATUS = {
+ORIGINAL_STATUS: dict[str, str] = {
     Status.QUEUED: "pending",
     Status.RUNNING: "processing",
     Status.COMPLETED: "completed",

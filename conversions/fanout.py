@@ -18,7 +18,7 @@ import asyncio
 import logging
 import weakref
 
-from dotsocr_site.channel_layers import reconnect_delay
+from dotsocr_site.patches.channels_postgres import reconnect_delay
 
 logger = logging.getLogger(__name__)
 

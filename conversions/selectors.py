@@ -299,7 +299,8 @@ def queued_page(number, *, page_size: int, queued_count: int) -> Page:
     start = (page.number - 1) * page_size
     ids, _ = queued_ids(start, start + page_size)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
-    page.object_list = [rows[pk] for pk in ids if pk in rows]  # one deleted meanwhile is left out
+    # The page's ids replaced by their rows (one deleted meanwhile is left out).
+    page.object_list = [rows[pk] for pk in ids if pk in rows]  # type: ignore[misc]
     return page
 
 
@@ -313,8 +314,9 @@ def active_conversions(*, limit: int = ACTIVE_LIMIT) -> list[Conversion]:
     )
     now = timezone.now()
     for conversion in running:
-        conversion.heartbeat_age = now - conversion.heartbeat_at if conversion.heartbeat_at else None
-        conversion.running_for = now - conversion.started_at if conversion.started_at else None
+        # Attributes for the dashboard's template, not model fields.
+        conversion.heartbeat_age = now - conversion.heartbeat_at if conversion.heartbeat_at else None  # type: ignore[attr-defined]
+        conversion.running_for = now - conversion.started_at if conversion.started_at else None  # type: ignore[attr-defined]
     return running
 
 

@@ -17,12 +17,11 @@ if pool_chosen_here:
 
 from django.conf import settings  # noqa: E402
 
-from dotsocr_site import request_limits, timeout_checks  # noqa: E402
+from dotsocr_site.patches import daphne as daphne_patches  # noqa: E402
 from dotsocr_site.patches import twisted_accept  # noqa: E402
 
-# daphne refuses oversized bodies as they stream
-request_limits.install(settings.MAX_UPLOAD_MB, settings.MAX_BATCH_UPLOAD_MB)
-timeout_checks.install()  # daphne's 2-second sweep of every socket, in slices
+# daphne refuses oversized bodies as they stream, and sweeps its sockets in slices
+daphne_patches.install(settings.MAX_UPLOAD_MB, settings.MAX_BATCH_UPLOAD_MB)
 if settings.WEB_CONCURRENCY > 1:
     twisted_accept.install()  # processes sharing one socket take turns (dotsocr_site/web_tier.py)
 

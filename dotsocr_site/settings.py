@@ -261,7 +261,7 @@ TEMPLATES = [
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
 
 
-def _database() -> dict:
+def _database() -> dj_database_url.DBConfig:
     url = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
@@ -335,6 +335,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's defaults, with a JSON parser that also refuses bodies nested too deeply.
+    "DEFAULT_PARSER_CLASSES": [
+        "conversions.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "conversions.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -363,7 +369,7 @@ def _channel_layer() -> dict:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
     if url == "postgres":
-        return {"BACKEND": "dotsocr_site.channel_layers.PostgresChannelLayer",
+        return {"BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
                 "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS}}
     if url == "memory":
         return {"BACKEND": "channels.layers.InMemoryChannelLayer"}

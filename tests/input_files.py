@@ -66,8 +66,8 @@ def docx_bytes(*, heading: str, paragraph: str, cells: list[list[str]]) -> bytes
     document.add_paragraph(paragraph)
     table = document.add_table(rows=len(cells), cols=len(cells[0]))
     table.style = "Table Grid"
-    for row, values in zip(table.rows, cells):
-        for cell, value in zip(row.cells, values):
+    for row, values in zip(table.rows, cells, strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
             cell.text = value
     buffer = io.BytesIO()
     document.save(buffer)

@@ -85,7 +85,7 @@ def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion
 
     rows = page_rows(html)
     assert len(rows) == 4
-    for page, row in zip(conversion.pages.order_by("page_no"), rows):
+    for page, row in zip(conversion.pages.order_by("page_no"), rows, strict=True):
         assert (row["page_no"], row["status"], row["engine"], row["duration_ms"], row["error"]) == (
             str(page.page_no), "Done", "textlayer", str(page.duration_ms), "-")
         assert f"/files/pdflatex-4-pages_page_{page.page_no}.md" in row["files"]  # the page's own files

@@ -77,7 +77,7 @@ def test_the_queue_is_paginated_with_positions(staff, make_document, owner):
 
 
 def test_counts_per_status(staff, make_conversion):
-    done, waiting, stopped = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
+    done, _waiting, stopped = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
     services.claim_conversion(conversion_id=done.pk, worker_id="test:1")
     services.cancel_conversion(conversion=stopped)
 

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from conversions import services
 from conversions.models import Conversion, Document
-from tests.conftest import FOUR_PAGES, REPO
+from tests.conftest import REPO
 from workers import pipeline
 from workers.pdf import MAX_RENDER_SIDE, InvalidPdf, PdfPage, inspect_pdf, iter_pages, open_pdf
 

@@ -81,7 +81,7 @@ def save_from_viewer(client, stem: str, text: str) -> list:
     ``*Page N*`` labels, PUT chunk i to page i."""
     pieces = LABEL_LINE.split(text)
     chunks = [pieces[0]] if pieces[0].strip() else []
-    for label, body in zip(pieces[1::2], pieces[2::2]):
+    for label, body in zip(pieces[1::2], pieces[2::2], strict=False):
         chunks.append(body if label.startswith("*Page") else label + body)
     return [
         client.put(f"/markdown/{stem}?page_no={index}", {"content": chunk.strip()}, format="json")
@@ -153,7 +153,7 @@ def assert_whole_document_rebuilt_from_the_pages(client, conversion, pages_nohf,
                                                     .streaming_content)))
     assert archive.read(f"{stem}_nohf.md").decode() == "\n\n".join(pages_nohf) + "\n"
     assert archive.read(f"{stem}.md").decode() == "\n\n".join(pages_hf) + "\n"
-    for page_no, (nohf, with_hf) in enumerate(zip(pages_nohf, pages_hf)):
+    for page_no, (nohf, with_hf) in enumerate(zip(pages_nohf, pages_hf, strict=True)):
         assert archive.read(f"{stem}_page_{page_no}_nohf.md").decode() == nohf
         assert archive.read(f"{stem}_page_{page_no}.md").decode() == with_hf
 

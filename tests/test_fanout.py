@@ -12,9 +12,9 @@ from channels.testing import WebsocketCommunicator
 from daphne.server import Server
 
 from conversions import fanout
-from dotsocr_site import timeout_checks
+from dotsocr_site.patches import daphne as timeout_checks
 from dotsocr_site.asgi import application
-from dotsocr_site.channel_layers import PostgresChannelLayer
+from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
 from workers import progress
 
 
@@ -170,7 +170,7 @@ def test_a_pooled_connection_is_pinged_only_after_sitting_idle(db, settings, mon
     one idle for longer than CHECK_AFTER_IDLE_SECONDS is pinged, so a dead one is caught."""
     import psycopg
 
-    from dotsocr_site import channel_layers
+    from dotsocr_site.patches import channels_postgres as channel_layers
 
     database = settings.DATABASES["default"]
 

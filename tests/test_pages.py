@@ -45,7 +45,7 @@ def test_conversion_page_shows_progress_and_subscribes(browser, make_conversion)
     conversion = make_conversion()
     html = browser.get(f"/conversions/{conversion.pk}/", **HTML).content.decode()
     assert '<progress id="progress" max="100" value="0"' in html
-    assert f"/ws/v1/conversions/" in html and str(conversion.pk) in html
+    assert "/ws/v1/conversions/" in html and str(conversion.pk) in html
     assert html.count('<li id="page-') == 4
 
 

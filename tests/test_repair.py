@@ -20,10 +20,10 @@ from conversions import services
 from conversions.exceptions import InvalidDocument
 from conversions.models import Conversion, Document
 from tests.conftest import CORPUS, FOUR_PAGES, upload_of
-from tests.test_bad_input_pdfs import FONT, assemble, pdf_bomb, stream, text_content, upload
+from tests.test_bad_input_pdfs import FONT, assemble, pdf_bomb, stream, upload
 from workers import pipeline
 from workers.inputs import repair
-from workers.pdf import UnreadablePdf, open_pdf
+from workers.pdf import open_pdf
 
 ZEROED_PAGE_TREE = CORPUS / "017-unreadable-meta-data" / "unreadablemetadata.pdf"
 NO_PAGES_REASON = "The PDF has no pages it can read: its page tree is missing or damaged."

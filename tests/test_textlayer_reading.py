@@ -81,8 +81,8 @@ def test_a_page_turned_with_rotate_reads_as_the_same_page_upright(kind, rotation
     turned_cells, turned_page = read(documents.turned(upright, rotation), dpi=72)
     assert turned_page.size_px == size_px
     assert [(cell.category, cell.text) for cell in turned_cells] == [(cell.category, cell.text) for cell in cells]
-    for cell, turned_cell in zip(cells, turned_cells):
-        assert all(abs(a - b) <= 2 for a, b in zip(cell.bbox, turned_cell.bbox)), (cell, turned_cell)
+    for cell, turned_cell in zip(cells, turned_cells, strict=True):
+        assert all(abs(a - b) <= 2 for a, b in zip(cell.bbox, turned_cell.bbox, strict=True)), (cell, turned_cell)
 
 
 def inside(rect: pymupdf.Rect, bbox, slack: float = 3) -> bool:

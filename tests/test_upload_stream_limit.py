@@ -4,7 +4,6 @@ flat. Real daphne, raw sockets (an HTTP client would insist on sending it all)."
 
 import json
 import socket
-import time
 
 import psutil
 import pytest

@@ -73,9 +73,10 @@ def picture_name(stem: str, page_no: int, index: int) -> str:
 
 def write_atomically(path: Path, data: bytes | str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(temporary, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
-        handle.write(data)
+    if isinstance(data, bytes):
+        temporary.write_bytes(data)
+    else:
+        temporary.write_text(data, encoding="utf-8")
     os.replace(temporary, path)
 
 

@@ -70,7 +70,9 @@ def inspect_pdf(path: Path) -> PdfInfo:
     # MuPDF silently rebuilds a damaged file; a rebuilt file that also lost its end
     # marker was cut short, and converting it would yield a result that looks whole.
     if repaired and not has_end_marker:
-        raise InvalidPdf("The PDF is truncated or damaged: it has no end-of-file marker and its structure had to be rebuilt.")
+        raise InvalidPdf(
+            "The PDF is truncated or damaged: it has no end-of-file marker and its structure had to be rebuilt."
+        )
     return PdfInfo(page_count=page_count, repaired=repaired)
 
 
@@ -134,7 +136,7 @@ class PdfPage:
 
     @property
     def number(self) -> int:
-        return self.page.number
+        return int(self.page.number)
 
     @property
     def zoom(self) -> float:
@@ -154,11 +156,11 @@ class PdfPage:
 
     def jpeg(self, quality: int = 85) -> bytes:
         with PYMUPDF_LOCK:
-            return self.render().tobytes("jpeg", jpg_quality=quality)
+            return bytes(self.render().tobytes("jpeg", jpg_quality=quality))
 
     def png(self) -> bytes:
         with PYMUPDF_LOCK:
-            return self.render().tobytes("png")
+            return bytes(self.render().tobytes("png"))
 
     def crop_jpeg(self, bbox: tuple[int, int, int, int], quality: int = 85) -> bytes:
         """A region of the rendered page, in rendered pixels."""
@@ -170,7 +172,7 @@ class PdfPage:
         with PYMUPDF_LOCK:
             region = pymupdf.Pixmap(pymupdf.csRGB, clip, False)
             region.copy(self.render(), clip)
-            return region.tobytes("jpeg", jpg_quality=quality)
+            return bytes(region.tobytes("jpeg", jpg_quality=quality))
 
 
 def iter_pages(document: pymupdf.Document, dpi: int, content_limit_mb: int = MAX_PAGE_CONTENT_MB,

@@ -9,9 +9,11 @@ import logging
 import os
 import threading
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
+
+from dotsocr_site.patches.asgiref import serving_asgi
 
 logger = logging.getLogger(__name__)
 QUEUE_GROUP = "queue"
@@ -110,14 +112,6 @@ def sender_for(layer):
         future.result(timeout=SEND_TIMEOUT_SECONDS)
 
     return send
-
-
-def serving_asgi() -> bool:
-    """Is this thread a request thread of a running ASGI server (asgiref's sync_to_async)?
-    asgiref leaves its note on a thread after the call, so the loop must still run."""
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return (getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
-            and loop is not None and loop.is_running())
 
 
 _loop: asyncio.AbstractEventLoop | None = None

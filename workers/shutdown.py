@@ -41,7 +41,7 @@ class ShuttingDown(Exception):
 def install() -> None:
     signal.signal(signal.SIGTERM, _handle_sigterm)
     parent = parent_process()
-    if parent is not None:  # a django-q2 worker: stop when its sentinel is gone
+    if parent is not None and parent.pid is not None:  # a django-q2 worker: stop when its sentinel is gone
         orphans.die_with_parent(signal.SIGTERM, parent_pid=parent.pid)
 
 

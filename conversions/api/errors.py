@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from rest_framework import parsers, status
+from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -45,11 +45,6 @@ def exception_handler(error, context):
                         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(error, (TooManyFieldsSent, TooManyFilesSent)):
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(error, RecursionError) and raised_by_a_parser(error):
-        # json.loads recurses once per nesting level: "[[[[..." 100,000 deep is a body
-        # we cannot read, not a server fault (DRF's JSONParser only catches ValueError).
-        return Response({"detail": "The request body cannot be parsed: it is nested too deeply."},
-                        status=status.HTTP_400_BAD_REQUEST)
     if isinstance(error, DomainError):
         code = next(code for kind, code in STATUS_FOR if isinstance(error, kind))
         return Response({"detail": error.detail}, status=code)
@@ -73,12 +68,3 @@ def validation_summary(detail) -> str:
         return " ".join(validation_summary(item) for item in detail)
     return str(detail)
 
-
-def raised_by_a_parser(error: BaseException) -> bool:
-    """Whether ``error`` came out of one of DRF's request body parsers."""
-    frame = error.__traceback__
-    while frame is not None:
-        if frame.tb_frame.f_code.co_filename == parsers.__file__:
-            return True
-        frame = frame.tb_next
-    return False

@@ -1,6 +1,12 @@
 """django-q2's cluster, stopped in bounded time. Written against django-q2 1.11.1
-(``DJANGO_Q2_VERSION``); ``install()`` refuses any other version, since it replaces
-methods of ``django_q.cluster.Cluster`` and ``Sentinel`` and ``django_q.status.Stat``.
+(``DJANGO_Q2_VERSION``); ``check()`` (at start-up) and ``install()`` (the `qcluster`
+command) refuse any other version, or one without the attributes replaced here:
+``Cluster.__init__``; ``Sentinel.start``, ``stop``, ``spawn_pusher``, ``spawn_monitor``;
+``Queue.get``; ``Stat.save`` (all wrapped or replaced).
+
+It can go when django-q2's ``Sentinel.stop`` no longer puts "STOP" pills into a task
+queue that its workers may not drain (and bounds its waits), and ``Stat.save`` survives
+a closed connection: run tests/test_shutdown*.py and bench/chaos_stop.py without it.
 
 Why: django-q2's ``Sentinel.stop`` assumes every worker drains the task queue up to a
 "STOP" pill. Ours do not: on SIGTERM a worker releases its job at the next page boundary
@@ -46,7 +52,7 @@ from django import db
 from django.conf import settings
 
 from dotsocr_site import orphans
-from dotsocr_site.patches import UnsupportedVersion
+from dotsocr_site.patches import require_attributes, require_version
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +73,33 @@ def stop_bound_seconds() -> float:
     return settings.SHUTDOWN_GRACE_SECONDS + WORKER_EXIT_MARGIN_SECONDS + PUSHER_EXIT_SECONDS + MONITOR_EXIT_SECONDS + 1
 
 
+# What install() replaces or wraps, by class (checked before it does).
+REPLACED = {
+    "Cluster": ["__init__"],
+    "Sentinel": ["start", "stop", "spawn_pusher", "spawn_monitor", "spawn_process"],
+    "Queue": ["get"],
+    "Stat": ["save"],
+}
+
+
+def check() -> None:
+    """The installed django-q2 is the version this was written for, with what it replaces."""
+    check_version()
+    from django_q.cluster import Cluster, Sentinel
+    from django_q.queues import Queue
+    from django_q.status import Stat
+
+    for owner in (Cluster, Sentinel, Queue, Stat):
+        require_attributes(__name__, owner, REPLACED[owner.__name__])
+
+
 def check_version() -> None:
-    installed = version("django-q2")
-    if installed != DJANGO_Q2_VERSION:
-        raise UnsupportedVersion(
-            f"dotsocr_site/patches/django_q.py was written for django-q2 {DJANGO_Q2_VERSION}, "
-            f"not {installed}: check Sentinel.stop/guard and the pusher, then update it."
-        )
+    require_version(__name__, "django-q2", DJANGO_Q2_VERSION, installed=version("django-q2"))
 
 
 def install() -> None:
     """Patch django-q2's cluster classes in this process (the `qcluster` command); idempotent."""
-    check_version()
+    check()
     from django_q.cluster import Cluster, Sentinel
     from django_q.queues import Queue
     from django_q.status import Stat
@@ -174,7 +195,9 @@ def arm_sentinel(sentinel) -> None:
             threading.Thread(target=sentinel.stop_event.set, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop_cluster)
-    orphans.die_with_parent(signal.SIGTERM, parent_pid=parent_process().pid)
+    sentinel_parent = parent_process()  # the cluster's main process
+    assert sentinel_parent is not None and sentinel_parent.pid is not None
+    orphans.die_with_parent(signal.SIGTERM, parent_pid=sentinel_parent.pid)
 
 
 def sentinel_stop(sentinel) -> None:

@@ -7,6 +7,8 @@ from workers.ocr.noop import NoopEngine
 from workers.ocr.rapidocr import RapidOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
 
+__all__ = ["DotsOcrConfig", "EngineError", "OcrEngine", "engine_for", "ENGINES"]
+
 # "noop" reads nothing (one placeholder cell per page): for benchmarks of the queue.
 ENGINES = ("auto", "textlayer", "rapidocr", "dotsocr", "noop")
 _dotsocr_engines: dict[int, DotsOcrEngine] = {}

@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from workers.ocr.base import PageOcr
+from workers.ocr.dotsocr import DotsOcrEngine
 from workers.ocr.rapidocr import RapidOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
 from workers.ocr.trust import Verdict, judge_page
@@ -21,7 +22,7 @@ WORDS = re.compile(r"[^\W\d_]{3,}")
 class AutoEngine:
     name = "auto"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.textlayer = TextLayerEngine()
         self.ocr = RapidOcrEngine()
 
@@ -63,7 +64,7 @@ class AutoDotsOcr:
 
     name = "auto"
 
-    def __init__(self, dotsocr):
+    def __init__(self, dotsocr: DotsOcrEngine) -> None:
         self.dotsocr = dotsocr
 
     @property

@@ -7,7 +7,7 @@ for text, LaTeX for Formula, HTML for Table, empty for Picture).
 """
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from workers.pdf import PdfPage
 
@@ -37,11 +37,11 @@ class Cell:
     category: str
     text: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
             raise ValueError(f"unknown layout category {self.category!r}")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         cell = {"bbox": list(self.bbox), "category": self.category}
         if self.category != "Picture":
             cell["text"] = self.text

@@ -19,45 +19,60 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import pymupdf
 
-from workers.ocr.base import Cell, EngineError, PageOcr, PROMPT_MODES
+from workers.ocr.base import PROMPT_MODES, Cell, EngineError, PageOcr
 from workers.ocr.dotsocr_output import RawCell, ocr_text, parse_layout, salvage_layout
 from workers.ocr.smart_resize import MAX_PIXELS, MIN_PIXELS, bbox_to_page, model_input_size
 from workers.pdf import PYMUPDF_LOCK, PdfPage
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # dots_ocr/utils/prompts.py, dict_promptmode_to_prompt (text must stay byte-exact: the
 # model was trained on these).
 PROMPTS = {
-    "prompt_layout_all_en": """Please output the layout information from the PDF image, including each layout element's bbox, its category, and the corresponding text content within the bbox.
-
-1. Bbox format: [x1, y1, x2, y2]
-
-2. Layout Categories: The possible categories are ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title'].
-
-3. Text Extraction & Formatting Rules:
-    - Picture: For the 'Picture' category, the text field should be omitted.
-    - Formula: Format its text as LaTeX.
-    - Table: Format its text as HTML.
-    - All Others (Text, Title, etc.): Format their text as Markdown.
-
-4. Constraints:
-    - The output text must be the original text from the image, with no translation.
-    - All layout elements must be sorted according to human reading order.
-
-5. Final Output: The entire output must be a single JSON object.
-""",
-    "prompt_layout_only_en": """Please output the layout information from this PDF image, including each layout's bbox and its category. The bbox should be in the format [x1, y1, x2, y2]. The layout categories for the PDF document include ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']. Do not output the corresponding text. The layout result should be in JSON format.""",
-    "prompt_ocr": """Extract the text content from this image.""",
-    "prompt_grounding_ocr": """Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n""",
+    "prompt_layout_all_en": (
+        "Please output the layout information from the PDF image, including each layout element's "
+        "bbox, its category, and the corresponding text content within the bbox.\n"
+        "\n"
+        "1. Bbox format: [x1, y1, x2, y2]\n"
+        "\n"
+        "2. Layout Categories: The possible categories are ['Caption', 'Footnote', 'Formula', "
+        "'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', "
+        "'Title'].\n"
+        "\n"
+        "3. Text Extraction & Formatting Rules:\n"
+        "    - Picture: For the 'Picture' category, the text field should be omitted.\n"
+        "    - Formula: Format its text as LaTeX.\n"
+        "    - Table: Format its text as HTML.\n"
+        "    - All Others (Text, Title, etc.): Format their text as Markdown.\n"
+        "\n"
+        "4. Constraints:\n"
+        "    - The output text must be the original text from the image, with no translation.\n"
+        "    - All layout elements must be sorted according to human reading order.\n"
+        "\n"
+        "5. Final Output: The entire output must be a single JSON object.\n"
+    ),
+    "prompt_layout_only_en": (
+        "Please output the layout information from this PDF image, including each layout's bbox "
+        "and its category. The bbox should be in the format [x1, y1, x2, y2]. The layout "
+        "categories for the PDF document include ['Caption', 'Footnote', 'Formula', 'List-item', "
+        "'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']. Do "
+        "not output the corresponding text. The layout result should be in JSON format."
+    ),
+    "prompt_ocr": "Extract the text content from this image.",
+    "prompt_grounding_ocr": (
+        "Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\n"
+        "Bounding Box:\n"
+    ),
 }
 # dots_ocr/model/inference.py: without these tokens before the prompt vLLM v1 inserts "\n".
 IMAGE_TOKENS = "<|img|><|imgpad|><|endofimg|>"
@@ -120,7 +135,7 @@ class DotsOcrConfig:
     dead_server_cooldown_seconds: float = 30.0
     api_key: str = field(default=DEFAULT_API_KEY, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.base_urls = [normalized_base_url(url) for url in self.base_urls]
         problems = config_problems(self)
         if problems:
@@ -210,7 +225,7 @@ class EnvReader:
             raise ValueError(f"Environment variable {name}={port!r} is not a port number (1-65535).")
         return port
 
-    def parsed(self, name: str, default, parse, expected: str):
+    def parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
         value = self.raw(name)
         if value is None:
             return default
@@ -296,7 +311,14 @@ class ServerPool:
     """The dots.ocr servers of this process: least outstanding requests first, at most
     ``in_flight_per_server`` each, servers refusing connections skipped for a cool-down."""
 
-    def __init__(self, urls: list[str], *, in_flight_per_server: int, cooldown_seconds: float, clock=time.monotonic):
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        in_flight_per_server: int,
+        cooldown_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.servers = [Server(url) for url in urls]
         self.in_flight_per_server = in_flight_per_server
         self.cooldown_seconds = cooldown_seconds
@@ -308,6 +330,7 @@ class ServerPool:
         """A server with a free slot, held for one request; blocks while none is free."""
         with self.changed:
             server = self.changed.wait_for(self.pick, timeout=None)
+            assert server is not None  # without a timeout, wait_for returns a server
             server.outstanding += 1
         try:
             yield server
@@ -334,7 +357,7 @@ class ServerPool:
         with self.changed:
             server.dead_until = 0.0
 
-    def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[dict[str, Any]]:
         """Per server: URL, requests in flight, whether it is cooling down after a failure."""
         with self.changed:
             now = self.clock()
@@ -407,7 +430,7 @@ class DotsOcrEngine:
     def __enter__(self) -> "DotsOcrEngine":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def recognize(self, page: PdfPage, *, prompt_mode: str) -> PageOcr:
@@ -480,11 +503,15 @@ class DotsOcrEngine:
                 except TransientFailure as failure:
                     last_failure = f"{server.url}: {failure}"
                     logger.warning(
-                        "dots.ocr request failed attempt=%d/%d server=%s error=%s", attempt + 1, attempts, server.url, failure
+                        "dots.ocr request failed attempt=%d/%d server=%s error=%s",
+                        attempt + 1,
+                        attempts,
+                        server.url,
+                        failure,
                     )
         raise EngineError(f"The dots.ocr server failed {attempts} times; last error from {last_failure}")
 
-    def request_body(self, model_input: ModelInput, prompt: str, *, temperature: float) -> dict:
+    def request_body(self, model_input: ModelInput, prompt: str, *, temperature: float) -> dict[str, Any]:
         # Field order and content order as the OpenAI client of dots_ocr/model/inference.py
         # sends them.
         return {
@@ -503,7 +530,7 @@ class DotsOcrEngine:
             "top_p": self.config.top_p,
         }
 
-    def post(self, server: Server, body: dict) -> Completion:
+    def post(self, server: Server, body: dict[str, Any]) -> Completion:
         try:
             response = self.client.post(server.url + CHAT_COMPLETIONS_PATH, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -518,13 +545,14 @@ class DotsOcrEngine:
             raise TransientFailure(f"HTTP {response.status_code}: {error_detail(response)}")
         if response.status_code != 200:
             raise EngineError(
-                f"The dots.ocr server {server.url} rejected the request: HTTP {response.status_code}: {error_detail(response)}"
+                f"The dots.ocr server {server.url} rejected the request: "
+                f"HTTP {response.status_code}: {error_detail(response)}"
             )
         return completion_from(response)
 
     def backoff(self, attempt: int) -> float:
         """Exponential, with jitter so pages failing together do not retry together."""
-        return self.config.backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        return float(self.config.backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
 
 def check_prompt_mode(prompt_mode: str) -> None:
@@ -562,7 +590,8 @@ def page_cells(raw_cells: list[RawCell], model_input: ModelInput) -> list[Cell]:
     outside it dropped (there is nothing to crop)."""
     cells = []
     for raw in raw_cells:
-        bbox = bbox_to_page(raw["bbox"], input_size=model_input.input_size, page_size=model_input.page_size)
+        x1, y1, x2, y2 = raw["bbox"]
+        bbox = bbox_to_page((x1, y1, x2, y2), input_size=model_input.input_size, page_size=model_input.page_size)
         if raw["category"] == "Picture" and (bbox[0] == bbox[2] or bbox[1] == bbox[3]):
             continue
         cells.append(Cell(bbox=bbox, category=raw["category"], text=raw["text"]))

@@ -7,6 +7,7 @@ page. No Django here.
 import json
 import re
 from collections import Counter
+from typing import Any, TypedDict
 
 from workers.ocr.base import CATEGORIES
 
@@ -18,7 +19,12 @@ DUPLICATE_TEXT_LIMIT = 5
 MAX_REPEATED_LINES = 2
 CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
-RawCell = dict  # {"bbox": [x1, y1, x2, y2], "category": str, "text": str}, model pixels
+class RawCell(TypedDict):
+    """A layout cell as the model answers it, checked (`normalized_cell`); bbox in model pixels."""
+
+    bbox: list[float]  # [x1, y1, x2, y2]
+    category: str
+    text: str
 
 
 def parse_layout(content: str) -> list[RawCell] | None:
@@ -36,9 +42,7 @@ def parse_layout(content: str) -> list[RawCell] | None:
     if not isinstance(answer, list) or not answer:
         return None
     cells = [normalized_cell(item) for item in answer]
-    if any(cell is None for cell in cells):
-        return None
-    return cells
+    return None if any(cell is None for cell in cells) else [cell for cell in cells if cell is not None]
 
 
 def salvage_layout(content: str) -> list[RawCell]:
@@ -52,13 +56,13 @@ def salvage_layout(content: str) -> list[RawCell]:
     return without_repetitions(cells)
 
 
-def complete_elements(content: str) -> list:
+def complete_elements(content: str) -> list[Any]:
     start = first_of(content, "[{")
     if start < 0:
         return []
     position = start + 1 if content[start] == "[" else start
     decoder = json.JSONDecoder()
-    elements = []
+    elements: list[Any] = []
     while True:
         position = skip_separators(content, position)
         if position >= len(content) or content[position] != "{":
@@ -70,7 +74,7 @@ def complete_elements(content: str) -> list:
         elements.append(element)
 
 
-def normalized_cell(item) -> RawCell | None:
+def normalized_cell(item: Any) -> RawCell | None:
     """A cell with a 4-number bbox, a known category and string text; None if unusable."""
     if not isinstance(item, dict):
         return None
@@ -91,7 +95,9 @@ def without_repetitions(cells: list[RawCell]) -> list[RawCell]:
     """Drop later copies of a repeated box or of a category-text pair seen 5+ times."""
     bbox_counts = Counter(tuple(cell["bbox"]) for cell in cells)
     text_counts = Counter((cell["category"], cell["text"]) for cell in cells)
-    seen_bboxes, seen_texts, kept = set(), set(), []
+    seen_bboxes: set[tuple[float, ...]] = set()
+    seen_texts: set[tuple[str, str]] = set()
+    kept: list[RawCell] = []
     for cell in cells:
         bbox, text = tuple(cell["bbox"]), (cell["category"], cell["text"])
         if bbox_counts[bbox] >= DUPLICATE_BBOX_LIMIT and bbox in seen_bboxes:
@@ -114,7 +120,8 @@ def ocr_text(content: str, *, truncated: bool) -> str:
 
 
 def without_repeated_lines(text: str) -> str:
-    kept, run = [], 0
+    kept: list[str] = []
+    run = 0
     for line in text.split("\n"):
         run = run + 1 if kept and line == kept[-1] and line.strip() else 1
         if run <= MAX_REPEATED_LINES:
@@ -137,5 +144,5 @@ def skip_separators(text: str, position: int) -> int:
     return position
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -49,7 +49,7 @@ def with_headers_footers(cells: list[Cell], body: str) -> str:
     above = [cell for cell in cells[:first_body] if cell.category in HEADER_FOOTER]
     below = [cell for cell in cells[first_body:] if cell.category in HEADER_FOOTER]
 
-    def no_pictures(index, cell):  # headers and footers are text cells
+    def no_pictures(index: int, cell: Cell) -> str:  # headers and footers are text cells
         return ""
 
     parts = (cells_to_markdown(above, picture_link=no_pictures), body,

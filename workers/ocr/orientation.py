@@ -9,9 +9,17 @@ lines are read most confidently wins; the page is then read at full size that wa
 and the boxes are mapped back into the frame of the rendered page image.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+# A text line as RapidOCR returns it: the corners of its box (x, y) in image pixels,
+# its text, its confidence (0-1). ``Ocr`` is a RapidOCR instance: image -> (lines, timings).
+Points = Sequence[Sequence[float]]
+OcrLine = tuple[Points, str, float]
+Ocr = Callable[..., tuple[list[OcrLine] | None, Any]]
 
 # The side of the small image the turns are compared on: lines of body text at 200 DPI
 # stay legible to RapidOCR at about a third of that size.
@@ -32,11 +40,11 @@ class Reading:
     ``turn`` degrees counter-clockwise), and ``turn``: how far the content was turned
     clockwise (0/90/180/270)."""
 
-    lines: list
+    lines: list[OcrLine]
     turn: int
 
 
-def read_upright(image: np.ndarray, ocr) -> Reading:
+def read_upright(image: np.ndarray, ocr: Ocr) -> Reading:
     """Read an RGB page image whichever way up its content is. ``ocr`` is a RapidOCR."""
     lines = ocr_lines(ocr, image, use_cls=False)
     if looks_upright(lines):
@@ -45,7 +53,7 @@ def read_upright(image: np.ndarray, ocr) -> Reading:
     return Reading(ocr_lines(ocr, np.ascontiguousarray(np.rot90(image, k=turn // 90))), turn)
 
 
-def ocr_lines(ocr, image: np.ndarray, *, use_cls: bool = True) -> list:
+def ocr_lines(ocr: Ocr, image: np.ndarray, *, use_cls: bool = True) -> list[OcrLine]:
     lines, _elapsed = ocr(image, use_cls=use_cls)
     return [line for line in lines or [] if is_text(str(line[1]), float(line[2]))]
 
@@ -55,14 +63,14 @@ def is_text(text: str, score: float) -> bool:
     return alnum > 0 and (alnum >= SHORT_LINE_CHARS or score >= SHORT_LINE_MIN_SCORE)
 
 
-def looks_upright(lines: list) -> bool:
+def looks_upright(lines: list[OcrLine]) -> bool:
     if not lines:
         return False
     mean_score = sum(float(score) for _points, _text, score in lines) / len(lines)
     return mean_score >= UPRIGHT_SCORE and wide_share(lines) >= UPRIGHT_WIDE_SHARE
 
 
-def wide_share(lines: list) -> float:
+def wide_share(lines: list[OcrLine]) -> float:
     wide = 0
     for points, _text, _score in lines:
         xs, ys = [point[0] for point in points], [point[1] for point in points]
@@ -70,7 +78,7 @@ def wide_share(lines: list) -> float:
     return wide / len(lines) if lines else 0.0
 
 
-def best_turn(image: np.ndarray, ocr) -> int:
+def best_turn(image: np.ndarray, ocr: Ocr) -> int:
     """The counter-clockwise turn (0/90/180/270) that makes the content upright: the one
     whose small reading has the most confidently read characters on wide lines."""
     probe = downscale(image, PROBE_SIDE)
@@ -81,8 +89,8 @@ def best_turn(image: np.ndarray, ocr) -> int:
     return max(scores, key=lambda turn: (scores[turn], turn == 0))
 
 
-def is_wide(points) -> bool:
-    xs, ys = [point[0] for point in points], [point[1] for point in points]
+def is_wide(points: Points) -> bool:
+    xs, ys = [float(point[0]) for point in points], [float(point[1]) for point in points]
     return (max(xs) - min(xs)) > (max(ys) - min(ys))
 
 
@@ -92,7 +100,7 @@ def downscale(image: np.ndarray, side: int) -> np.ndarray:
     return image[::step, ::step]
 
 
-def unturn_box(bbox, turn: int, width: int, height: int) -> tuple[int, int, int, int]:
+def unturn_box(bbox: Sequence[float], turn: int, width: int, height: int) -> tuple[int, int, int, int]:
     """A box of the upright frame in the frame of the original ``width`` x ``height`` image."""
     x1, y1, x2, y2 = bbox
     points = unturn_points([[x1, y1], [x2, y2]], turn, width, height)
@@ -100,7 +108,7 @@ def unturn_box(bbox, turn: int, width: int, height: int) -> tuple[int, int, int,
     return (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
 
 
-def unturn_points(points, turn: int, width: int, height: int) -> list[list[float]]:
+def unturn_points(points: Points, turn: int, width: int, height: int) -> list[list[float]]:
     """Points of the image turned ``turn`` degrees counter-clockwise (``np.rot90``) back
     in the frame of the original ``width`` x ``height`` image."""
     mapped = []

@@ -8,10 +8,10 @@ import threading
 import numpy as np
 
 from workers.ocr.base import Cell, PageOcr
-from workers.ocr.orientation import Reading, read_upright, unturn_box
+from workers.ocr.orientation import Ocr, OcrLine, Points, Reading, read_upright, unturn_box
 from workers.pdf import PYMUPDF_LOCK, PdfPage
 
-_reader = None
+_reader: Ocr | None = None
 _reader_lock = threading.Lock()
 # onnxruntime's own default is a thread per core, spinning while it waits for work: with
 # several worker processes on a host each reading a page, that oversubscribes the cores
@@ -31,7 +31,7 @@ def use_threads(count: int) -> None:
             _threads, _reader = count, None
 
 
-def reader():
+def reader() -> Ocr:
     """The OCR models, loaded once per process (about a second), on ``use_threads``' count."""
     global _reader
     with _reader_lock:
@@ -74,7 +74,7 @@ def reading_to_cells(reading: Reading, page: PdfPage) -> list[Cell]:
             for cell in cells]
 
 
-def lines_to_cells(lines: list) -> list[Cell]:
+def lines_to_cells(lines: list[OcrLine]) -> list[Cell]:
     """OCR'd lines (box, text, score) grouped into paragraphs, in reading order."""
     boxes = sorted((line_box(points), text) for points, text, _score in lines if text.strip())
     if not boxes:
@@ -91,7 +91,7 @@ def lines_to_cells(lines: list) -> list[Cell]:
     return [paragraph_cell(box, texts, line_height) for box, texts in paragraphs]
 
 
-def line_box(points) -> tuple[int, int, int, int]:
+def line_box(points: Points) -> tuple[int, int, int, int]:
     xs, ys = [point[0] for point in points], [point[1] for point in points]
     return (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
 
@@ -105,5 +105,5 @@ def continues(paragraph_box: list[int], line: tuple[int, int, int, int], line_he
 def paragraph_cell(box: list[int], texts: list[str], line_height: float) -> Cell:
     text = " ".join(texts)
     if len(texts) == 1 and (box[3] - box[1]) > line_height * 1.5 and len(text) < 120:
-        return Cell(bbox=tuple(box), category="Section-header", text=f"## {text}")
-    return Cell(bbox=tuple(box), category="Text", text=text)
+        return Cell(bbox=(box[0], box[1], box[2], box[3]), category="Section-header", text=f"## {text}")
+    return Cell(bbox=(box[0], box[1], box[2], box[3]), category="Text", text=text)

@@ -10,7 +10,9 @@ Everything is worked out in PDF points, in the frame of the displayed (rotated) 
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pymupdf
 
@@ -47,21 +49,26 @@ class TextBlock:
     vertical: bool = False
 
 
+# A span of a row: its font size (points), its number of characters, whether it is bold.
+Span = tuple[float, int, bool]
+
+
 @dataclass(frozen=True)
 class Row:
     """One visual line of text: MuPDF lines that share a baseline, joined."""
 
     bbox: Box
     text: str
-    spans: tuple  # (size, characters, bold) per span
-    glyphs: tuple = ()  # (character, x0, x1) in stored order, on pages with right-to-left text
+    spans: tuple[Span, ...]  # (size, characters, bold) per span
+    # (character, x0, x1) in stored order, on pages with right-to-left text
+    glyphs: tuple[tuple[str, float, float], ...] = ()
     rtl: bool = False
 
 
 class TextLayerEngine:
     name = "textlayer"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.words: DocumentWords | None = None  # the evidence for hyphens, read once per document
 
     def recognize(self, page: PdfPage, *, prompt_mode: str) -> PageOcr:
@@ -93,12 +100,12 @@ class TextLayerEngine:
 # --- text blocks --------------------------------------------------------------------------
 
 
-def line_boxes(layout: dict) -> list[Box]:
+def line_boxes(layout: dict[str, Any]) -> list[Box]:
     return [tuple(line["bbox"]) for block in layout["blocks"] if block["type"] == 0 for line in block["lines"]
             if any(span["text"].strip() for span in line["spans"])]
 
 
-def read_blocks(page: pymupdf.Page, layout: dict, covered: list[Box] = (),
+def read_blocks(page: pymupdf.Page, layout: dict[str, Any], covered: Sequence[Box] = (),
                 words: DocumentWords | None = None) -> tuple[list[TextBlock], list[Box]]:
     """Text blocks (lists split into items, tategaki as columns from the right), and the
     bboxes of images drawn on the page. Lines whose centre falls in a ``covered`` box (a
@@ -122,14 +129,14 @@ def read_blocks(page: pymupdf.Page, layout: dict, covered: list[Box] = (),
     return blocks, pictures
 
 
-def line_text(line: dict) -> str:
+def line_text(line: dict[str, Any]) -> str:
     """A line's text as text_layout left it (or worked out, for a line made elsewhere)."""
     if "text" not in line:
         line["text"] = "".join(span_text(span) for span in line["spans"]).strip()
-    return line["text"]
+    return str(line["text"])
 
 
-def visual_rows(lines: list[dict]) -> list[Row]:
+def visual_rows(lines: list[dict[str, Any]]) -> list[Row]:
     """Join MuPDF lines that sit on one baseline (a bullet glyph set apart from its text
     is a line of its own), dropping empty ones; right-to-left rows in logical order."""
     rows: list[Row] = []
@@ -163,10 +170,10 @@ def same_baseline(left: Box, right: Box, either_way: bool = False) -> bool:
     return smaller > 0 and overlap >= smaller * 0.5 and (either_way or right[0] >= left[2] - 1)
 
 
-def vertical_columns(lines: list[dict]) -> list[Row]:
+def vertical_columns(lines: list[dict[str, Any]]) -> list[Row]:
     """Tategaki: MuPDF's vertical lines (often one per character) grouped into columns,
     the columns from the right, each read top to bottom."""
-    columns: list[list[dict]] = []
+    columns: list[list[dict[str, Any]]] = []
     for line in sorted(lines, key=lambda line: -(line["bbox"][0] + line["bbox"][2])):
         if columns and overlaps_horizontally(columns[-1][-1]["bbox"], line["bbox"]):
             columns[-1].append(line)
@@ -180,10 +187,11 @@ def overlaps_horizontally(first: Box, second: Box) -> bool:
     return overlap >= min(first[2] - first[0], second[2] - second[0]) * 0.5
 
 
-def column_row(column: list[dict]) -> Row:
+def column_row(column: list[dict[str, Any]]) -> Row:
     """One tategaki column as a row. MuPDF often makes each glyph a line: pieces that touch
     ("2", "0", "2", "4" of an upright year) join without a space, like CJK characters."""
-    text, bbox, spans = "", tuple(column[0]["bbox"]), ()
+    text, bbox = "", tuple(column[0]["bbox"])
+    spans: tuple[Span, ...] = ()
     for line in column:
         piece, box = line_text(line), tuple(line["bbox"])
         touching = box[1] - bbox[3] < (box[2] - box[0]) * 0.25
@@ -206,7 +214,7 @@ def split_list_items(rows: list[Row]) -> list[list[Row]]:
     if not markers or (markers[0] != 0 and len(markers) < 2):
         return [rows] if rows else []
     starts = sorted({0, *markers})
-    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)])]
+    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)], strict=True)]
 
 
 def split_at_style_changes(rows: list[Row]) -> list[list[Row]]:
@@ -222,13 +230,14 @@ def split_at_style_changes(rows: list[Row]) -> list[list[Row]]:
     if 0 < bold_rows <= 2 and bold_rows < len(rows) and not rows[bold_rows - 1].text.endswith("."):
         cuts.append(bold_rows)
     starts = sorted({0, *cuts})
-    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)])]
+    return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)], strict=True)]
 
 
-def span_style(spans) -> tuple[float, bool]:
+def span_style(spans: Iterable[Span]) -> tuple[float, bool]:
     """Of ``spans`` ((size, characters, bold) each): the size carrying most characters
     (one big symbol does not make a heading) and whether most characters are bold."""
-    sizes, bold_chars, chars = Counter(), 0, 0
+    sizes: Counter[float] = Counter()
+    bold_chars, chars = 0, 0
     for size, count, bold in spans:
         sizes[round(size, 1)] += count
         chars += count
@@ -269,13 +278,13 @@ def join_lines(lines: list[str], words: DocumentWords) -> str:
 
 def dominant_font_size(blocks: list[TextBlock]) -> float:
     """The body text size: the size carrying the most characters on the page."""
-    weights = Counter()
+    weights: Counter[float] = Counter()
     for block in blocks:
         weights[round(block.size, 1)] += len(block.text)
     return weights.most_common(1)[0][0] if weights else 10.0
 
 
-def classify(block: TextBlock, body_size: float, page_height: float) -> dict:
+def classify(block: TextBlock, body_size: float, page_height: float) -> dict[str, str]:
     """Category and Markdown text of a block, as dots.ocr would label it."""
     x1, y1, x2, y2 = block.bbox
     text = block.text

@@ -8,6 +8,8 @@ ending to its left on the same visual line), where joining lines on one baseline
 "Organisation: Acme Ltd". A value with no label on its line stays where it is.
 """
 
+from typing import Any
+
 import pymupdf
 
 from workers.ocr.textlayer_geometry import Box, center_inside_any, union
@@ -26,7 +28,7 @@ def field_boxes(page: pymupdf.Page) -> list[Box]:
     return [tuple(pymupdf.Rect(widget.rect) * matrix) for widget in page.widgets()]
 
 
-def place_field_values(layout: dict, fields: list[Box]) -> None:
+def place_field_values(layout: dict[str, Any], fields: list[Box]) -> None:
     """Move the text of each filled field after its label's line, in place."""
     for field in fields:
         values = [(block, line) for block in text_blocks(layout) for line in block["lines"]
@@ -47,11 +49,11 @@ def place_field_values(layout: dict, fields: list[Box]) -> None:
     layout["blocks"] = [block for block in layout["blocks"] if block["type"] != 0 or block["lines"]]
 
 
-def text_blocks(layout: dict) -> list[dict]:
+def text_blocks(layout: dict[str, Any]) -> list[dict[str, Any]]:
     return [block for block in layout["blocks"] if block["type"] == 0]
 
 
-def label_of(layout: dict, value: Box, fields: list[Box]) -> tuple[dict, dict] | None:
+def label_of(layout: dict[str, Any], value: Box, fields: list[Box]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The block and line of the label left of a value on the same visual line, if any."""
     best, best_right = None, float("-inf")
     for block in text_blocks(layout):

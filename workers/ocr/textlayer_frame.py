@@ -7,12 +7,14 @@ Everything the text-layer engine reads is taken in the displayed frame, here, wi
 on the page as a reader sees it.
 """
 
+from typing import Any
+
 import pymupdf
 
 from workers.ocr.textlayer_lines import CONTROL_CHARACTERS, has_rtl, span_text
 
 
-def text_layout(page: pymupdf.Page) -> dict:
+def text_layout(page: pymupdf.Page) -> dict[str, Any]:
     """MuPDF's blocks, lines and spans of the page (images included), in the displayed
     frame. Each line also carries its ``text`` (control characters as spaces, stripped)
     and, on a page with right-to-left text, its ``glyphs``: (character, x0, x1) per
@@ -26,7 +28,7 @@ def text_layout(page: pymupdf.Page) -> dict:
         textpage = page.get_textpage(flags=flags, matrix=page.rotation_matrix, clip=page.rect)
     else:
         textpage = page.get_textpage(flags=flags)
-    layout = page.get_text("dict", textpage=textpage)
+    layout: dict[str, Any] = page.get_text("dict", textpage=textpage)
     lines = [line for block in layout["blocks"] for line in block.get("lines", ())]
     for line in lines:
         line["text"] = "".join(span_text(span) for span in line["spans"]).strip()
@@ -35,15 +37,15 @@ def text_layout(page: pymupdf.Page) -> dict:
     return layout
 
 
-def attach_glyphs(layout: dict, raw: dict) -> None:
+def attach_glyphs(layout: dict[str, Any], raw: dict[str, Any]) -> None:
     """Each line's characters with their horizontal extent."""
-    for block, raw_block in zip(layout["blocks"], raw["blocks"]):
-        for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ())):
+    for block, raw_block in zip(layout["blocks"], raw["blocks"], strict=False):
+        for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ()), strict=False):
             line["glyphs"] = [(CONTROL_CHARACTERS.sub(" ", char["c"]), char["bbox"][0], char["bbox"][2])
                               for span in raw_line["spans"] for char in span["chars"]]
 
 
-def display_drawings(page: pymupdf.Page) -> list[dict]:
+def display_drawings(page: pymupdf.Page) -> list[dict[str, Any]]:
     """``page.get_drawings()`` with lines and rectangles in the displayed frame (other
     items, which the engine does not read, are left as they are)."""
     drawings = page.get_drawings()
@@ -56,7 +58,7 @@ def display_drawings(page: pymupdf.Page) -> list[dict]:
     return drawings
 
 
-def transform_item(item: tuple, matrix: pymupdf.Matrix) -> tuple:
+def transform_item(item: tuple[Any, ...], matrix: pymupdf.Matrix) -> tuple[Any, ...]:
     if item[0] == "l":
         return ("l", item[1] * matrix, item[2] * matrix)
     if item[0] == "re":

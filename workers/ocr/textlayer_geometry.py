@@ -1,5 +1,7 @@
 """Boxes in PDF points, (x0, y0, x1, y1) with y downwards, as the text-layer engine uses them."""
 
+from collections.abc import Iterable, Sequence
+
 Box = tuple[float, float, float, float]
 
 # Share of the page height at the top/bottom where running headers and footers sit.
@@ -14,7 +16,7 @@ def middle_y(bbox: Box) -> float:
     return (bbox[1] + bbox[3]) / 2
 
 
-def center_inside_any(bbox, boxes) -> bool:
+def center_inside_any(bbox: Sequence[float], boxes: Iterable[Sequence[float]]) -> bool:
     x, y = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     return any(box[0] <= x <= box[2] and box[1] <= y <= box[3] for box in boxes)
 

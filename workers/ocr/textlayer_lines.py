@@ -14,6 +14,7 @@
 
 import re
 import unicodedata
+from typing import Any
 
 from bidi import get_display
 
@@ -39,7 +40,7 @@ DISTINCT_POSITIONS_SHARE = 0.8
 Glyph = tuple[str, float, float]  # character, x0, x1 in PDF points
 
 
-def span_text(span: dict) -> str:
+def span_text(span: dict[str, Any]) -> str:
     return CONTROL_CHARACTERS.sub(" ", span["text"])
 
 
@@ -57,7 +58,7 @@ def separator(before: str, after: str) -> str:
     return "" if before and after and is_cjk(before[-1]) and is_cjk(after[0]) else " "
 
 
-def is_tategaki(lines: list[dict]) -> bool:
+def is_tategaki(lines: list[dict[str, Any]]) -> bool:
     """A block of vertical CJK writing: every line (``text`` set) runs downwards on the
     displayed page, and most of the block's letters are CJK (upright digits may be among them)."""
     letters = [char for line in lines for char in line["text"] if not char.isspace()]

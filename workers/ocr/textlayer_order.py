@@ -2,6 +2,7 @@
 column by column, page footer. No Django here."""
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from workers.ocr.base import HEADER_FOOTER
 from workers.ocr.textlayer_geometry import Box, middle_y
@@ -101,7 +102,7 @@ def low_coverage_strips(boxes: list[Box]) -> list[tuple[float, float]]:
     """Strips between piles of boxes where the boxes' heights, summed, are low."""
     edges_x = sorted({x for box in boxes for x in (box[0], box[2])})
     piles = [(start, end, sum(box[3] - box[1] for box in boxes if box[0] <= start and box[2] >= end))
-             for start, end in zip(edges_x, edges_x[1:])]
+             for start, end in pairwise(edges_x)]
     if not piles:
         return []
     low = max(pile for _start, _end, pile in piles) * GUTTER_MAX_COVERAGE

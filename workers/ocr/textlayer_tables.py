@@ -3,9 +3,13 @@ they look like tables, written as dots.ocr writes tables (HTML). No Django here.
 
 import html
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
 
 import pymupdf
+from pymupdf.table import Table
 
 from workers.ocr.textlayer_frame import display_drawings
 from workers.ocr.textlayer_geometry import MARGIN_BAND, Box, area, intersection
@@ -51,7 +55,7 @@ def find_ruled_tables(page: pymupdf.Page, text_lines: list[Box]) -> list[FoundTa
         return []
     try:
         if drawing_items(drawings) > MAX_TABLE_ITEMS:
-            located, ruled = page.find_tables(use_layout=False, paths=line_like(drawings)).tables, []
+            located, ruled = page.find_tables(use_layout=False, paths=line_like(drawings)).tables, list[Table]()
         else:
             # The layout model says where tables are; the rules, where they frame one, say how
             # it is divided: the model's grid can stop at the text's edge and split a merged
@@ -75,26 +79,26 @@ def find_ruled_tables(page: pymupdf.Page, text_lines: list[Box]) -> list[FoundTa
     return found
 
 
-def ruled_match(located, ruled: list):
+def ruled_match(located: Table, ruled: list[Table]) -> Table | None:
     """The ruled table covering most of a located table, if one covers nearly all of it."""
     overlap, best = max(((area(intersection(tuple(located.bbox), tuple(table.bbox))), table) for table in ruled),
                         key=lambda pair: pair[0], default=(0.0, None))
     return best if overlap >= area(tuple(located.bbox)) * 0.8 > 0 else None
 
 
-def unique(tables) -> list:
-    kept = []
+def unique(tables: Iterable[Table]) -> list[Table]:
+    kept: list[Table] = []
     for table in tables:
         if all(table is not other for other in kept):
             kept.append(table)
     return kept
 
 
-def drawing_items(drawings: list[dict]) -> int:
+def drawing_items(drawings: list[dict[str, Any]]) -> int:
     return sum(len(path["items"]) for path in drawings)
 
 
-def line_like(drawings: list[dict]) -> list[dict]:
+def line_like(drawings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The straight horizontal and vertical strokes (lines, rectangle edges) of at least
     STROKE_MIN_PT, each path keeping only those: what a ruled table is drawn with, and
     not the markers, curves and hatching of a plot."""
@@ -106,23 +110,23 @@ def line_like(drawings: list[dict]) -> list[dict]:
     return kept
 
 
-def is_long_stroke(item: tuple) -> bool:
+def is_long_stroke(item: tuple[Any, ...]) -> bool:
     if item[0] == "l":
         start, end = item[1], item[2]
         straight = abs(start.x - end.x) < 1 or abs(start.y - end.y) < 1
-        return straight and abs(start - end) >= STROKE_MIN_PT
+        return bool(straight and abs(start - end) >= STROKE_MIN_PT)
     if item[0] == "re":
-        return max(item[1].width, item[1].height) >= STROKE_MIN_PT
+        return bool(max(item[1].width, item[1].height) >= STROKE_MIN_PT)
     return False
 
 
-def has_table_rules(page: pymupdf.Page, text_lines: list[Box], drawings: list[dict] | None = None) -> bool:
+def has_table_rules(page: pymupdf.Page, text_lines: list[Box], drawings: list[dict[str, Any]] | None = None) -> bool:
     """Whether the page has rules laid out like a table's, with text rows between them.
     ``drawings``: the page's drawings in the displayed frame, when already read."""
     centers = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in text_lines]
     rules = horizontal_rules(page, display_drawings(page) if drawings is None else drawings)
     for left, right, heights in aligned_rules(rules):
-        gaps = list(zip(heights, heights[1:]))
+        gaps = list(pairwise(heights))
         with_text = sum(1 for top, bottom in gaps
                         if any(left <= x <= right and top < y < bottom for x, y in centers))
         if len(gaps) >= MIN_ALIGNED_RULES - 1 and with_text >= max(2, len(gaps) * TEXT_ROWS_SHARE):
@@ -152,7 +156,7 @@ def distinct(heights: list[float]) -> list[float]:
     return kept
 
 
-def horizontal_rules(page: pymupdf.Page, drawings: list[dict]) -> list[tuple[float, float, float]]:
+def horizontal_rules(page: pymupdf.Page, drawings: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
     """(x0, x1, y) of horizontal lines and rectangle edges in the page body."""
     rules = []
     for path in drawings:
@@ -180,7 +184,7 @@ def text_characters(textpage: pymupdf.TextPage) -> list[list[tuple[str, float, f
     ]
 
 
-def cell_text(lines: list[list[tuple[str, float, float]]], box) -> str:
+def cell_text(lines: list[list[tuple[str, float, float]]], box: Sequence[float]) -> str:
     """The characters centred in a table cell, line after line, whitespace collapsed."""
     x0, y0, x1, y1 = box
     parts = ("".join(char for char, x, y in line if x0 <= x <= x1 and y0 <= y <= y1) for line in lines)
@@ -199,16 +203,16 @@ def looks_like_a_table(grid: list[list[str | None]]) -> bool:
     return len(filled) >= len(cells) * 0.5 and len(readable) >= len(filled) * 0.5
 
 
-def table_html(grid: list[list[str | None]], boxes: list[list]) -> str:
+def table_html(grid: list[list[str | None]], boxes: list[list[Sequence[float] | None]]) -> str:
     """The table as dots.ocr writes tables: HTML, first row as header cells, merged cells
     as colspan/rowspan (worked out from the cell rectangles)."""
     column_edges = edges([(box[0], box[2]) for row in boxes for box in row if box is not None])
     row_edges = edges([(box[1], box[3]) for row in boxes for box in row if box is not None])
     rows_html = []
-    for row_index, (texts, row_boxes) in enumerate(zip(grid, boxes)):
+    for row_index, (texts, row_boxes) in enumerate(zip(grid, boxes, strict=True)):
         tag = "th" if row_index == 0 else "td"
         cells_html = []
-        for text, box in zip(texts, row_boxes):
+        for text, box in zip(texts, row_boxes, strict=True):
             if box is None:
                 continue  # covered by a merged cell to its left or above
             spans = span_attributes(spans_between(column_edges, box[0], box[2]),

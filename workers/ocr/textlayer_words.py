@@ -32,7 +32,7 @@ class DocumentWords:
 
     def __init__(self, document: pymupdf.Document):
         self.document = document
-        self._counts: Counter | None = None
+        self._counts: Counter[str] | None = None
 
     def count(self, word: str) -> int:
         if self._counts is None:
@@ -48,6 +48,7 @@ class DocumentWords:
         if text.endswith(SOFT_HYPHEN):
             return text[:-1] + line
         tail = TAIL.match(line)
+        assert tail is not None  # the line starts with a letter or digit (above)
         if line[:1].islower() and not self.hyphen_is_real(head.group(1), tail.group(1)):
             return text[:-1] + line
         return text + line
@@ -56,9 +57,9 @@ class DocumentWords:
         return self.count(f"{head}-{tail}") + self.count(f"{head}\u2010{tail}") > self.count(head + tail)
 
 
-def count_words(document: pymupdf.Document) -> Counter:
+def count_words(document: pymupdf.Document) -> Counter[str]:
     """Lowercased words of every page within lines: a word broken at a line end is not one of them."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     budget = PageContentBudget(document, limit_bytes=MAX_PAGE_CONTENT_MB * 1024 * 1024)
     for number in range(min(document.page_count, MAX_EVIDENCE_PAGES)):
         try:

@@ -16,10 +16,12 @@ import itertools
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pymupdf
+from numpy.typing import NDArray
 
 from workers.ocr.base import PageOcr
 from workers.pdf import PYMUPDF_LOCK, PdfPage
@@ -112,7 +114,7 @@ def judge_text(text: str) -> Verdict:
     top_two = sum(sorted(scripts.values(), reverse=True)[:2])
     if letters and top_two / len(letters) < MIN_TWO_SCRIPTS_SHARE:
         return Verdict(False, False, f"letters scattered over {len(scripts)} scripts")
-    main = max(scripts, key=scripts.get) if scripts else ""
+    main = max(scripts, key=lambda script: scripts[script]) if scripts else ""
     if main == "LATIN":
         return judge_latin_words(text)
     return Verdict(True, False, f"{total} characters, {main.lower() or 'no'} script")
@@ -202,10 +204,10 @@ def invisible_share(page: pymupdf.Page) -> float:
 
 def image_coverage(page: pymupdf.Page) -> float:
     page_area = abs(page.rect) or 1
-    return sum(abs(pymupdf.Rect(info["bbox"]) & page.rect) for info in page.get_image_info()) / page_area
+    return float(sum(abs(pymupdf.Rect(info["bbox"]) & page.rect) for info in page.get_image_info()) / page_area)
 
 
-def ink_mask(page: PdfPage, *, outside: list[tuple[int, int, int, int]] = ()) -> np.ndarray:
+def ink_mask(page: PdfPage, *, outside: Sequence[tuple[int, int, int, int]] = ()) -> NDArray[np.bool_]:
     """Where the page shows ink, outside the given boxes (rendered pixels): pixels of a
     low-resolution grey rendering that differ from the background (the median grey
     around the boxes: a photograph is not the paper) by INK_CONTRAST or more."""
@@ -220,7 +222,8 @@ def ink_mask(page: PdfPage, *, outside: list[tuple[int, int, int, int]] = ()) ->
     if not around.any():
         return around
     background = float(np.median(grey[around]))
-    return (np.abs(grey.astype(np.int16) - background) >= INK_CONTRAST) & around
+    ink: NDArray[np.bool_] = (np.abs(grey.astype(np.int16) - background) >= INK_CONTRAST) & around
+    return ink
 
 
 def ink_share(page: PdfPage) -> float:

@@ -95,7 +95,9 @@ def served_address(*, host: str | None, port: int | None) -> tuple[str, int]:
     """Where vLLM listens: the options, else the first configured dots.ocr server."""
     configured = urlsplit(settings.DOTSOCR.base_urls[0])
     default_port = configured.port or (443 if configured.scheme == "https" else 80)
-    return host or configured.hostname, port or default_port
+    hostname = host or configured.hostname
+    assert hostname is not None  # DotsOcrConfig accepts only http(s) URLs, which have a host
+    return hostname, port or default_port
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -1,5 +1,25 @@
 """The PostgreSQL channel layer, hardened for best-effort progress events and for a
-database that restarts or drops connections."""
+database that restarts or drops connections: a subclass of channels_postgres' layer
+(``CHANNEL_LAYERS`` names it, dotsocr_site/settings.py) that reaches into its internals.
+
+Replaces, in channels_postgres:
+
+- ``DatabaseLayer.retrieve_group_channels``: its query, copied with one condition more
+  (memberships past their expiry are skipped; `LiveMembershipDatabaseLayer` says why),
+  and the layer's ``django_db`` attribute, rebuilt from its constructor arguments
+  (``psycopg_options``, ``db_params``, ``using``, ``logger``) to use that query;
+- ``PostgresChannelLayer.listen_to_all_channels``: wrapped, restarted when its
+  connection is lost;
+- the private ``PostgresChannelLayer._get_message_from_channel``: wrapped, a vanished
+  message skipped instead of an AssertionError;
+- ``psycopg_options`` ``check``/``reset`` set for its connection pool (psycopg_pool's
+  public callbacks), when not set already.
+
+Written against channels_postgres 1.1.4 (``WRITTEN_FOR``); ``check()`` refuses another
+version. Each part can go when channels_postgres does it itself: a group send that
+skips expired memberships, a listener that reconnects, a read that tolerates a message
+removed meanwhile (tests/test_fanout.py covers all three).
+"""
 
 import asyncio
 import logging
@@ -13,9 +33,19 @@ from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE, DatabaseLay
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from dotsocr_site.patches import require_attributes, require_version
+
+WRITTEN_FOR = "1.1.4"
+
 logger = logging.getLogger(__name__)
 RECONNECT_BACKOFF_SECONDS = (0.2, 0.5, 1, 2, 5)
 CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+def check() -> None:
+    require_version(__name__, "channels_postgres", WRITTEN_FOR)
+    require_attributes(__name__, BasePostgresChannelLayer, ["listen_to_all_channels", "_get_message_from_channel"])
+    require_attributes(__name__, DatabaseLayer, ["retrieve_group_channels", "get_db_pool"])
 
 
 def reconnect_delay(failures: int) -> float:
