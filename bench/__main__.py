@@ -33,35 +33,62 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import scratch_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("submit", "pickup", "throughput", "profile", "scaleout", "reference", "queries", "lists", "textlayer",
-             "web_tier", "wait_health")
+SCENARIOS = (
+    "submit",
+    "pickup",
+    "throughput",
+    "profile",
+    "scaleout",
+    "reference",
+    "queries",
+    "lists",
+    "textlayer",
+    "web_tier",
+    "wait_health",
+)
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run these scenarios only")
     parser.add_argument("--quick", action="store_true", help="small counts and short bounds (a smoke run)")
     parser.add_argument("--jobs", type=int, default=5000, help="backlog of the throughput runs (default 5000)")
-    parser.add_argument("--run-seconds", type=float, default=35,
-                        help="time bound of each throughput/scale-out/reference run (default 35)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4, 8],
-                        help="NUM_WORKERS of the throughput runs (default 2 4 8)")
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        default=35,
+        help="time bound of each throughput/scale-out/reference run (default 35)",
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2, 4, 8], help="NUM_WORKERS of the throughput runs (default 2 4 8)"
+    )
     parser.add_argument("--backlog", type=int, default=10_000, help="jobs queued for the second submit pass")
     parser.add_argument("--dpi", type=int, default=36, help="DPI of the output page images (default 36)")
-    parser.add_argument("--variant", action="append", default=[], choices=("db_pool", "no_success", "poll_20ms"),
-                        help="measure a proposed settings change (bench/variant_settings.py); repeatable")
-    parser.add_argument("--output", type=Path, help="default bench/results/latest.json "
-                                                    "(variant-<names>.json with --variant)")
-    parser.add_argument("--textlayer-files", type=int, default=10_000,
-                        help="one-page PDFs of the textlayer batch (default 10000, as in issue 20)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        choices=("db_pool", "no_success", "poll_20ms"),
+        help="measure a proposed settings change (bench/variant_settings.py); repeatable",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="default bench/results/latest.json (variant-<names>.json with --variant)"
+    )
+    parser.add_argument(
+        "--textlayer-files",
+        type=int,
+        default=10_000,
+        help="one-page PDFs of the textlayer batch (default 10000, as in issue 20)",
+    )
     parser.add_argument("--textlayer-seconds", type=float, default=600, help="time bound of the textlayer batch")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and logs (debugging)")
     args = parser.parse_args(argv)
@@ -85,8 +112,16 @@ def main(argv=None) -> int:
         from django.db import connections
 
         from bench import (
-            list_throughput, pickup_latency, queries, reference, submit, textlayer_batch, throughput, wait_health,
-            web_tier)
+            list_throughput,
+            pickup_latency,
+            queries,
+            reference,
+            submit,
+            textlayer_batch,
+            throughput,
+            wait_health,
+            web_tier,
+        )
 
         def scenario(name, function, *call_args, **kwargs):
             if name not in chosen:
@@ -104,16 +139,30 @@ def main(argv=None) -> int:
             print(f"[bench] {name} took {time.monotonic() - started:.0f} s", flush=True)
 
         small = args.quick
-        scenario("submit", submit.run, bench, requests=60 if small else 200, seconds=3 if small else 6,
-                 backlog=args.backlog)
+        scenario(
+            "submit", submit.run, bench, requests=60 if small else 200, seconds=3 if small else 6, backlog=args.backlog
+        )
         scenario("pickup", pickup_latency.run, bench, jobs=15 if small else 40, seconds=15 if small else 30)
-        scenario("throughput", throughput.run_throughput, bench, worker_counts=tuple(args.workers), jobs=args.jobs,
-                 seconds=args.run_seconds)
-        scenario("profile", throughput.run_profile, bench, jobs=100 if small else 300, seconds=8 if small else 15,
-                 results_dir=args.output.parent)
+        scenario(
+            "throughput",
+            throughput.run_throughput,
+            bench,
+            worker_counts=tuple(args.workers),
+            jobs=args.jobs,
+            seconds=args.run_seconds,
+        )
+        scenario(
+            "profile",
+            throughput.run_profile,
+            bench,
+            jobs=100 if small else 300,
+            seconds=8 if small else 15,
+            results_dir=args.output.parent,
+        )
         scenario("scaleout", throughput.run_scale_out, bench, workers_each=2, jobs=args.jobs, seconds=args.run_seconds)
-        scenario("reference", reference.run, bench, processes=REFERENCE_PROCESSES, jobs=args.jobs,
-                 seconds=args.run_seconds)
+        scenario(
+            "reference", reference.run, bench, processes=REFERENCE_PROCESSES, jobs=args.jobs, seconds=args.run_seconds
+        )
         scenario("queries", queries.run)
         scenario("lists", list_throughput.run, bench, seconds=3 if small else 6)
         scenario("textlayer", textlayer_batch.run, bench, files=args.textlayer_files, seconds=args.textlayer_seconds)
@@ -134,13 +183,21 @@ def main(argv=None) -> int:
 
 
 def meta(args) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent
+    ).stdout.strip()
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit, "python": sys.version.split()[0], "platform": platform.platform(),
-        "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "dpi": args.dpi, "jobs": args.jobs,
-        "run_seconds": args.run_seconds, "quick": args.quick, "variants": args.variant,
+        "commit": commit,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "dpi": args.dpi,
+        "jobs": args.jobs,
+        "run_seconds": args.run_seconds,
+        "quick": args.quick,
+        "variants": args.variant,
     }
 
 
@@ -148,84 +205,153 @@ def meta(args) -> dict:
 
 
 def row(scenario: str, measure: str, value, goal: str = "", met: bool | None = None) -> dict:
-    return {"scenario": scenario, "measure": measure, "value": value, "goal": goal,
-            "met": "" if met is None else ("yes" if met else "NO")}
+    return {
+        "scenario": scenario,
+        "measure": measure,
+        "value": value,
+        "goal": goal,
+        "met": "" if met is None else ("yes" if met else "NO"),
+    }
 
 
 def summary_rows(results: dict) -> list[dict]:
     rows = []
     for cell in results.get("submit", {}).get("cells", []):
         at_32 = cell["clients"] == 32
-        rows.append(row(
-            f"1 submit {cell['endpoint']}", f"{cell['clients']:>2} clients, {cell['queued_before']:>5} queued",
-            f"p50 {cell['p50_ms']:.1f} / p99 {cell['p99_ms']:.1f} / max {cell['max_ms']:.1f} ms, "
-            f"{cell['requests_per_s']:.0f} req/s, <={cell['peak_db_connections']} db conns"
-            + (f", {cell['errors']} errors" if cell["errors"] else ""),
-            "p99 < 20 ms" if at_32 else "", cell["p99_ms"] < 20 if at_32 else None,
-        ))
+        rows.append(
+            row(
+                f"1 submit {cell['endpoint']}",
+                f"{cell['clients']:>2} clients, {cell['queued_before']:>5} queued",
+                f"p50 {cell['p50_ms']:.1f} / p99 {cell['p99_ms']:.1f} / max {cell['max_ms']:.1f} ms, "
+                f"{cell['requests_per_s']:.0f} req/s, <={cell['peak_db_connections']} db conns"
+                + (f", {cell['errors']} errors" if cell["errors"] else ""),
+                "p99 < 20 ms" if at_32 else "",
+                cell["p99_ms"] < 20 if at_32 else None,
+            )
+        )
     if results.get("submit", {}).get("web_log_too_many_clients"):
-        rows.append(row("1 submit", "HTTP 500s from 'too many clients already'",
-                        results["submit"]["web_log_too_many_clients"], "0", False))
+        rows.append(
+            row(
+                "1 submit",
+                "HTTP 500s from 'too many clients already'",
+                results["submit"]["web_log_too_many_clients"],
+                "0",
+                False,
+            )
+        )
     for name, plan in results.get("submit", {}).get("plans_with_backlog", {}).items():
         history = results["submit"]["plans_history_rows"]
-        rows.append(row("1 plans", f"{name} (backlog + {history} finished)",
-                        f"{plan['execution_ms']} ms: {plan['nodes'][-1].strip()}"))
+        rows.append(
+            row(
+                "1 plans",
+                f"{name} (backlog + {history} finished)",
+                f"{plan['execution_ms']} ms: {plan['nodes'][-1].strip()}",
+            )
+        )
     if "pickup" in results:
         pickup = results["pickup"]["pickup"]
-        rows.append(row("2 pickup", f"enqueue -> running, {results['pickup']['workers']} idle workers",
-                        f"p50 {pickup['p50_ms']:.1f} / p99 {pickup['p99_ms']:.1f} / max {pickup['max_ms']:.1f} ms "
-                        f"(n={pickup['n']})", "p50 < 50, p99 < 300 ms",
-                        pickup["p50_ms"] < 50 and pickup["p99_ms"] < 300))
+        rows.append(
+            row(
+                "2 pickup",
+                f"enqueue -> running, {results['pickup']['workers']} idle workers",
+                f"p50 {pickup['p50_ms']:.1f} / p99 {pickup['p99_ms']:.1f} / max {pickup['max_ms']:.1f} ms "
+                f"(n={pickup['n']})",
+                "p50 < 50, p99 < 300 ms",
+                pickup["p50_ms"] < 50 and pickup["p99_ms"] < 300,
+            )
+        )
     by_workers = {}
     for run in results.get("throughput", []):
         by_workers[run["workers"]] = run
-        rows.append(row("3 throughput", f"NUM_WORKERS={run['workers']}", drained(run), ">= 200 jobs/s",
-                        run["jobs_per_s"] >= 200))
+        rows.append(
+            row(
+                "3 throughput", f"NUM_WORKERS={run['workers']}", drained(run), ">= 200 jobs/s", run["jobs_per_s"] >= 200
+            )
+        )
     if "profile" in results:
         profile = results["profile"]
         top = list(profile["stages_ms_per_job"].items())[:4]
-        rows.append(row("3 profile", "task in one process",
-                        f"{profile['ms_per_job']} ms/job ({profile['cpu_ms_per_job']} ms CPU), "
-                        f"{profile['sql_statements_per_job']} SQL/job; "
-                        + ", ".join(f"{name} {ms}" for name, ms in top)))
+        rows.append(
+            row(
+                "3 profile",
+                "task in one process",
+                f"{profile['ms_per_job']} ms/job ({profile['cpu_ms_per_job']} ms CPU), "
+                f"{profile['sql_statements_per_job']} SQL/job; " + ", ".join(f"{name} {ms}" for name, ms in top),
+            )
+        )
         monitor = profile["monitor_save_task"]
-        rows.append(row("3 profile", "django-q2 monitor, per finished task",
-                        f"{monitor['ms_per_task_as_configured']} ms, {monitor['sql_per_task_as_configured']} SQL "
-                        f"(save_limit {monitor['save_limit']}, {monitor['saved_successes']} saved); "
-                        f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit -1"))
+        rows.append(
+            row(
+                "3 profile",
+                "django-q2 monitor, per finished task",
+                f"{monitor['ms_per_task_as_configured']} ms, {monitor['sql_per_task_as_configured']} SQL "
+                f"(save_limit {monitor['save_limit']}, {monitor['saved_successes']} saved); "
+                f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit -1",
+            )
+        )
     if "scaleout" in results:
         scale = results["scaleout"]
-        rows.append(row("4 scale-out", f"2 clusters x {scale['workers_each']} workers", drained(scale)
-                        + f"; claims {scale['claims_per_cluster']}"))
+        rows.append(
+            row(
+                "4 scale-out",
+                f"2 clusters x {scale['workers_each']} workers",
+                drained(scale) + f"; claims {scale['claims_per_cluster']}",
+            )
+        )
         twice = scale["jobs_claimed_twice"] + scale["claimed_by_two_clusters"] + scale["jobs_with_two_results"]
         rows.append(row("4 scale-out", "jobs run twice", twice, "0", twice == 0))
         single = by_workers.get(scale["workers_each"])
         if single:
             ratio = scale["jobs_per_s"] / single["jobs_per_s"] if single["jobs_per_s"] else 0
-            rows.append(row("4 scale-out", f"2 clusters / 1 cluster of {scale['workers_each']} workers",
-                            f"{ratio:.2f}x", "~2x (adds up)", ratio >= 1.8))
+            rows.append(
+                row(
+                    "4 scale-out",
+                    f"2 clusters / 1 cluster of {scale['workers_each']} workers",
+                    f"{ratio:.2f}x",
+                    "~2x (adds up)",
+                    ratio >= 1.8,
+                )
+            )
     if "reference" in results:
         ref = results["reference"]
         rows.append(row("5 reference", f"SKIP LOCKED loop, {ref['processes']} processes", drained(ref)))
         ours = by_workers.get(ref["processes"])
         if ours and ref["jobs_per_s"]:
-            rows.append(row("5 reference", f"ours (NUM_WORKERS={ref['processes']}) / reference",
-                            f"{ours['jobs_per_s'] / ref['jobs_per_s']:.3f}"))
+            rows.append(
+                row(
+                    "5 reference",
+                    f"ours (NUM_WORKERS={ref['processes']}) / reference",
+                    f"{ours['jobs_per_s'] / ref['jobs_per_s']:.3f}",
+                )
+            )
     if "web_tier" in results:
         from bench.web_tier import summary as web_tier_summary
 
         for measure, value, ratio in web_tier_summary(results["web_tier"]):
             rows.append(row("6 web tier", measure, value + (f" ({ratio})" if ratio else "")))
     for name, counted in results.get("queries", {}).items():
-        rows.append(row("list queries", name, ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
-                        "flat (no N+1)", not counted["n_plus_1"]))
+        rows.append(
+            row(
+                "list queries",
+                name,
+                ", ".join(f"{rows} rows: {n} SQL" for rows, n in counted["rows"].items()),
+                "flat (no N+1)",
+                not counted["n_plus_1"],
+            )
+        )
     if "wait_health" in results:
         waited = results["wait_health"]
-        rows.append(row("wait", f"/health with {waited['waiters']} requests waiting / without",
-                        f"p99 {waited['health_p99_ratio']}x ({waited['health_with_waiters']['p99_ms']:.1f} / "
-                        f"{waited['health_without_waiters']['p99_ms']:.1f} ms; after them "
-                        f"{waited['health_after_waiters']['p99_ms']:.1f}), p50 {waited['health_p50_ratio']}x, "
-                        f"{waited['waiters_waiting_at_end']} still waiting", "~1x (as fast as without)"))
+        rows.append(
+            row(
+                "wait",
+                f"/health with {waited['waiters']} requests waiting / without",
+                f"p99 {waited['health_p99_ratio']}x ({waited['health_with_waiters']['p99_ms']:.1f} / "
+                f"{waited['health_without_waiters']['p99_ms']:.1f} ms; after them "
+                f"{waited['health_after_waiters']['p99_ms']:.1f}), p50 {waited['health_p50_ratio']}x, "
+                f"{waited['waiters_waiting_at_end']} still waiting",
+                "~1x (as fast as without)",
+            )
+        )
     return rows + issue_20_goals(results)
 
 
@@ -235,34 +361,67 @@ def issue_20_goals(results: dict) -> list[dict]:
     ours = {run["workers"]: run for run in results.get("throughput", [])}.get(REFERENCE_PROCESSES)
     if ours and results.get("reference", {}).get("jobs_per_s"):
         ratio = ours["jobs_per_s"] / results["reference"]["jobs_per_s"]
-        rows.append(row("issue 20", f"queue jobs/s, NUM_WORKERS={REFERENCE_PROCESSES} / SKIP LOCKED reference",
-                        f"{ratio:.3f}x", ">= 0.25x (moonshot 0.5x)", ratio >= 0.25))
+        rows.append(
+            row(
+                "issue 20",
+                f"queue jobs/s, NUM_WORKERS={REFERENCE_PROCESSES} / SKIP LOCKED reference",
+                f"{ratio:.3f}x",
+                ">= 0.25x (moonshot 0.5x)",
+                ratio >= 0.25,
+            )
+        )
         cpu = ours["cpu_ms_per_job"]
-        rows.append(row("issue 20", "CPU ms per one-page job (queue processes + PostgreSQL)",
-                        f"{cpu['total']:.1f} ({cpu['queue_processes']:.1f} + {cpu['postgres_backends']:.1f}); "
-                        f"reference {results['reference']['cpu_ms_per_job']['total']:.1f}", "<= 15 ms",
-                        cpu["total"] <= 15))
+        rows.append(
+            row(
+                "issue 20",
+                "CPU ms per one-page job (queue processes + PostgreSQL)",
+                f"{cpu['total']:.1f} ({cpu['queue_processes']:.1f} + {cpu['postgres_backends']:.1f}); "
+                f"reference {results['reference']['cpu_ms_per_job']['total']:.1f}",
+                "<= 15 ms",
+                cpu["total"] <= 15,
+            )
+        )
     if "pickup" in results:
         pickup = results["pickup"]["pickup"]
-        rows.append(row("issue 20", "pickup, enqueue -> running", f"p50 {pickup['p50_ms']:.1f} / p99 "
-                        f"{pickup['p99_ms']:.1f} ms", "p50 <= 10, p99 <= 50 ms",
-                        pickup["p50_ms"] <= 10 and pickup["p99_ms"] <= 50))
+        rows.append(
+            row(
+                "issue 20",
+                "pickup, enqueue -> running",
+                f"p50 {pickup['p50_ms']:.1f} / p99 {pickup['p99_ms']:.1f} ms",
+                "p50 <= 10, p99 <= 50 ms",
+                pickup["p50_ms"] <= 10 and pickup["p99_ms"] <= 50,
+            )
+        )
     lists = results.get("lists")
     if lists:
         for name, measured in lists["lists"].items():
-            rows.append(row("issue 20", f"{name} / /health", f"{measured['ratio_to_health']:.2f}x "
-                            f"({measured['requests_per_s']:.0f} / {lists['health']['mean_requests_per_s']:.0f} req/s)",
-                            ">= 0.5x", measured["ratio_to_health"] >= 0.5))
+            rows.append(
+                row(
+                    "issue 20",
+                    f"{name} / /health",
+                    f"{measured['ratio_to_health']:.2f}x "
+                    f"({measured['requests_per_s']:.0f} / {lists['health']['mean_requests_per_s']:.0f} req/s)",
+                    ">= 0.5x",
+                    measured["ratio_to_health"] >= 0.5,
+                )
+            )
     for name, counted in results.get("queries", {}).items():
         if name in QUERY_GOALS:
-            rows.append(row("issue 20", f"{name}: SQL per request by rows", counted["rows"], "fixed",
-                            not counted["n_plus_1"]))
+            rows.append(
+                row("issue 20", f"{name}: SQL per request by rows", counted["rows"], "fixed", not counted["n_plus_1"])
+            )
     batch = results.get("textlayer")
     if batch:
         raw = batch["raw_pymupdf"]
-        rows.append(row("issue 20", f"{batch['files']} one-page PDFs, textlayer / raw PyMuPDF ({raw['processes']} "
-                        "processes)", f"{batch['ratio_to_raw_pymupdf']:.3f}x ({batch['pages_per_s']:.0f} / "
-                        f"{raw['pages_per_s']:.0f} pages/s)", ">= 0.5x", batch["ratio_to_raw_pymupdf"] >= 0.5))
+        rows.append(
+            row(
+                "issue 20",
+                f"{batch['files']} one-page PDFs, textlayer / raw PyMuPDF ({raw['processes']} processes)",
+                f"{batch['ratio_to_raw_pymupdf']:.3f}x ({batch['pages_per_s']:.0f} / {raw['pages_per_s']:.0f} pages/s)",
+                ">= 0.5x",
+                batch["ratio_to_raw_pymupdf"] >= 0.5,
+            )
+        )
     return rows
 
 
@@ -274,16 +433,20 @@ def drained(run: dict) -> str:
     text = f"{run['jobs_per_s']:.1f} jobs/s, {run['completed']} jobs in {run['seconds']:.1f} s{bounded}"
     if "cpu_ms_per_job" in run:
         cpu = run["cpu_ms_per_job"]
-        text += (f"; CPU {cpu['total']:.1f} ms/job (queue processes {cpu['queue_processes']:.1f} + PostgreSQL "
-                 f"{cpu['postgres_backends']:.1f}): <= {run['jobs_per_s_if_cpu_bound_on_all_cores']} jobs/s on idle cores")
+        text += (
+            f"; CPU {cpu['total']:.1f} ms/job (queue processes {cpu['queue_processes']:.1f} + PostgreSQL "
+            f"{cpu['postgres_backends']:.1f}): <= {run['jobs_per_s_if_cpu_bound_on_all_cores']} jobs/s on idle cores"
+        )
     return text
 
 
 def print_summary(rows: list[dict]) -> None:
     headers = ("scenario", "measure", "value", "goal", "met")
     table = [[str(entry[key]) for key in headers] for entry in rows]
-    widths = [max(len(header), *(len(line[index]) for line in table)) if table else len(header)
-              for index, header in enumerate(headers)]
+    widths = [
+        max(len(header), *(len(line[index]) for line in table)) if table else len(header)
+        for index, header in enumerate(headers)
+    ]
     print()
     print("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)))
     print("  ".join("-" * width for width in widths))

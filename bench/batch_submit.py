@@ -33,8 +33,9 @@ def single_posts(base_url: str, pdf: bytes, files: int) -> float:
     with httpx.Client(base_url=base_url, timeout=60) as client:
         started = time.perf_counter()
         for number in range(files):
-            response = client.post("/api/v1/conversions", files={"file": (f"page-{number:04}.pdf", pdf)},
-                                   data={"engine": "noop"})
+            response = client.post(
+                "/api/v1/conversions", files={"file": (f"page-{number:04}.pdf", pdf)}, data={"engine": "noop"}
+            )
             assert response.status_code == 201, response.text[:300]
         return time.perf_counter() - started
 

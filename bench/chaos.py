@@ -52,8 +52,14 @@ class Stack:
     def __init__(self, database_url: str, standin: DotsOcrStandin, workdir: Path, **env):
         self.workdir = workdir
         self.env = python_env(
-            DATABASE_URL=database_url, DATA_DIR=str(workdir / "data"), OCR_ENGINE_URLS=standin.url,
-            DPI="72", NUM_THREAD="1", LOG_LEVEL="INFO", LEASE_SECONDS="30", **env,
+            DATABASE_URL=database_url,
+            DATA_DIR=str(workdir / "data"),
+            OCR_ENGINE_URLS=standin.url,
+            DPI="72",
+            NUM_THREAD="1",
+            LOG_LEVEL="INFO",
+            LEASE_SECONDS="30",
+            **env,
         )
         self.port = free_port()
         self.web = self.cluster = None
@@ -77,8 +83,9 @@ class Stack:
 
 
 def submit(client: httpx.Client, content: bytes, name: str) -> str:
-    response = client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                           files={"file": (name, content, "application/pdf")})
+    response = client.post(
+        "/api/v1/conversions", data={"engine": "dotsocr"}, files={"file": (name, content, "application/pdf")}
+    )
     response.raise_for_status()
     return response.json()["id"]
 
@@ -134,8 +141,10 @@ def kill_worker(database_url: str, trials: int, workdir: Path) -> dict:
             with stack.client() as client:
                 reference = submit(client, content, "chaos.pdf")
                 assert wait_all(client, [reference], 120)[reference]["status"] == "completed"
-                outcomes = [kill_worker_trial(stack, client, standin, content, pages, reference)
-                            for _ in tqdm(range(trials), desc="kill-worker", unit="trial")]
+                outcomes = [
+                    kill_worker_trial(stack, client, standin, content, pages, reference)
+                    for _ in tqdm(range(trials), desc="kill-worker", unit="trial")
+                ]
         finally:
             stack.stop()
     recovered = [outcome["recovery_s"] for outcome in outcomes if outcome["ok"]]
@@ -152,21 +161,26 @@ def kill_worker_trial(stack, client, standin, content, pages, reference) -> dict
     sent_before = len(standin.requests)
     conversion_id = submit(client, content, "chaos.pdf")
     with database(stack.env["DATABASE_URL"]) as db:
+
         def row():
-            return db.execute("SELECT pages_done, worker_id, status FROM conversions_conversion WHERE id = %s",
-                              (conversion_id,)).fetchone()
+            return db.execute(
+                "SELECT pages_done, worker_id, status FROM conversions_conversion WHERE id = %s", (conversion_id,)
+            ).fetchone()
 
         if not wait_for(lambda: row()[0] >= 3, 60):
             return {"ok": False, "why": "never reached page 3"}
-        checkpoints = db.execute("SELECT page_no, id, created_at FROM conversions_pageresult WHERE conversion_id = %s",
-                                 (conversion_id,)).fetchall()
+        checkpoints = db.execute(
+            "SELECT page_no, id, created_at FROM conversions_pageresult WHERE conversion_id = %s", (conversion_id,)
+        ).fetchall()
         os.kill(int(row()[1].rsplit(":", 1)[1]), signal.SIGKILL)
         killed_at = time.monotonic()
         wait_for(lambda: row()[2] != "running" or row()[1].rsplit(":", 1)[1] == "", 60)
         recovered_at = time.monotonic()
         final = wait_all(client, [conversion_id], 120).get(conversion_id, {})
-        kept = db.execute("SELECT page_no, id, created_at FROM conversions_pageresult WHERE conversion_id = %s "
-                          "AND page_no = ANY(%s)", (conversion_id, [c[0] for c in checkpoints])).fetchall()
+        kept = db.execute(
+            "SELECT page_no, id, created_at FROM conversions_pageresult WHERE conversion_id = %s AND page_no = ANY(%s)",
+            (conversion_id, [c[0] for c in checkpoints]),
+        ).fetchall()
     requests = len(standin.requests) - sent_before
     checks = {
         "completed": final.get("status") == "completed",
@@ -176,8 +190,12 @@ def kill_worker_trial(stack, client, standin, content, pages, reference) -> dict
         "byte-identical output": final.get("status") == "completed"
         and same_files(output_dir(stack, reference), output_dir(stack, conversion_id)),
     }
-    return {"ok": all(checks.values()), "recovery_s": recovered_at - killed_at, "requests": requests,
-            **({} if all(checks.values()) else {"checks": checks})}
+    return {
+        "ok": all(checks.values()),
+        "recovery_s": recovered_at - killed_at,
+        "requests": requests,
+        **({} if all(checks.values()) else {"checks": checks}),
+    }
 
 
 def kill_all(database_url: str, workdir: Path) -> dict:
@@ -186,8 +204,17 @@ def kill_all(database_url: str, workdir: Path) -> dict:
         try:
             with stack.client() as client:
                 ids = [submit(client, pdf_of(4, f"job {n}"), f"job-{n}.pdf") for n in range(20)]
-                wait_for(lambda: sum(1 for i in ids if (get_with_retry(client, f"/api/v1/conversions/{i}") or {})
-                                     .get("status") != "queued") >= 3, 60)
+                wait_for(
+                    lambda: (
+                        sum(
+                            1
+                            for i in ids
+                            if (get_with_retry(client, f"/api/v1/conversions/{i}") or {}).get("status") != "queued"
+                        )
+                        >= 3
+                    ),
+                    60,
+                )
             for service in (stack.cluster, stack.web):
                 kill_group(service.process.pid)  # SIGKILL to every process of each
                 service.process.wait()
@@ -210,8 +237,13 @@ def db_restart(workdir: Path) -> dict:
             try:
                 with stack.client() as client:
                     ids = [submit(client, pdf_of(6, f"db job {n}"), f"db-{n}.pdf") for n in range(10)]
-                    wait_for(lambda: any((get_with_retry(client, f"/api/v1/conversions/{i}") or {})
-                                         .get("pages_done", 0) >= 2 for i in ids), 60)
+                    wait_for(
+                        lambda: any(
+                            (get_with_retry(client, f"/api/v1/conversions/{i}") or {}).get("pages_done", 0) >= 2
+                            for i in ids
+                        ),
+                        60,
+                    )
                     method = restart()
                     restarted_at = time.monotonic()
                     finals = wait_all(client, ids, 300)
@@ -229,15 +261,28 @@ def private_postgres():
     if shutil.which("pg_createcluster") and os.geteuid() == 0:
         version, name = PRIVATE_CLUSTER
         subprocess.run(["pg_dropcluster", "--stop", version, name], capture_output=True)
-        subprocess.run(["pg_createcluster", "-p", str(PRIVATE_PORT), version, name, "--",
-                        "--auth-local=trust", "--auth-host=trust"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "pg_createcluster",
+                "-p",
+                str(PRIVATE_PORT),
+                version,
+                name,
+                "--",
+                "--auth-local=trust",
+                "--auth-host=trust",
+            ],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"], check=True)
         url = f"postgres://postgres@127.0.0.1:{PRIVATE_PORT}/dotsocr_chaos"
         ensure_database(url)
 
         def restart() -> str:
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart", "-m", "fast"],
-                           check=True)
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart", "-m", "fast"], check=True
+            )
             return "pg_ctlcluster restart (private cluster)"
 
         try:
@@ -250,8 +295,10 @@ def private_postgres():
 
     def cut() -> str:
         with database(url) as db:
-            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         return "pg_terminate_backend (shared server)"
 
     yield url, cut

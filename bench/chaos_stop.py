@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from bench.harness import drop_database, enqueue_bulk, job_counts, setup_django
 from dotsocr_site.launcher import connection_kwargs, ensure_database, prepare_database
 from tests.live import DEFAULT_DATABASE_URL, alive, process_tree, python_env, start_cluster, url_for_database
@@ -41,8 +40,15 @@ def stop_backlog(trials: int, worker_counts: tuple[int, ...] = WORKER_COUNTS) ->
     drop_database(database_url)
     ensure_database(database_url)
     workdir = Path(tempfile.mkdtemp(prefix="dotsocr-chaos-stop-"))
-    env = python_env(DATABASE_URL=database_url, DATA_DIR=str(workdir / "data"), OCR_ENGINE="noop", DPI="36",
-                     LOG_LEVEL="INFO", SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS), BENCH_VARIANTS="")
+    env = python_env(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(workdir / "data"),
+        OCR_ENGINE="noop",
+        DPI="36",
+        LOG_LEVEL="INFO",
+        SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+        BENCH_VARIANTS="",
+    )
     try:
         prepare_database(env)
         setup_django(env)
@@ -84,8 +90,14 @@ def stop_trial(env: dict, workers: int, how: str, workdir: Path) -> dict:
     finally:
         cluster.stop(timeout=1)
     running = Conversion.objects.filter(status="running").count()
-    outcome = {"how": how, "clean": not left and not running, "stop_s": round(stop_s, 2), "left": left,
-               "running": running, "stacks": stacks}
+    outcome = {
+        "how": how,
+        "clean": not left and not running,
+        "stop_s": round(stop_s, 2),
+        "left": left,
+        "running": running,
+        "stacks": stacks,
+    }
     if not outcome["clean"]:  # the trial's log, for the post-mortem (the folder is removed)
         with open(log, "rb") as handle:
             handle.seek(log_start)
@@ -125,8 +137,7 @@ def drain_after_restart(env: dict, workdir: Path) -> dict:
     finally:
         cluster.stop()
     counts = job_counts()
-    return {"queued_at_restart": queued, "drained": drained, "seconds": round(time.monotonic() - started, 1),
-            **counts}
+    return {"queued_at_restart": queued, "drained": drained, "seconds": round(time.monotonic() - started, 1), **counts}
 
 
 def summary(workers: int, outcomes: list[dict]) -> dict:
@@ -144,6 +155,9 @@ def summary(workers: int, outcomes: list[dict]) -> dict:
 
 
 def print_row(row: dict) -> None:
-    print(f"stop-backlog workers={row['workers']} clean {row['clean']}/{row['trials']} "
-          f"stop max {row['stop_s_max']} s mean {row['stop_s_mean']} s (bound {BOUND_SECONDS} s) "
-          f"left processes {row['left_processes']} jobs left running {row['left_running_jobs']}", flush=True)
+    print(
+        f"stop-backlog workers={row['workers']} clean {row['clean']}/{row['trials']} "
+        f"stop max {row['stop_s_max']} s mean {row['stop_s_mean']} s (bound {BOUND_SECONDS} s) "
+        f"left processes {row['left_processes']} jobs left running {row['left_running_jobs']}",
+        flush=True,
+    )

@@ -151,7 +151,14 @@ def check(finished) -> None:
 
 
 def dotsocr_jobs(
-    scenario: str, *, jobs: int, pages: int, width: int, in_flight_per_server: int, latency: float, capacity: int,
+    scenario: str,
+    *,
+    jobs: int,
+    pages: int,
+    width: int,
+    in_flight_per_server: int,
+    latency: float,
+    capacity: int,
     dpi: int = BENCH_DPI,
 ) -> Row:
     """``jobs`` jobs of ``pages`` pages at once through one engine; each job ``width`` wide."""
@@ -171,8 +178,13 @@ def dotsocr_jobs(
     slots = min(jobs * width, in_flight_per_server, capacity)
     rounds = math.ceil(pages / min(width, slots))  # every job runs its own pages in rounds
     return Row(
-        scenario=scenario, pages=jobs * pages, in_flight=f"{jobs}x{width}", seconds=seconds,
-        capacity=capacity / latency, ideal=jobs * pages / (rounds * latency), peak=peak,
+        scenario=scenario,
+        pages=jobs * pages,
+        in_flight=f"{jobs}x{width}",
+        seconds=seconds,
+        capacity=capacity / latency,
+        ideal=jobs * pages / (rounds * latency),
+        peak=peak,
     )
 
 
@@ -213,12 +225,31 @@ def number(value: float | None, digits: int = 1) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    headers = ("scenario", "pages", "in flight", "peak", "seconds", "pages/s",
-               "capacity/s", "ratio", "ideal/s", "of ideal")
+    headers = (
+        "scenario",
+        "pages",
+        "in flight",
+        "peak",
+        "seconds",
+        "pages/s",
+        "capacity/s",
+        "ratio",
+        "ideal/s",
+        "of ideal",
+    )
     lines = [
-        (row.scenario, str(row.pages), row.in_flight, number(row.peak, 0), number(row.seconds, 2),
-         number(row.rate), number(row.capacity), ratio(row.rate, row.capacity), number(row.ideal),
-         ratio(row.rate, row.ideal))
+        (
+            row.scenario,
+            str(row.pages),
+            row.in_flight,
+            number(row.peak, 0),
+            number(row.seconds, 2),
+            number(row.rate),
+            number(row.capacity),
+            ratio(row.rate, row.capacity),
+            number(row.ideal),
+            ratio(row.rate, row.ideal),
+        )
         for row in rows
     ]
     widths = [max(len(header), *(len(line[index]) for line in lines)) for index, header in enumerate(headers)]
@@ -238,13 +269,21 @@ def main() -> None:
     rows = [
         dotsocr_jobs("A  1 job, 64 in flight", jobs=1, pages=args.pages, width=64, in_flight_per_server=64, **server),
         dotsocr_jobs(
-            "A0 1 job, shipped defaults", jobs=1, pages=args.pages,
+            "A0 1 job, shipped defaults",
+            jobs=1,
+            pages=args.pages,
             width=min(DEFAULT_NUM_THREAD, DEFAULT_IN_FLIGHT_PER_SERVER),
-            in_flight_per_server=DEFAULT_IN_FLIGHT_PER_SERVER, **server,
+            in_flight_per_server=DEFAULT_IN_FLIGHT_PER_SERVER,
+            **server,
         ),
         dotsocr_jobs("B  4 jobs, 16 each", jobs=4, pages=args.pages, width=16, in_flight_per_server=64, **server),
         dotsocr_jobs(
-            "A2 as A, at 200 DPI", jobs=1, pages=args.pages, width=64, in_flight_per_server=64, dpi=PIPELINE_DPI,
+            "A2 as A, at 200 DPI",
+            jobs=1,
+            pages=args.pages,
+            width=64,
+            in_flight_per_server=64,
+            dpi=PIPELINE_DPI,
             **server,
         ),
     ]

@@ -96,8 +96,10 @@ def run_document(document: Document, folder: Path) -> dict:
             "seconds": round(time.perf_counter() - started, 3),
             "error": error,
             "markdown": markdown,  # kept in the JSON so a failed check can be read against the output
-            "checks": [{"check": describe(check), "kind": check.kind, "passed": check.passes(markdown)}
-                       for check in document.checks],
+            "checks": [
+                {"check": describe(check), "kind": check.kind, "passed": check.passes(markdown)}
+                for check in document.checks
+            ],
         }
     return outcome
 
@@ -137,8 +139,9 @@ def print_report(outcomes: list[dict], rates: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fidelity", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fidelity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--no-corpus", action="store_true", help="generated documents only")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these documents (by name)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"default {RESULTS}")

@@ -16,8 +16,18 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import ClassVar
 
-PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
-                       "\u2013": "-", "\u2014": "-", "\u00ad": ""})
+PLAIN = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00a0": " ",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u00ad": "",
+    }
+)
 MARKUP = re.compile(r"[*_#`]+|^\s*>+", re.MULTILINE)
 TAG = re.compile(r"<[^>]+>")
 

@@ -7,8 +7,8 @@ their own process groups, started and stopped with tests/live.py's helpers.
 """
 
 import os
-import resource
 import re
+import resource
 import secrets
 import shutil
 import statistics
@@ -30,8 +30,14 @@ SAMPLE_PDF = REPO.parent / "shared/corpus/sample-files/001-trivial/minimal-docum
 # BENCH_DATABASE: another name, so two checkouts can bench on one server at once.
 DATABASE_NAME = os.environ.get("BENCH_DATABASE", "dotsocr_bench")
 # The tables a scenario empties between runs; documents stay (one upload serves all jobs).
-JOB_TABLES = ("conversions_webhookattempt", "conversions_webhookdelivery", "conversions_pageresult",
-              "conversions_conversion", "django_q_ormq", "django_q_task")
+JOB_TABLES = (
+    "conversions_webhookattempt",
+    "conversions_webhookdelivery",
+    "conversions_pageresult",
+    "conversions_conversion",
+    "django_q_ormq",
+    "django_q_task",
+)
 # Settings variants for the web process only: django-q2 forks its pusher, monitor and
 # workers from a process that has used the database, and a psycopg pool inherited
 # across fork is one set of sockets shared by several processes.
@@ -135,8 +141,15 @@ def scratch_bench(*, dpi: int, keep: bool = False, variants: tuple[str, ...] = (
 
 
 def setup_django(env: dict) -> None:
-    for name in ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "OCR_ENGINE", "DPI", "DJANGO_SETTINGS_MODULE",
-                 "BENCH_VARIANTS"):
+    for name in (
+        "DATABASE_URL",
+        "DATA_DIR",
+        "SECRET_KEY",
+        "OCR_ENGINE",
+        "DPI",
+        "DJANGO_SETTINGS_MODULE",
+        "BENCH_VARIANTS",
+    ):
         os.environ[name] = env[name]
     os.environ["LOG_LEVEL"] = "WARNING"  # this process's own logging stays quiet
     # The list-query scenario calls the views in this process, anonymously, as Django's
@@ -202,18 +215,30 @@ def enqueue_bulk(count: int, *, with_messages: bool = True, batch: int = 2000) -
         size = min(batch, count - offset)
         with transaction.atomic():
             rows = Conversion.objects.bulk_create(
-                Conversion(document=document, owner_id=document.owner_id, engine="noop", pages_total=1,
-                           message="Queued")
+                Conversion(
+                    document=document, owner_id=document.owner_id, engine="noop", pages_total=1, message="Queued"
+                )
                 for _ in range(size)
             )
             if with_messages:
                 now = timezone.now()
                 # The package django_q.tasks.async_task builds for services._enqueue.
                 OrmQ.objects.bulk_create(
-                    OrmQ(key=list_key, lock=now, payload=SignedPackage.dumps({
-                        "id": task_uuid()[1], "name": f"conversion-{row.pk}", "func": TASK_FUNCTION,
-                        "args": (str(row.pk),), "ack_failure": True, "kwargs": {}, "started": now,
-                    }))
+                    OrmQ(
+                        key=list_key,
+                        lock=now,
+                        payload=SignedPackage.dumps(
+                            {
+                                "id": task_uuid()[1],
+                                "name": f"conversion-{row.pk}",
+                                "func": TASK_FUNCTION,
+                                "args": (str(row.pk),),
+                                "ack_failure": True,
+                                "kwargs": {},
+                                "started": now,
+                            }
+                        ),
+                    )
                     for row in rows
                 )
     return time.perf_counter() - started
@@ -252,17 +277,26 @@ def integrity() -> dict[str, int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FILTER (WHERE attempts > 1), coalesce(max(attempts), 0) "
-                       "FROM conversions_conversion")
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE attempts > 1), coalesce(max(attempts), 0) FROM conversions_conversion"
+        )
         claimed_twice, most_attempts = cursor.fetchone()
-        cursor.execute("SELECT count(*) FROM (SELECT conversion_id FROM conversions_pageresult "
-                       "GROUP BY conversion_id HAVING count(*) > 1) AS doubled")
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT conversion_id FROM conversions_pageresult "
+            "GROUP BY conversion_id HAVING count(*) > 1) AS doubled"
+        )
         (doubled_results,) = cursor.fetchone()
-        cursor.execute("SELECT count(*) FROM conversions_conversion c WHERE status = 'completed' AND "
-                       "NOT EXISTS (SELECT 1 FROM conversions_pageresult p WHERE p.conversion_id = c.id)")
+        cursor.execute(
+            "SELECT count(*) FROM conversions_conversion c WHERE status = 'completed' AND "
+            "NOT EXISTS (SELECT 1 FROM conversions_pageresult p WHERE p.conversion_id = c.id)"
+        )
         (completed_without_result,) = cursor.fetchone()
-    return {"jobs_claimed_twice": claimed_twice, "most_attempts": most_attempts,
-            "jobs_with_two_results": doubled_results, "completed_without_result": completed_without_result}
+    return {
+        "jobs_claimed_twice": claimed_twice,
+        "most_attempts": most_attempts,
+        "jobs_with_two_results": doubled_results,
+        "completed_without_result": completed_without_result,
+    }
 
 
 def claims_in_log(process: ServiceProcess) -> list[str]:
@@ -372,8 +406,17 @@ def saved_task_results(count: int | None = None) -> int:
     count = max(Conf.SAVE_LIMIT, 0) if count is None else count
     now = timezone.now()
     Task.objects.bulk_create(
-        Task(id=uuid.uuid4().hex, name=f"conversion-saved-{index}", func=TASK_FUNCTION, args=(str(uuid.uuid4()),),
-             kwargs={}, result="completed", started=now, stopped=now, success=True)
+        Task(
+            id=uuid.uuid4().hex,
+            name=f"conversion-saved-{index}",
+            func=TASK_FUNCTION,
+            args=(str(uuid.uuid4()),),
+            kwargs={},
+            result="completed",
+            started=now,
+            stopped=now,
+            success=True,
+        )
         for index in range(count)
     )
     return count
@@ -395,8 +438,9 @@ def backend_cpu_seconds() -> float:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                       [DATABASE_NAME])
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [DATABASE_NAME]
+        )
         pids = [pid for (pid,) in cursor.fetchall()]
     ticks = 0
     for pid in pids:

@@ -33,14 +33,15 @@ def staff_session_cookie() -> str:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
 
-    staff, _ = get_user_model().objects.get_or_create(username="bench-list-admin",
-                                                      defaults={"is_staff": True, "is_superuser": True})
+    staff, _ = get_user_model().objects.get_or_create(
+        username="bench-list-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     session = SessionStore()
     session[SESSION_KEY] = str(staff.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = staff.get_session_auth_hash()
     session.save()
-    return session.session_key
+    return str(session.session_key)
 
 
 async def closed_loop(base_url: str, path: str, *, seconds: float, cookies: dict) -> dict:
@@ -74,8 +75,10 @@ def run(bench: Bench, *, seconds: float) -> dict:
             response = httpx.get(base_url + path, cookies=cookies, timeout=30)
             assert response.status_code == 200, (path, response.status_code, response.text[:300])
         health_before = asyncio.run(closed_loop(base_url, "/health", seconds=seconds, cookies={}))
-        lists = {name: asyncio.run(closed_loop(base_url, path, seconds=seconds, cookies=cookies))
-                 for name, path in ENDPOINTS.items()}
+        lists = {
+            name: asyncio.run(closed_loop(base_url, path, seconds=seconds, cookies=cookies))
+            for name, path in ENDPOINTS.items()
+        }
         health_after = asyncio.run(closed_loop(base_url, "/health", seconds=seconds, cookies={}))
     finally:
         bench.stop(web)
@@ -83,10 +86,17 @@ def run(bench: Bench, *, seconds: float) -> dict:
     health = (health_before["requests_per_s"] + health_after["requests_per_s"]) / 2
     for row in lists.values():
         row["ratio_to_health"] = round(row["requests_per_s"] / health, 3) if health else None
-    result = {"clients": CLIENTS, "rows": ROWS, "health": {"before": health_before, "after": health_after,
-                                                          "mean_requests_per_s": round(health, 1)}, "lists": lists}
+    result = {
+        "clients": CLIENTS,
+        "rows": ROWS,
+        "health": {"before": health_before, "after": health_after, "mean_requests_per_s": round(health, 1)},
+        "lists": lists,
+    }
     print(f"  /health {health_before['requests_per_s']} then {health_after['requests_per_s']} req/s", flush=True)
     for name, row in lists.items():
-        print(f"  {name}: {row['requests_per_s']} req/s = {row['ratio_to_health']}x /health"
-              + (f" ({row['errors']} errors)" if row["errors"] else ""), flush=True)
+        print(
+            f"  {name}: {row['requests_per_s']} req/s = {row['ratio_to_health']}x /health"
+            + (f" ({row['errors']} errors)" if row["errors"] else ""),
+            flush=True,
+        )
     return result

@@ -27,8 +27,11 @@ from workers.inputs.office import convert_to_pdf
 
 def documents(folder: Path) -> dict[str, Path]:
     contents = {
-        "docx": docx_bytes(heading="Quarterly Report", paragraph="Sales grew in every region.",
-                           cells=[["Region", "Sales"], ["North", "4711"]]),
+        "docx": docx_bytes(
+            heading="Quarterly Report",
+            paragraph="Sales grew in every region.",
+            cells=[["Region", "Sales"], ["North", "4711"]],
+        ),
         "xlsx": xlsx_bytes([["Region", "Sales"], ["North", 4711], ["South", 815]]),
         "pptx": pptx_bytes(folder),
     }
@@ -78,8 +81,10 @@ def main() -> None:
             reference = statistics.median(wall for wall, _ in reused)
             reference_cpu = statistics.median(cpu for _, cpu in reused)
             low, high = min(wall for wall, _ in warm), max(wall for wall, _ in warm)
-            print(f"{kind:5} {cold[0]:5.2f} ({cold[1]:4.2f}) {median:6.2f} ({median_cpu:4.2f}) {low:5.2f}-{high:5.2f} "
-                  f"{reference:8.2f} ({reference_cpu:4.2f}) {median / reference:5.2f}x")
+            print(
+                f"{kind:5} {cold[0]:5.2f} ({cold[1]:4.2f}) {median:6.2f} ({median_cpu:4.2f}) {low:5.2f}-{high:5.2f} "
+                f"{reference:8.2f} ({reference_cpu:4.2f}) {median / reference:5.2f}x"
+            )
 
 
 if __name__ == "__main__":

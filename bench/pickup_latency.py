@@ -46,8 +46,11 @@ def run(bench: Bench, *, jobs: int, seconds: float) -> dict:
             while len(ids) < jobs and time.monotonic() < deadline:
                 time.sleep(random.uniform(0, MAX_PAUSE_SECONDS))
                 started = time.perf_counter()
-                response = client.post("/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")},
-                                       data={"engine": "noop"})
+                response = client.post(
+                    "/api/v1/conversions",
+                    files={"file": ("bench.pdf", pdf, "application/pdf")},
+                    data={"engine": "noop"},
+                )
                 submits.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
                 ids.append(response.json()["id"])
@@ -57,8 +60,11 @@ def run(bench: Bench, *, jobs: int, seconds: float) -> dict:
     finally:
         bench.stop(cluster)
         bench.stop(web)
-    rows = list(Conversion.objects.filter(pk__in=ids, finished_at__isnull=False)
-                .values_list("created_at", "started_at", "finished_at", "status"))
+    rows = list(
+        Conversion.objects.filter(pk__in=ids, finished_at__isnull=False).values_list(
+            "created_at", "started_at", "finished_at", "status"
+        )
+    )
     pickups = [(started - created).total_seconds() * 1000 for created, started, _, _ in rows]
     runs = [(finished - started).total_seconds() * 1000 for _, started, finished, _ in rows]
     result = {
@@ -70,7 +76,10 @@ def run(bench: Bench, *, jobs: int, seconds: float) -> dict:
         "unfinished_after_10_s": unfinished,
     }
     empty_queue()
-    print(f"  pickup p50={result['pickup']['p50_ms']:.1f} p99={result['pickup']['p99_ms']:.1f} "
-          f"max={result['pickup']['max_ms']:.1f} ms (n={result['pickup']['n']}); one-page job runs "
-          f"p50={result['job_run_one_page']['p50_ms']:.1f} ms", flush=True)
+    print(
+        f"  pickup p50={result['pickup']['p50_ms']:.1f} p99={result['pickup']['p99_ms']:.1f} "
+        f"max={result['pickup']['max_ms']:.1f} ms (n={result['pickup']['n']}); one-page job runs "
+        f"p50={result['job_run_one_page']['p50_ms']:.1f} ms",
+        flush=True,
+    )
     return result

@@ -35,9 +35,17 @@ def fill(rows: int) -> None:
     for index in range(rows):
         upload = SimpleUploadedFile(f"listed-{index}.pdf", pdf, content_type="application/pdf")
         document = services.create_document(owner=owner, upload=upload, max_pages=10)
-        Conversion.objects.create(document=document, owner=owner, engine="noop", status="completed",
-                                  pages_total=1, pages_done=1, progress=100, finished_at=timezone.now(),
-                                  output_dir=f"/nonexistent/{index}")
+        Conversion.objects.create(
+            document=document,
+            owner=owner,
+            engine="noop",
+            status="completed",
+            pages_total=1,
+            pages_done=1,
+            progress=100,
+            finished_at=timezone.now(),
+            output_dir=f"/nonexistent/{index}",
+        )
 
 
 def run() -> dict:
@@ -48,8 +56,9 @@ def run() -> dict:
 
     from conversions.models import Document
 
-    staff, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_staff": True,
-                                                                                       "is_superuser": True})
+    staff, _ = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     counts: dict[str, dict[int, int]] = {name: {} for name, _, _ in ENDPOINTS}
     for rows in ROWS:
         fill(rows)
@@ -64,10 +73,18 @@ def run() -> dict:
             counts[name][rows] = len(queries.captured_queries)
     empty_queue()
     Document.objects.all().delete()
-    result = {name: {"rows": {str(rows): count for rows, count in by_rows.items()},
-                     "n_plus_1": by_rows[ROWS[-1]] > by_rows[ROWS[0]]}
-              for name, by_rows in counts.items()}
+    result = {
+        name: {
+            "rows": {str(rows): count for rows, count in by_rows.items()},
+            "n_plus_1": by_rows[ROWS[-1]] > by_rows[ROWS[0]],
+        }
+        for name, by_rows in counts.items()
+    }
     for name, row in result.items():
-        print(f"  queries {name:38s} " + "  ".join(f"{rows} rows: {count:3d}" for rows, count in row["rows"].items())
-              + ("   <- grows with rows (N+1)" if row["n_plus_1"] else ""), flush=True)
+        print(
+            f"  queries {name:38s} "
+            + "  ".join(f"{rows} rows: {count:3d}" for rows, count in row["rows"].items())
+            + ("   <- grows with rows (N+1)" if row["n_plus_1"] else ""),
+            flush=True,
+        )
     return result

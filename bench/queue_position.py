@@ -41,12 +41,18 @@ def fill(size: int, owners: int) -> None:
     from conversions.models import Conversion
 
     users = [get_user_model().objects.create_user(f"bench-{owners}-{index}") for index in range(owners)]
-    pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj " \
-          b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    pdf = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj "
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
     document = services.create_document(owner=users[0], upload=SimpleUploadedFile("b.pdf", pdf), max_pages=10)
     Conversion.objects.bulk_create(
-        (Conversion(document=document, owner=users[index % owners], priority=(index % 2) * 5, pages_total=1)
-         for index in range(size)), batch_size=5000)
+        (
+            Conversion(document=document, owner=users[index % owners], priority=(index % 2) * 5, pages_total=1)
+            for index in range(size)
+        ),
+        batch_size=5000,
+    )
     with __import__("django.db", fromlist=["connection"]).connection.cursor() as cursor:
         cursor.execute("ANALYZE conversions_conversion")
 
@@ -64,10 +70,12 @@ def measure(size: int, owners: int) -> dict:
         row = {
             "positions_ms": timed(lambda: with_queue_positions(page)),
             "admin_page_ms": timed(lambda: queued_ids(size // 2, size // 2 + 50)),
-            "all_ids_in_index_order_ms": timed(lambda: list(selectors.queued_in_run_order().values_list("pk",
-                                                                                                        flat=True))),
-            "one_offset_page_ms": timed(lambda: list(selectors.queued_in_run_order()
-                                                     .values_list("pk", flat=True)[size // 2:size // 2 + 50])),
+            "all_ids_in_index_order_ms": timed(
+                lambda: list(selectors.queued_in_run_order().values_list("pk", flat=True))
+            ),
+            "one_offset_page_ms": timed(
+                lambda: list(selectors.queued_in_run_order().values_list("pk", flat=True)[size // 2 : size // 2 + 50])
+            ),
         }
         transaction.set_rollback(True)
     return row
@@ -81,15 +89,19 @@ def main() -> None:
     import django
 
     django.setup()
-    print(f"{'queued':>7} {'owners':>6} {'positions':>10} {'admin page':>11} {'ids, index':>11} {'OFFSET':>9}"
-          f" {'positions/ids':>14} {'admin/OFFSET':>13}")
+    print(
+        f"{'queued':>7} {'owners':>6} {'positions':>10} {'admin page':>11} {'ids, index':>11} {'OFFSET':>9}"
+        f" {'positions/ids':>14} {'admin/OFFSET':>13}"
+    )
     for size in args.sizes:
         for owners in (1, 10):
             row = measure(size, owners)
-            print(f"{size:>7} {owners:>6} {row['positions_ms']:>8.1f}ms {row['admin_page_ms']:>9.1f}ms "
-                  f"{row['all_ids_in_index_order_ms']:>9.1f}ms {row['one_offset_page_ms']:>7.1f}ms "
-                  f"{row['positions_ms'] / row['all_ids_in_index_order_ms']:>13.2f}x "
-                  f"{row['admin_page_ms'] / row['one_offset_page_ms']:>12.2f}x")
+            print(
+                f"{size:>7} {owners:>6} {row['positions_ms']:>8.1f}ms {row['admin_page_ms']:>9.1f}ms "
+                f"{row['all_ids_in_index_order_ms']:>9.1f}ms {row['one_offset_page_ms']:>7.1f}ms "
+                f"{row['positions_ms'] / row['all_ids_in_index_order_ms']:>13.2f}x "
+                f"{row['admin_page_ms'] / row['one_offset_page_ms']:>12.2f}x"
+            )
 
 
 if __name__ == "__main__":

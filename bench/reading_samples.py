@@ -23,8 +23,9 @@ def _bytes(document: pymupdf.Document) -> bytes:
 # --- kind 3: /Rotate ----------------------------------------------------------------------
 
 
-def rotated_report(rotation: int = 90, labels=("Alpha", "Bravo", "Charlie"), title: str = "Quarterly Field Report",
-                   size=LETTER) -> bytes:
+def rotated_report(
+    rotation: int = 90, labels=("Alpha", "Bravo", "Charlie"), title: str = "Quarterly Field Report", size=LETTER
+) -> bytes:
     """A page with ``/Rotate rotation`` whose content is drawn turned the other way, so it
     reads upright on screen: a title and one paragraph per label, top to bottom as
     displayed. The paragraphs are written to the content stream in the order first,
@@ -119,8 +120,9 @@ def rtl_logical_order(lines=HEBREW_LINES, right: float = 540) -> bytes:
     return _bytes(document)
 
 
-def tategaki(columns=TATEGAKI_COLUMNS, fontsize: float = 20, top: float = 100, right: float = 500,
-             writing: str = "vertical-cmap") -> bytes:
+def tategaki(
+    columns=TATEGAKI_COLUMNS, fontsize: float = 20, top: float = 100, right: float = 500, writing: str = "vertical-cmap"
+) -> bytes:
     """Japanese written vertically: one column per string, from the right, each top to
     bottom. ``writing="vertical-cmap"``: in a vertical writing mode (the CJK font's -V
     CMap: upright glyphs advance downwards); ``"rotated"``: each column a line of text
@@ -194,8 +196,9 @@ def hyphenated_text(keep: str = "price-determining", split: str = "information",
 
 # --- kind 7: slow pages -------------------------------------------------------------------
 
-TABLE_ROWS = [["Site", "Depth", "Value"]] + [[f"S{index}", f"{index * 3}", f"{index * 1.5:.1f}"]
-                                              for index in range(1, 9)]
+TABLE_ROWS = [["Site", "Depth", "Value"]] + [
+    [f"S{index}", f"{index * 3}", f"{index * 1.5:.1f}"] for index in range(1, 9)
+]
 TABLE_CAPTION = "Table 1: Depth and value per site."
 
 

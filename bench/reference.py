@@ -31,8 +31,8 @@ CLAIM = """
 """
 RESULT = """
     INSERT INTO conversions_pageresult
-        (conversion_id, page_no, source_page, status, cells, markdown, markdown_nohf, engine, engine_reason, duration_ms,
-         error, created_at)
+        (conversion_id, page_no, source_page, status, cells, markdown, markdown_nohf, engine, engine_reason,
+         duration_ms, error, created_at)
     VALUES (%(id)s, 0, 1, 'done', %(cells)s, 'Page 1', 'Page 1', 'reference', '', 0, '', now())
 """
 COMPLETE = """
@@ -84,11 +84,20 @@ def run(bench: Bench, *, processes: int, jobs: int, seconds: float) -> dict:
     for child in children:
         child.join(timeout=10)
     processes_cpu = children_cpu_seconds() - cpu_before
-    result = {"processes": processes, "jobs": jobs, "completed": sum(counts), "finished_all": sum(counts) >= jobs,
-              "seconds": round(elapsed, 2),
-              "jobs_per_s": round(sum(counts) / elapsed, 1), **integrity(),
-              **cpu_per_job(processes_cpu, database_cpu, sum(counts))}
+    result = {
+        "processes": processes,
+        "jobs": jobs,
+        "completed": sum(counts),
+        "finished_all": sum(counts) >= jobs,
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(sum(counts) / elapsed, 1),
+        **integrity(),
+        **cpu_per_job(processes_cpu, database_cpu, sum(counts)),
+    }
     empty_queue()
-    print(f"  reference SKIP LOCKED loop, {processes} processes: {result['completed']}/{jobs} jobs in "
-          f"{result['seconds']} s = {result['jobs_per_s']} jobs/s; CPU ms/job {result['cpu_ms_per_job']}", flush=True)
+    print(
+        f"  reference SKIP LOCKED loop, {processes} processes: {result['completed']}/{jobs} jobs in "
+        f"{result['seconds']} s = {result['jobs_per_s']} jobs/s; CPU ms/job {result['cpu_ms_per_job']}",
+        flush=True,
+    )
     return result

@@ -34,8 +34,9 @@ WARMUP_REQUESTS = 5
 
 
 def native_request(client: httpx.AsyncClient, pdf: bytes):
-    return client.post("/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")},
-                       data={"engine": "noop"})
+    return client.post(
+        "/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")}, data={"engine": "noop"}
+    )
 
 
 def compat_request(client: httpx.AsyncClient, pdf: bytes):
@@ -45,8 +46,7 @@ def compat_request(client: httpx.AsyncClient, pdf: bytes):
 ENDPOINTS = {"POST /api/v1/conversions": (native_request, 201), "POST /convert": (compat_request, 200)}
 
 
-async def closed_loop(base_url: str, send, expected_status: int, clients: int, requests: int,
-                      seconds: float) -> dict:
+async def closed_loop(base_url: str, send, expected_status: int, clients: int, requests: int, seconds: float) -> dict:
     """``clients`` clients sending ``requests`` requests in all, for at most ``seconds``."""
     pdf = SAMPLE_PDF.read_bytes()
     latencies: list[float] = []
@@ -78,8 +78,12 @@ async def closed_loop(base_url: str, send, expected_status: int, clients: int, r
     go.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    return {**latency_summary(latencies), "requests_per_s": round(len(latencies) / elapsed, 1),
-            "errors": len(errors), "first_error": errors[0] if errors else None}
+    return {
+        **latency_summary(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
 
 
 def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> dict:
@@ -89,7 +93,9 @@ def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> dict:
     rows, plans = [], {}
     try:
         with httpx.Client(base_url=base_url, timeout=30) as client:
-            upload = client.post("/upload", files={"file": (COMPAT_FILENAME, SAMPLE_PDF.read_bytes(), "application/pdf")})
+            upload = client.post(
+                "/upload", files={"file": (COMPAT_FILENAME, SAMPLE_PDF.read_bytes(), "application/pdf")}
+            )
             upload.raise_for_status()
         for queued in (0, backlog):
             empty_queue()
@@ -100,25 +106,42 @@ def run(bench: Bench, *, requests: int, seconds: float, backlog: int) -> dict:
                 for clients in CONCURRENCY:
                     with peak_connections(bench) as peak:
                         result = asyncio.run(closed_loop(base_url, send, expected, clients, requests, seconds))
-                    rows.append({"endpoint": endpoint, "clients": clients, "queued_before": queued,
-                                 "backlog_insert_s": round(insert_seconds, 2), **result,
-                                 "peak_db_connections": peak["connections"]})
+                    rows.append(
+                        {
+                            "endpoint": endpoint,
+                            "clients": clients,
+                            "queued_before": queued,
+                            "backlog_insert_s": round(insert_seconds, 2),
+                            **result,
+                            "peak_db_connections": peak["connections"],
+                        }
+                    )
                     print_row(rows[-1])
     finally:
         bench.stop(web)
         empty_queue()
     for name, plan in plans.items():
-        print(f"  plan with {backlog} queued and {HISTORY} finished: {name}: {plan['execution_ms']} ms, {'; '.join(plan['nodes'])}")
+        print(
+            f"  plan with {backlog} queued and {HISTORY} finished: {name}: {plan['execution_ms']} ms, "
+            f"{'; '.join(plan['nodes'])}"
+        )
     refused = web.log_path.read_text(errors="replace").count(TOO_MANY_CLIENTS)
-    return {"cells": rows, "plans_with_backlog": plans, "plans_history_rows": HISTORY,
-            "web_log_too_many_clients": refused}
+    return {
+        "cells": rows,
+        "plans_with_backlog": plans,
+        "plans_history_rows": HISTORY,
+        "web_log_too_many_clients": refused,
+    }
 
 
 def print_row(row: dict) -> None:
-    print(f"  submit {row['endpoint']:26s} clients={row['clients']:<3d} queued={row['queued_before']:<6d} "
-          f"p50={row['p50_ms']:7.1f} p99={row['p99_ms']:7.1f} max={row['max_ms']:7.1f} ms "
-          f"{row['requests_per_s']:6.1f} req/s n={row['n']} errors={row['errors']} "
-          f"db connections<={row['peak_db_connections']}", flush=True)
+    print(
+        f"  submit {row['endpoint']:26s} clients={row['clients']:<3d} queued={row['queued_before']:<6d} "
+        f"p50={row['p50_ms']:7.1f} p99={row['p99_ms']:7.1f} max={row['max_ms']:7.1f} ms "
+        f"{row['requests_per_s']:6.1f} req/s n={row['n']} errors={row['errors']} "
+        f"db connections<={row['peak_db_connections']}",
+        flush=True,
+    )
 
 
 @contextmanager
@@ -131,8 +154,9 @@ def peak_connections(bench: Bench, interval: float = 0.1):
     def sample():
         with raw_connection(bench, autocommit=True) as db:
             while not stop.is_set():
-                (count,) = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                      [DATABASE_NAME]).fetchone()
+                (count,) = db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [DATABASE_NAME]
+                ).fetchone()
                 peak["connections"] = max(peak["connections"], count)
                 stop.wait(interval)
 

@@ -23,9 +23,13 @@ def invoice_pdf(index: int) -> bytes:
 
     document = pymupdf.open()
     page = document.new_page()
-    lines = [f"INVOICE {index:06d}", "ACME Supplies Ltd, 1 Main Street", f"Customer {index % 97}",
-             *(f"Item {row}: widget type {row * 7 % 13} ...... {row * 3.5 + index % 10:.2f} EUR" for row in range(8)),
-             f"Total due: {index % 1000 + 99.5:.2f} EUR"]
+    lines = [
+        f"INVOICE {index:06d}",
+        "ACME Supplies Ltd, 1 Main Street",
+        f"Customer {index % 97}",
+        *(f"Item {row}: widget type {row * 7 % 13} ...... {row * 3.5 + index % 10:.2f} EUR" for row in range(8)),
+        f"Total due: {index % 1000 + 99.5:.2f} EUR",
+    ]
     for number, line in enumerate(lines):
         page.insert_text((72, 72 + number * 16), line, fontsize=11)
     data = document.tobytes()
@@ -49,8 +53,17 @@ def store_documents(files: int, folder: Path) -> list[str]:
         path = folder / f"invoice-{index:06d}.pdf"
         path.write_bytes(data)
         paths.append(str(path))
-        rows.append(Document(owner=owner, filename=path.name, stem=path.stem, stored_path=str(path),
-                             sha256=hashlib.sha256(data).hexdigest(), size=len(data), page_count=1))
+        rows.append(
+            Document(
+                owner=owner,
+                filename=path.name,
+                stem=path.stem,
+                stored_path=str(path),
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                page_count=1,
+            )
+        )
     Document.objects.bulk_create(rows, batch_size=2000)
     return paths
 
@@ -71,15 +84,28 @@ def enqueue_textlayer(batch: int = 2000) -> int:
     for offset in range(0, len(documents), batch):
         with transaction.atomic():
             rows = Conversion.objects.bulk_create(
-                Conversion(document=document, owner_id=document.owner_id, engine="textlayer", pages_total=1,
-                           message="Queued")
-                for document in documents[offset:offset + batch]
+                Conversion(
+                    document=document, owner_id=document.owner_id, engine="textlayer", pages_total=1, message="Queued"
+                )
+                for document in documents[offset : offset + batch]
             )
             now = timezone.now()
             OrmQ.objects.bulk_create(
-                OrmQ(key=list_key, lock=now, payload=SignedPackage.dumps({
-                    "id": task_uuid()[1], "name": f"conversion-{row.pk}", "func": TASK_FUNCTION,
-                    "args": (str(row.pk),), "ack_failure": True, "kwargs": {}, "started": now}))
+                OrmQ(
+                    key=list_key,
+                    lock=now,
+                    payload=SignedPackage.dumps(
+                        {
+                            "id": task_uuid()[1],
+                            "name": f"conversion-{row.pk}",
+                            "func": TASK_FUNCTION,
+                            "args": (str(row.pk),),
+                            "ack_failure": True,
+                            "kwargs": {},
+                            "started": now,
+                        }
+                    ),
+                )
                 for row in rows
             )
     return len(documents)
@@ -104,8 +130,12 @@ def raw_pymupdf_pages_per_s(paths: list[str], processes: int) -> dict:
         started = time.perf_counter()
         pages = sum(pool.map(extract, shares))
         elapsed = time.perf_counter() - started
-    return {"processes": processes, "pages": pages, "seconds": round(elapsed, 2),
-            "pages_per_s": round(pages / elapsed, 1)}
+    return {
+        "processes": processes,
+        "pages": pages,
+        "seconds": round(elapsed, 2),
+        "pages_per_s": round(pages / elapsed, 1),
+    }
 
 
 def run(bench: Bench, *, files: int, seconds: float) -> dict:
@@ -131,14 +161,22 @@ def run(bench: Bench, *, files: int, seconds: float) -> dict:
     elapsed = max((window_end - first).total_seconds(), 1e-6)
     ours = round(len(counted) / elapsed, 1)
     result = {
-        "files": files, "workers": cores, "completed": len(counted), "finished_all": finished_all,
-        "seconds": round(elapsed, 2), "pages_per_s": ours, "counts_after_stop": job_counts(),
+        "files": files,
+        "workers": cores,
+        "completed": len(counted),
+        "finished_all": finished_all,
+        "seconds": round(elapsed, 2),
+        "pages_per_s": ours,
+        "counts_after_stop": job_counts(),
         "raw_pymupdf": reference,
         "ratio_to_raw_pymupdf": round(ours / reference["pages_per_s"], 3) if reference["pages_per_s"] else None,
     }
     empty_queue()
     Document.objects.filter(filename__startswith="invoice-").delete()
-    print(f"  textlayer batch: {len(counted)}/{files} one-page PDFs in {result['seconds']} s = {ours} pages/s "
-          f"with {cores} workers; raw PyMuPDF {reference['pages_per_s']} pages/s in {cores} processes: "
-          f"{result['ratio_to_raw_pymupdf']}x", flush=True)
+    print(
+        f"  textlayer batch: {len(counted)}/{files} one-page PDFs in {result['seconds']} s = {ours} pages/s "
+        f"with {cores} workers; raw PyMuPDF {reference['pages_per_s']} pages/s in {cores} processes: "
+        f"{result['ratio_to_raw_pymupdf']}x",
+        flush=True,
+    )
     return result

@@ -115,9 +115,11 @@ def cpu_per_job(processes_cpu: float, database_cpu: float, jobs: int) -> dict:
     jobs = max(jobs, 1)
     total = (processes_cpu + database_cpu) / jobs
     return {
-        "cpu_ms_per_job": {"queue_processes": round(processes_cpu / jobs * 1000, 2),
-                           "postgres_backends": round(database_cpu / jobs * 1000, 2),
-                           "total": round(total * 1000, 2)},
+        "cpu_ms_per_job": {
+            "queue_processes": round(processes_cpu / jobs * 1000, 2),
+            "postgres_backends": round(database_cpu / jobs * 1000, 2),
+            "total": round(total * 1000, 2),
+        },
         "jobs_per_s_if_cpu_bound_on_all_cores": round((os.cpu_count() or 1) / total, 1) if total else None,
     }
 
@@ -137,24 +139,29 @@ def run_throughput(bench: Bench, *, worker_counts: tuple[int, ...], jobs: int, s
     rows = []
     for workers in worker_counts:
         idle = idle_cluster_cpu(bench, workers=workers)
-        row = drain(bench, clusters={f"throughput-{workers}": workers}, jobs=jobs, seconds=seconds,
-                    idle_cpu=idle)
+        row = drain(bench, clusters={f"throughput-{workers}": workers}, jobs=jobs, seconds=seconds, idle_cpu=idle)
         row["workers"] = workers
         rows.append(row)
-        print(f"  throughput NUM_WORKERS={workers}: {row['completed']}/{jobs} jobs in {row['seconds']} s = "
-              f"{row['jobs_per_s']} jobs/s (all done: {row['finished_all']}); CPU ms/job {row['cpu_ms_per_job']}",
-              flush=True)
+        print(
+            f"  throughput NUM_WORKERS={workers}: {row['completed']}/{jobs} jobs in {row['seconds']} s = "
+            f"{row['jobs_per_s']} jobs/s (all done: {row['finished_all']}); CPU ms/job {row['cpu_ms_per_job']}",
+            flush=True,
+        )
     return rows
 
 
 def run_scale_out(bench: Bench, *, workers_each: int, jobs: int, seconds: float) -> dict:
     idle = idle_cluster_cpu(bench, workers=workers_each)
-    row = drain(bench, clusters={"host-a": workers_each, "host-b": workers_each}, jobs=jobs, seconds=seconds,
-                idle_cpu=idle)
+    row = drain(
+        bench, clusters={"host-a": workers_each, "host-b": workers_each}, jobs=jobs, seconds=seconds, idle_cpu=idle
+    )
     row["workers_each"] = workers_each
-    print(f"  scale-out 2 clusters x {workers_each} workers: {row['completed']}/{jobs} jobs, {row['jobs_per_s']} "
-          f"jobs/s, claims {row['claims_per_cluster']}, claimed by both: {row['claimed_by_two_clusters']}, "
-          f"claimed twice: {row['jobs_claimed_twice']}", flush=True)
+    print(
+        f"  scale-out 2 clusters x {workers_each} workers: {row['completed']}/{jobs} jobs, {row['jobs_per_s']} "
+        f"jobs/s, claims {row['claims_per_cluster']}, claimed by both: {row['claimed_by_two_clusters']}, "
+        f"claimed twice: {row['jobs_claimed_twice']}",
+        flush=True,
+    )
     return row
 
 
@@ -209,12 +216,17 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
     }
     empty_queue()
     monitor = result["monitor_save_task"]
-    print(f"  django-q2 monitor save_task per finished task: {monitor['ms_per_task_as_configured']} ms "
-          f"(save_limit={monitor['save_limit']}, {monitor['saved_successes']} saved) vs "
-          f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit=-1", flush=True)
-    print(f"  profile: {done} jobs in one process, {result['ms_per_job']} ms/job ({result['cpu_ms_per_job']} CPU), "
-          f"{result['sql_statements_per_job']} SQL statements/job, {result['ms_in_psycopg_per_job']} ms/job in psycopg",
-          flush=True)
+    print(
+        f"  django-q2 monitor save_task per finished task: {monitor['ms_per_task_as_configured']} ms "
+        f"(save_limit={monitor['save_limit']}, {monitor['saved_successes']} saved) vs "
+        f"{monitor['ms_per_task_save_limit_-1']} ms with save_limit=-1",
+        flush=True,
+    )
+    print(
+        f"  profile: {done} jobs in one process, {result['ms_per_job']} ms/job ({result['cpu_ms_per_job']} CPU), "
+        f"{result['sql_statements_per_job']} SQL statements/job, {result['ms_in_psycopg_per_job']} ms/job in psycopg",
+        flush=True,
+    )
     return result
 
 
@@ -283,9 +295,18 @@ def monitor_save_cost(tasks: int = 30) -> dict:
     now = timezone.now()
 
     def finished_task(index: int) -> dict:
-        return {"id": uuid.uuid4().hex, "name": f"conversion-bench-{index}", "func": TASK_FUNCTION,
-                "args": (str(uuid.uuid4()),), "kwargs": {}, "result": "completed", "success": True,
-                "started": now, "stopped": now, "cluster": Conf.CLUSTER_NAME}
+        return {
+            "id": uuid.uuid4().hex,
+            "name": f"conversion-bench-{index}",
+            "func": TASK_FUNCTION,
+            "args": (str(uuid.uuid4()),),
+            "kwargs": {},
+            "result": "completed",
+            "success": True,
+            "started": now,
+            "stopped": now,
+            "cluster": Conf.CLUSTER_NAME,
+        }
 
     saved_task_results()
     broker = get_broker()
@@ -303,7 +324,8 @@ def monitor_save_cost(tasks: int = 30) -> dict:
         Conf.SAVE_LIMIT = configured
         Task.objects.all().delete()
     return {
-        "save_limit": configured, "saved_successes": max(configured, 0),
+        "save_limit": configured,
+        "saved_successes": max(configured, 0),
         "ms_per_task_as_configured": round(timings[configured][0], 2),
         "sql_per_task_as_configured": timings[configured][1],
         "ms_per_task_save_limit_-1": round(timings[-1][0], 3),

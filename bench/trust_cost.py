@@ -47,8 +47,10 @@ def measure_judging() -> None:
     for page in pages:
         TextLayerEngine().recognize(page, prompt_mode="prompt_layout_all_en")
     layout = time.perf_counter() - started
-    print(f"A  {len(pages)} corpus pages: judge_page {judging * 1000 / len(pages):.1f} ms/page, "
-          f"textlayer {layout * 1000 / len(pages):.1f} ms/page, ratio {judging / layout:.2f}")
+    print(
+        f"A  {len(pages)} corpus pages: judge_page {judging * 1000 / len(pages):.1f} ms/page, "
+        f"textlayer {layout * 1000 / len(pages):.1f} ms/page, ratio {judging / layout:.2f}"
+    )
 
 
 def measure_orientation() -> None:

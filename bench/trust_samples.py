@@ -30,11 +30,10 @@ SCAN_LINES = (
 )
 HONEST_TEXTS = {
     "greek": "Η αναφορά συντήρησης περιγράφει τις αντλίες του βόρειου σταθμού. "
-             "Δύο βαλβίδες αντικαταστάθηκαν και οι δοκιμές πίεσης πέτυχαν.",
+    "Δύο βαλβίδες αντικαταστάθηκαν και οι δοκιμές πίεσης πέτυχαν.",
     "cyrillic": "Отчёт о техническом обслуживании описывает насосы северной станции. "
-                "Два клапана были заменены, и испытания давлением прошли успешно.",
-    "arabic": "يصف تقرير الصيانة المضخات في المحطة الشمالية. "
-              "تم استبدال صمامين ونجحت اختبارات الضغط.",
+    "Два клапана были заменены, и испытания давлением прошли успешно.",
+    "arabic": "يصف تقرير الصيانة المضخات في المحطة الشمالية. تم استبدال صمامين ونجحت اختبارات الضغط.",
     "cjk": "维护报告描述了北站的水泵。两个阀门已更换，压力测试已通过。所有设备运行正常，没有发现其他问题。",
 }
 PAGE = (595, 842)  # A4 in points
@@ -53,15 +52,17 @@ def _cmap(pairs: dict[int, str]) -> bytes:
     items = sorted(pairs.items())
     chunks = []
     for start in range(0, len(items), 100):  # at most 100 entries per bfchar block (PDF 32000-1, 9.10.3)
-        block = items[start:start + 100]
+        block = items[start : start + 100]
         body = "\n".join(f"<{code:02X}> <{''.join(f'{ord(c):04X}' for c in text)}>" for code, text in block)
         chunks.append(f"{len(block)} beginbfchar\n{body}\nendbfchar")
-    return ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-            "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
-            "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
-            "1 begincodespacerange <00> <FF> endcodespacerange\n"
-            + "\n".join(chunks)
-            + "\nendcmap CMapName currentdict /CMap defineresource pop end end\n").encode()
+    return (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
+        "1 begincodespacerange <00> <FF> endcodespacerange\n"
+        + "\n".join(chunks)
+        + "\nendcmap CMapName currentdict /CMap defineresource pop end end\n"
+    ).encode()
 
 
 def _with_tounicode(document: pymupdf.Document, mapping) -> bytes:
@@ -97,10 +98,12 @@ def unmapped_tounicode(replacement: str = "\ufffd", lines=(MAINTENANCE_TITLE, *M
     """Helvetica text whose ToUnicode map sends every letter and digit to ``replacement``
     (U+FFFD, or a control character when given one; ``None`` sends each to a control
     character of its own)."""
+
     def mapping(code: int) -> str:
         if not chr(code).isalnum():
             return chr(code)
         return replacement if replacement is not None else chr(1 + code % 30)
+
     return _with_tounicode(_text_page(lines), mapping)
 
 
@@ -143,7 +146,7 @@ def _emit(command: str, numbers: list[float], x: float, y: float) -> tuple[list[
         return ["h"], x, y
     arity = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "Q": 4}[command.upper()]
     for index in range(0, len(numbers), arity):
-        args = numbers[index:index + arity]
+        args = numbers[index : index + arity]
         if command == "M" and index == 0:
             x, y = args
             ops.append(f"{x:.1f} {y:.1f} m")
@@ -188,10 +191,14 @@ def type3_font_text(lines=TYPE3_LINES, fontsize: float = 16) -> bytes:
     font = document.get_new_xref()
     names = " ".join(f"/g{codes[character]}" for character in characters)
     char_procs = " ".join(f"/g{codes[character]} {procs[character]} 0 R" for character in characters)
-    document.update_object(font, (
-        f"<< /Type /Font /Subtype /Type3 /FontBBox [0 -250 1000 1000] /FontMatrix [0.001 0 0 0.001 0 0] "
-        f"/CharProcs << {char_procs} >> /Encoding << /Type /Encoding /Differences [1 {names}] >> "
-        f"/FirstChar 1 /LastChar {len(characters)} /Widths [{' '.join(map(str, widths))}] /Resources << >> >>"))
+    document.update_object(
+        font,
+        (
+            f"<< /Type /Font /Subtype /Type3 /FontBBox [0 -250 1000 1000] /FontMatrix [0.001 0 0 0.001 0 0] "
+            f"/CharProcs << {char_procs} >> /Encoding << /Type /Encoding /Differences [1 {names}] >> "
+            f"/FirstChar 1 /LastChar {len(characters)} /Widths [{' '.join(map(str, widths))}] /Resources << >> >>"
+        ),
+    )
     content = ["BT"]
     for number, line in enumerate(lines):
         size = fontsize * (1.4 if number == 0 else 1)
@@ -229,7 +236,8 @@ def turned_scan(angle: int = 0, lines=SCAN_LINES) -> bytes:
     page_width, page_height = width * 72 / 150, height * 72 / 150
     document = pymupdf.open()
     document.new_page(width=page_width, height=page_height).insert_image(
-        pymupdf.Rect(0, 0, page_width, page_height), pixmap=image)
+        pymupdf.Rect(0, 0, page_width, page_height), pixmap=image
+    )
     return document.tobytes()
 
 
@@ -238,8 +246,12 @@ def invisible_ocr_layer(shown=SCAN_LINES, hidden=None) -> bytes:
     as an earlier OCR pass leaves one; ``hidden`` is what that pass read (default: a
     poor reading, wrong letters in most words)."""
     if hidden is None:
-        hidden = ("Hcrbonr insqcction uotes", "Tbe wcstcru qicr ueeds uew rcilings.",
-                  "Crauos wcre scrviccd bcforc wiutcr.", "Liqhtiug ou tbe qnay worbs aqain.")
+        hidden = (
+            "Hcrbonr insqcction uotes",
+            "Tbe wcstcru qicr ueeds uew rcilings.",
+            "Crauos wcre scrviccd bcforc wiutcr.",
+            "Liqhtiug ou tbe qnay worbs aqain.",
+        )
     picture = _picture_of(shown)
     document = pymupdf.open()
     page = document.new_page(width=420, height=300)
@@ -255,8 +267,9 @@ def honest_text(script: str = "greek") -> bytes:
     document = pymupdf.open()
     page = document.new_page(width=PAGE[0], height=PAGE[1])
     direction = ' dir="rtl"' if script == "arabic" else ""
-    page.insert_htmlbox(pymupdf.Rect(72, 72, PAGE[0] - 72, 400),
-                        f"<p{direction} style='font-size:16px'>{HONEST_TEXTS[script]}</p>")
+    page.insert_htmlbox(
+        pymupdf.Rect(72, 72, PAGE[0] - 72, 400), f"<p{direction} style='font-size:16px'>{HONEST_TEXTS[script]}</p>"
+    )
     return document.tobytes()
 
 
@@ -276,9 +289,12 @@ def ink_without_text() -> bytes:
     rng = random.Random(3)
     for _ in range(40):
         start = pymupdf.Point(rng.uniform(100, 480), rng.uniform(150, 650))
-        shape.draw_bezier(start, start + (rng.uniform(-60, 60), rng.uniform(-60, 60)),
-                          start + (rng.uniform(-60, 60), rng.uniform(-60, 60)),
-                          start + (rng.uniform(-90, 90), rng.uniform(-90, 90)))
+        shape.draw_bezier(
+            start,
+            start + (rng.uniform(-60, 60), rng.uniform(-60, 60)),
+            start + (rng.uniform(-60, 60), rng.uniform(-60, 60)),
+            start + (rng.uniform(-90, 90), rng.uniform(-90, 90)),
+        )
     shape.finish(width=3, color=(0.1, 0.1, 0.3))
     shape.draw_circle((300, 300), 60)
     shape.finish(width=6, color=(0.6, 0.1, 0.1), fill=(0.9, 0.7, 0.7))
@@ -309,15 +325,19 @@ def cid_font_text(tounicode: str = "none", lines=(MAINTENANCE_TITLE, *MAINTENANC
     if tounicode == "none":
         fresh.xref_set_key(font_xref, "ToUnicode", "null")
     else:
+
         def target_of(gid: int) -> str:
             return "FFFD" if tounicode == "fffd" else f"{0xE000 + gid:04X}"
+
         body = "\n".join(f"<{gid:04X}> <{target_of(gid)}>" for gid in gids)
-        cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-                "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
-                "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
-                "1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
-                f"{len(gids)} beginbfchar\n{body}\nendbfchar\n"
-                "endcmap CMapName currentdict /CMap defineresource pop end end\n")
+        cmap = (
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+            "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+            "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
+            "1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
+            f"{len(gids)} beginbfchar\n{body}\nendbfchar\n"
+            "endcmap CMapName currentdict /CMap defineresource pop end end\n"
+        )
         stream = fresh.get_new_xref()
         fresh.update_object(stream, "<<>>")
         fresh.update_stream(stream, cmap.encode())

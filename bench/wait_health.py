@@ -47,8 +47,9 @@ async def submissions(client: httpx.AsyncClient, count: int) -> list[float]:
     pdf, latencies = SAMPLE_PDF.read_bytes(), []
     for _ in range(count):
         started = time.perf_counter()
-        response = await client.post("/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")},
-                                     data={"engine": "noop"})
+        response = await client.post(
+            "/api/v1/conversions", files={"file": ("bench.pdf", pdf, "application/pdf")}, data={"engine": "noop"}
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 201, response.text
     return latencies
@@ -59,16 +60,25 @@ async def measure(base_url: str, ids: list[str], *, clients: int, requests: int,
     load, which changes over a run, weighs on both alike), each ``requests`` /health
     requests and ``submits`` submissions; then one pass after the last waiters left."""
     limits = httpx.Limits(max_connections=len(ids) + clients + 4, max_keepalive_connections=len(ids) + clients + 4)
-    measured: dict = {"without": [], "with": [], "submit_without": [], "submit_with": [], "waiting_at_start": [],
-                      "waiting_at_end": []}
+    measured: dict = {
+        "without": [],
+        "with": [],
+        "submit_without": [],
+        "submit_with": [],
+        "waiting_at_start": [],
+        "waiting_at_end": [],
+    }
     async with httpx.AsyncClient(base_url=base_url, timeout=WAIT_SECONDS + 30, limits=limits) as client:
         await health_load(client, clients=clients, requests=50)  # warm the connections and the process
         for _ in range(rounds):
             measured["without"] += await health_load(client, clients=clients, requests=requests)
             measured["submit_without"] += await submissions(client, submits)
-            waiters = [asyncio.create_task(client.get(f"/api/v1/conversions/{conversion_id}",
-                                                      headers={"Prefer": f"wait={WAIT_SECONDS}"}))
-                       for conversion_id in ids]
+            waiters = [
+                asyncio.create_task(
+                    client.get(f"/api/v1/conversions/{conversion_id}", headers={"Prefer": f"wait={WAIT_SECONDS}"})
+                )
+                for conversion_id in ids
+            ]
             await asyncio.sleep(SETTLE_SECONDS)
             measured["waiting_at_start"].append(sum(not waiter.done() for waiter in waiters))
             measured["with"] += await health_load(client, clients=clients, requests=requests)
@@ -82,8 +92,9 @@ async def measure(base_url: str, ids: list[str], *, clients: int, requests: int,
     return measured
 
 
-def run(bench: Bench, *, waiters: int = 50, requests: int = 300, clients: int = 4, submits: int = 5,
-        rounds: int = 3) -> dict:
+def run(
+    bench: Bench, *, waiters: int = 50, requests: int = 300, clients: int = 4, submits: int = 5, rounds: int = 3
+) -> dict:
     from conversions.models import Conversion
 
     empty_queue()
@@ -91,15 +102,19 @@ def run(bench: Bench, *, waiters: int = 50, requests: int = 300, clients: int = 
     ids = [str(pk) for pk in Conversion.objects.filter(status="queued").values_list("pk", flat=True)]
     web, base_url = bench.web("wait-health-web")
     try:
-        measured = asyncio.run(measure(base_url, ids, clients=clients, requests=requests, submits=submits,
-                                       rounds=rounds))
+        measured = asyncio.run(
+            measure(base_url, ids, clients=clients, requests=requests, submits=submits, rounds=rounds)
+        )
     finally:
         bench.stop(web)
     empty_queue()
     without, with_waiters = latency_summary(measured["without"]), latency_summary(measured["with"])
     result = {
-        "waiters": waiters, "clients": clients, "rounds": rounds,
-        "health_without_waiters": without, "health_with_waiters": with_waiters,
+        "waiters": waiters,
+        "clients": clients,
+        "rounds": rounds,
+        "health_without_waiters": without,
+        "health_with_waiters": with_waiters,
         "health_after_waiters": latency_summary(measured["after"]),
         "health_p99_ratio": round(with_waiters["p99_ms"] / without["p99_ms"], 2) if without["p99_ms"] else None,
         "health_p50_ratio": round(with_waiters["p50_ms"] / without["p50_ms"], 2) if without["p50_ms"] else None,
@@ -108,18 +123,21 @@ def run(bench: Bench, *, waiters: int = 50, requests: int = 300, clients: int = 
         "waiters_waiting_at_start": min(measured["waiting_at_start"]),
         "waiters_waiting_at_end": min(measured["waiting_at_end"]),
     }
-    print(f"  /health p50/p99 without waiters {without['p50_ms']:.1f}/{without['p99_ms']:.1f} ms, with {waiters} "
-          f"waiting {with_waiters['p50_ms']:.1f}/{with_waiters['p99_ms']:.1f} ms: p99 ratio "
-          f"{result['health_p99_ratio']} ({result['waiters_waiting_at_end']}/{waiters} still waiting at the end; after "
-          f"them p99 {result['health_after_waiters']['p99_ms']:.1f} ms); submit "
-          f"p50 {result['submit_without_waiters']['p50_ms']:.1f} -> {result['submit_with_waiters']['p50_ms']:.1f} ms",
-          flush=True)
+    print(
+        f"  /health p50/p99 without waiters {without['p50_ms']:.1f}/{without['p99_ms']:.1f} ms, with {waiters} "
+        f"waiting {with_waiters['p50_ms']:.1f}/{with_waiters['p99_ms']:.1f} ms: p99 ratio "
+        f"{result['health_p99_ratio']} ({result['waiters_waiting_at_end']}/{waiters} still waiting at the end; after "
+        f"them p99 {result['health_after_waiters']['p99_ms']:.1f} ms); submit "
+        f"p50 {result['submit_without_waiters']['p50_ms']:.1f} -> {result['submit_with_waiters']['p50_ms']:.1f} ms",
+        flush=True,
+    )
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.wait_health", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.wait_health", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--waiters", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300, help="/health requests per pass")
     parser.add_argument("--rounds", type=int, default=3, help="passes without and with waiters, alternated")

@@ -35,11 +35,19 @@ def health_request(port: int) -> bytes:
 
 
 def submission_request(port: int, pdf: bytes) -> bytes:
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"engine\"\r\n\r\nnoop\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.pdf\"\r\n"
-            "Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{BOUNDARY}--\r\n".encode()
-    head = (f"POST /api/v1/conversions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n")
+    body = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="engine"\r\n\r\nnoop\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + pdf
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    head = (
+        f"POST /api/v1/conversions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -90,8 +98,12 @@ async def closed_loop(port: int, request: bytes, expected: int, clients: int, se
     go.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    return {**latency_summary(latencies), "requests_per_s": round(len(latencies) / elapsed, 1),
-            "errors": dict(errors), "connections_per_process": sorted(connections_per_process.values())}
+    return {
+        **latency_summary(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "errors": dict(errors),
+        "connections_per_process": sorted(connections_per_process.values()),
+    }
 
 
 def start_reference(bench: Bench, processes: int) -> tuple[list[ServiceProcess], int]:
@@ -102,8 +114,10 @@ def start_reference(bench: Bench, processes: int) -> tuple[list[ServiceProcess],
     with bind_listener("127.0.0.1", port) as listener:
         fd = listener.fileno()
         command = [sys.executable, "-m", "daphne", "--fd", str(fd), "bench.bare_django:application"]
-        webs = [ServiceProcess(command, env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()
-                for index in range(processes)]
+        webs = [
+            ServiceProcess(command, env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()
+            for index in range(processes)
+        ]
     bench.started.extend(webs)
     wait_until_every_process_answers(f"http://127.0.0.1:{port}", webs)
     return webs, port
@@ -131,22 +145,38 @@ def run(bench: Bench, *, processes: tuple[int, ...] = (1, 2), clients: int = 16,
                 for route, request, expected in routes:
                     load_before = os.getloadavg()[0]
                     result = asyncio.run(closed_loop(port, request, expected, clients, seconds))
-                    cells.append({"server": server, "processes": count, "route": route, "clients": clients,
-                                  "loadavg_1m_before": round(load_before, 2), **result})
+                    cells.append(
+                        {
+                            "server": server,
+                            "processes": count,
+                            "route": route,
+                            "clients": clients,
+                            "loadavg_1m_before": round(load_before, 2),
+                            **result,
+                        }
+                    )
                     print_cell(cells[-1])
             finally:
                 for web in webs:
                     bench.stop(web)
                 empty_queue()
-    return {"cells": cells, "cpus": os.cpu_count(), "clients": clients, "seconds": seconds,
-            "host": socket.gethostname()}
+    return {
+        "cells": cells,
+        "cpus": os.cpu_count(),
+        "clients": clients,
+        "seconds": seconds,
+        "host": socket.gethostname(),
+    }
 
 
 def print_cell(cell: dict) -> None:
-    print(f"  web_tier {cell['server']:9s} processes={cell['processes']} {cell['route']:26s} "
-          f"{cell['requests_per_s']:7.1f} req/s p50={cell['p50_ms']:6.1f} p99={cell['p99_ms']:6.1f} ms "
-          f"errors={cell['errors']} connections/process={cell['connections_per_process']} "
-          f"load before={cell['loadavg_1m_before']}", flush=True)
+    print(
+        f"  web_tier {cell['server']:9s} processes={cell['processes']} {cell['route']:26s} "
+        f"{cell['requests_per_s']:7.1f} req/s p50={cell['p50_ms']:6.1f} p99={cell['p99_ms']:6.1f} ms "
+        f"errors={cell['errors']} connections/process={cell['connections_per_process']} "
+        f"load before={cell['loadavg_1m_before']}",
+        flush=True,
+    )
 
 
 def summary(result: dict) -> list[tuple[str, str, str]]:
@@ -161,6 +191,7 @@ def summary(result: dict) -> list[tuple[str, str, str]]:
             ratios.append(f"{per_s / reference:.2f}x the reference at {count}")
         if count > 1 and one:
             ratios.append(f"{per_s / one:.2f}x its 1 process")
-        rows.append((f"{server} {route}, {count} process{'es' if count > 1 else ''}",
-                     f"{per_s:.0f} req/s", "; ".join(ratios)))
+        rows.append(
+            (f"{server} {route}, {count} process{'es' if count > 1 else ''}", f"{per_s:.0f} req/s", "; ".join(ratios))
+        )
     return rows

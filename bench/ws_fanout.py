@@ -50,8 +50,9 @@ def run_layer(layer: str, clients: int, conversions: int, rounds: int, interval:
         sample = Path(__file__).resolve().parents[2] / "shared/corpus/sample-files/001-trivial/minimal-document.pdf"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             document = client.post("/api/v1/documents", files={"file": ("s.pdf", sample.read_bytes())}).json()["id"]
-            ids = [client.post("/api/v1/conversions", json={"document": document}).json()["id"]
-                   for _ in range(conversions)]
+            ids = [
+                client.post("/api/v1/conversions", json={"document": document}).json()["id"] for _ in range(conversions)
+            ]
         return asyncio.run(measure(port, ids, clients, rounds, interval, get_channel_layer()))
     finally:
         web.stop()
@@ -64,8 +65,9 @@ async def measure(port, ids, clients, rounds, interval, layer) -> dict:
     await layer.flush()  # no group memberships left by an earlier run's web process
     sockets = []
     for index in range(clients):
-        socket = await websockets.connect(f"ws://127.0.0.1:{port}/ws/v1/conversions/{ids[index % len(ids)]}",
-                                          open_timeout=30, max_queue=None)
+        socket = await websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/v1/conversions/{ids[index % len(ids)]}", open_timeout=30, max_queue=None
+        )
         await socket.recv()  # the snapshot
         sockets.append(socket)
     print(f"{clients} clients connected; sending", file=sys.stderr, flush=True)
@@ -91,9 +93,14 @@ async def measure(port, ids, clients, rounds, interval, layer) -> dict:
         while len(latencies) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         elapsed = time.monotonic() - started
-        results[mode] = {"received": len(latencies), "expected": expected, "p50_ms": statistics.median(latencies),
-                         "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
-                         "messages_per_s": len(latencies) / elapsed}
+        results[mode] = {
+            "received": len(latencies),
+            "expected": expected,
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": percentile(latencies, 0.99),
+            "max_ms": max(latencies),
+            "messages_per_s": len(latencies) / elapsed,
+        }
     gc.enable()
     for task in listeners:
         task.cancel()
@@ -118,8 +125,14 @@ async def send_rounds(layer, ids, rounds: int, interval: float, burst: bool, fir
 
     async def publish(conversion_id, number):
         async with publishers:
-            event = {"seq": first_seq + number, "status": "running", "progress": 10, "message": "bench",
-                     "conversion_id": conversion_id, "sent_at": time.time()}
+            event = {
+                "seq": first_seq + number,
+                "status": "running",
+                "progress": 10,
+                "message": "bench",
+                "conversion_id": conversion_id,
+                "sent_at": time.time(),
+            }
             group = conversion_group(conversion_id)
             await layer.group_send(group, group_message(group, "conversion.event", event))
 
@@ -150,23 +163,46 @@ def main() -> None:
 
     database = url_for_database("dotsocr_bench")
     ensure_database(database)
-    print(f"{args.clients} clients, {args.conversions} conversions, {args.rounds} events per conversion, "
-          f"one round every {args.interval} s ({args.clients / args.interval:.0f} messages/s offered)")
-    print(f"{'layer':10s} {'mode':6s} {'received':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'msg/s':>7s}"
-          f"  goal p99 < 50 ms")
+    print(
+        f"{args.clients} clients, {args.conversions} conversions, {args.rounds} events per conversion, "
+        f"one round every {args.interval} s ({args.clients / args.interval:.0f} messages/s offered)"
+    )
+    print(
+        f"{'layer':10s} {'mode':6s} {'received':>11s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'msg/s':>7s}"
+        f"  goal p99 < 50 ms"
+    )
     for layer in args.layers:
-        env = python_env(DJANGO_SETTINGS_MODULE="dotsocr_site.settings", DATABASE_URL=database,
-                         CHANNEL_LAYER_URL=LAYERS[layer], DATA_DIR=tempfile.mkdtemp(prefix="dotsocr-ws-data-"),
-                         LOG_LEVEL="WARNING")
-        command = [sys.executable, "-m", "bench.ws_fanout", "--layer", layer, "--clients", str(args.clients),
-                   "--conversions", str(args.conversions), "--rounds", str(args.rounds), "--interval", str(args.interval)]
+        env = python_env(
+            DJANGO_SETTINGS_MODULE="dotsocr_site.settings",
+            DATABASE_URL=database,
+            CHANNEL_LAYER_URL=LAYERS[layer],
+            DATA_DIR=tempfile.mkdtemp(prefix="dotsocr-ws-data-"),
+            LOG_LEVEL="WARNING",
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "bench.ws_fanout",
+            "--layer",
+            layer,
+            "--clients",
+            str(args.clients),
+            "--conversions",
+            str(args.conversions),
+            "--rounds",
+            str(args.rounds),
+            "--interval",
+            str(args.interval),
+        ]
         output = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, timeout=900)
         if output.returncode != 0:
             print(f"{layer:10s} failed (its errors are above)")
             continue
         for mode, result in json.loads(output.stdout.strip().splitlines()[-1]).items():
-            print(f"{layer:10s} {mode:6s} {result['received']:>5d}/{result['expected']:<5d} {result['p50_ms']:8.1f} "
-                  f"{result['p99_ms']:8.1f} {result['max_ms']:8.1f} {result['messages_per_s']:7.0f}")
+            print(
+                f"{layer:10s} {mode:6s} {result['received']:>5d}/{result['expected']:<5d} {result['p50_ms']:8.1f} "
+                f"{result['p99_ms']:8.1f} {result['max_ms']:8.1f} {result['messages_per_s']:7.0f}"
+            )
 
 
 if __name__ == "__main__":

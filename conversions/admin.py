@@ -50,8 +50,21 @@ class PageResultInline(admin.TabularInline):
 class ConversionAdmin(admin.ModelAdmin):
     """Read-only fields: every state change goes through services, via the actions."""
 
-    list_display = ["id", "document", "status", "priority", "progress", "pages_done", "pages_total", "owner",
-                    "engine", "worker_id", "attempts", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "document",
+        "status",
+        "priority",
+        "progress",
+        "pages_done",
+        "pages_total",
+        "owner",
+        "engine",
+        "worker_id",
+        "attempts",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "engine", "owner", "created_at"]
     search_fields = ["id", "document__filename"]
     list_select_related = ["document", "owner"]
@@ -79,17 +92,27 @@ class ConversionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected conversions (failed or cancelled)")
     def retry(self, request, queryset):
-        self.apply(request, queryset, lambda conversion: services.retry_conversion(conversion=conversion), "Queued again")
+        self.apply(
+            request, queryset, lambda conversion: services.retry_conversion(conversion=conversion), "Queued again"
+        )
 
     @admin.action(description="Raise priority by 10")
     def raise_priority(self, request, queryset):
-        self.apply(request, queryset, lambda conversion: services.set_priority(
-            conversion=conversion, priority=conversion.priority + 10), "Priority raised")
+        self.apply(
+            request,
+            queryset,
+            lambda conversion: services.set_priority(conversion=conversion, priority=conversion.priority + 10),
+            "Priority raised",
+        )
 
     @admin.action(description="Lower priority by 10")
     def lower_priority(self, request, queryset):
-        self.apply(request, queryset, lambda conversion: services.set_priority(
-            conversion=conversion, priority=conversion.priority - 10), "Priority lowered")
+        self.apply(
+            request,
+            queryset,
+            lambda conversion: services.set_priority(conversion=conversion, priority=conversion.priority - 10),
+            "Priority lowered",
+        )
 
     @admin.display(description="Document repair")
     def document_repair(self, conversion: Conversion) -> str:
@@ -160,5 +183,8 @@ def clusters_with_their_jobs(snapshot: selectors.QueueSnapshot) -> list[dict]:
 
 def file_links(conversion: Conversion, names) -> str:
     """Download links to output files, served by the API (which checks the owner)."""
-    return format_html_join(" · ", '<a href="{}">{}</a>',
-                            ((reverse("api:conversion-file", args=[conversion.pk, name]), name) for name in names))
+    return format_html_join(
+        " · ",
+        '<a href="{}">{}</a>',
+        ((reverse("api:conversion-file", args=[conversion.pk, name]), name) for name in names),
+    )

@@ -30,8 +30,15 @@ class BatchOptions:
     callback_url: str = ""  # checked by submit_batch (conversions/webhooks.py)
 
 
-def submit_batch(*, owner, uploads: list, source_urls: list[str], options: BatchOptions,
-                 max_queued: int = 0, max_items: int | None = None) -> Batch:
+def submit_batch(
+    *,
+    owner,
+    uploads: list,
+    source_urls: list[str],
+    options: BatchOptions,
+    max_queued: int = 0,
+    max_items: int | None = None,
+) -> Batch:
     """A batch with one queued conversion per upload and per URL, in that order.
 
     Raises InvalidRequest for an empty or oversized batch, QueueFull when the owner's
@@ -50,11 +57,21 @@ def submit_batch(*, owner, uploads: list, source_urls: list[str], options: Batch
     documents: list[Document] = []
     try:
         for upload in uploads:
-            documents.append(named(upload.name, partial(
-                services.create_document, owner=owner, upload=upload, max_pages=settings.MAX_PAGES)))
+            documents.append(
+                named(
+                    upload.name,
+                    partial(services.create_document, owner=owner, upload=upload, max_pages=settings.MAX_PAGES),
+                )
+            )
         for url in source_urls:
-            documents.append(named(url, partial(
-                services.create_document_from_url, owner=owner, source_url=url, max_pages=settings.MAX_PAGES)))
+            documents.append(
+                named(
+                    url,
+                    partial(
+                        services.create_document_from_url, owner=owner, source_url=url, max_pages=settings.MAX_PAGES
+                    ),
+                )
+            )
         return queue_batch(owner=owner, documents=documents, options=options, max_queued=max_queued)
     except BaseException:
         discard(documents)
@@ -78,11 +95,22 @@ def queue_batch(*, owner, documents: list[Document], options: BatchOptions, max_
     batch = Batch.objects.create(owner=owner)
     for number, document in enumerate(documents, start=1):
         # Nobody can follow these new ids yet; the queue's watchers need one event, not one per file.
-        named(document.filename, partial(
-            services.create_conversion, document=document, owner=owner, batch=batch, engine=options.engine,
-            prompt_mode=options.prompt_mode, priority=options.priority, pages=options.pages,
-            announce=number == len(documents), on_page_error=options.on_page_error,
-            callback_url=options.callback_url))
+        named(
+            document.filename,
+            partial(
+                services.create_conversion,
+                document=document,
+                owner=owner,
+                batch=batch,
+                engine=options.engine,
+                prompt_mode=options.prompt_mode,
+                priority=options.priority,
+                pages=options.pages,
+                announce=number == len(documents),
+                on_page_error=options.on_page_error,
+                callback_url=options.callback_url,
+            ),
+        )
     return batch
 
 

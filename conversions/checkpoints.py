@@ -36,15 +36,16 @@ def _insert_from_owned(result: PageResult) -> tuple[str, list]:
     return f"{head} SELECT {values} FROM owned ON CONFLICT DO NOTHING RETURNING 1", list(params)
 
 
-def checkpoint(conversion: Conversion, result: PageResult, *, total: int, now,
-               returning: tuple[str, ...]) -> tuple[dict | None, bool]:
+def checkpoint(
+    conversion: Conversion, result: PageResult, *, total: int, now, returning: tuple[str, ...]
+) -> tuple[dict | None, bool]:
     """Insert ``result`` and count it on ``conversion`` (progress 10 + 80 x done / ``total``,
     never backwards; "Processing pages: done/total"), if the job is still running on
     ``conversion.worker_id``: (the ``returning`` fields after the write, or None when the
     job is no longer ours; whether the page was new)."""
     quote = connection.ops.quote_name
     table = quote(Conversion._meta.db_table)
-    columns = ", ".join(f"{table}.{quote(Conversion._meta.get_field(name).column)}" for name in returning)
+    columns = ", ".join(f"{table}.{quote(Conversion._meta.get_field(name).column)}" for name in returning)  # type: ignore[union-attr, arg-type]
     insert, insert_params = _insert_from_owned(result)
     done = "(job.pages_done + (SELECT count(*) FROM added))"
     statement = (
@@ -62,4 +63,4 @@ def checkpoint(conversion: Conversion, result: PageResult, *, total: int, now,
         row = cursor.fetchone()
     if row is None:
         return None, False
-    return dict(zip(returning, row[:-1])), bool(row[-1])
+    return dict(zip(returning, row[:-1], strict=True)), bool(row[-1])

@@ -67,8 +67,12 @@ def claim_in_one_statement(*, worker_id: str) -> Conversion | None:
     conversion_names, conversion_columns = _columns(Conversion, "claimed")
     document_names, document_columns = _columns(Document, "document")
     quote = connection.ops.quote_name
-    statement = CLAIM.format(conversion=quote(Conversion._meta.db_table), document=quote(Document._meta.db_table),
-                             conversion_columns=conversion_columns, document_columns=document_columns)
+    statement = CLAIM.format(
+        conversion=quote(Conversion._meta.db_table),
+        document=quote(Document._meta.db_table),
+        conversion_columns=conversion_columns,
+        document_columns=document_columns,
+    )
     with connection.cursor() as cursor:
         cursor.execute(statement, {"worker": worker_id, "now": timezone.now()})
         row = cursor.fetchone()

@@ -109,8 +109,9 @@ def document_record(document, output_dir: str | None) -> dict:
 class DocumentDeleteView(CompatView):
     def delete(self, request, filename):
         deleted = services.delete_documents_named(user=acting_user(request), filename=checked_filename(filename))
-        return Response({"status": "success", "deleted_files": deleted,
-                         "message": f"Deleted {len(deleted)} file(s)/folder(s)"})
+        return Response(
+            {"status": "success", "deleted_files": deleted, "message": f"Deleted {len(deleted)} file(s)/folder(s)"}
+        )
 
 
 class ConvertView(CompatView):
@@ -132,18 +133,24 @@ class ConvertView(CompatView):
         user = acting_user(request)
         document = selectors.latest_document_named(user, data["filename"])
         conversion = services.create_conversion(
-            document=document, owner=user, priority=data["priority"], engine=settings.OCR_ENGINE,
-            prompt_mode=data["prompt_mode"], max_queued=settings.MAX_QUEUED_PER_USER,
+            document=document,
+            owner=user,
+            priority=data["priority"],
+            engine=settings.OCR_ENGINE,
+            prompt_mode=data["prompt_mode"],
+            max_queued=settings.MAX_QUEUED_PER_USER,
         )
         counts = selectors.queue_counts()
-        return Response({
-            "status": "accepted",
-            "conversion_id": str(conversion.pk),
-            "filename": document.filename,
-            "message": "Conversion task started. Use WebSocket to track progress.",
-            "queue_size": counts["queued"],
-            "active_tasks": counts["running"],
-        })
+        return Response(
+            {
+                "status": "accepted",
+                "conversion_id": str(conversion.pk),
+                "filename": document.filename,
+                "message": "Conversion task started. Use WebSocket to track progress.",
+                "queue_size": counts["queued"],
+                "active_tasks": counts["running"],
+            }
+        )
 
 
 class ConversionStatusView(CompatView):
@@ -154,8 +161,14 @@ class ConversionStatusView(CompatView):
 class WorkerPoolStatusView(CompatView):
     def get(self, request):
         counts = selectors.queue_counts()
-        return Response({"status": "ok", "queue_size": counts["queued"], "active_tasks": counts["running"],
-                         "num_workers": selectors.live_worker_count()})
+        return Response(
+            {
+                "status": "ok",
+                "queue_size": counts["queued"],
+                "active_tasks": counts["running"],
+                "num_workers": selectors.live_worker_count(),
+            }
+        )
 
 
 def completed_for_stem(request, stem: str) -> Conversion:
@@ -182,8 +195,10 @@ class MarkdownFilesView(CompatView):
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
         folder = Path(conversion.output_dir)
-        files = [page_file(folder, f"{outputs.page_name(stem, page_no)}_nohf.md", page_no)
-                 for page_no in selectors.page_numbers(conversion)]
+        files = [
+            page_file(folder, f"{outputs.page_name(stem, page_no)}_nohf.md", page_no)
+            for page_no in selectors.page_numbers(conversion)
+        ]
         return Response({"status": "success", "filename": stem, "markdown_files": files, "total": len(files)})
 
 
@@ -201,8 +216,9 @@ class MarkdownView(CompatView):
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
         page_no = page_number(request)
-        content = selectors.served_markdown(selectors.markdown_nohf(conversion, page_no=page_no),
-                                            conversion=conversion, mode="embedded")
+        content = selectors.served_markdown(
+            selectors.markdown_nohf(conversion, page_no=page_no), conversion=conversion, mode="embedded"
+        )
         return Response({"status": "success", "filename": stem, "page_no": page_no, "content": content})
 
     @extend_schema(request=Edit)
@@ -212,8 +228,14 @@ class MarkdownView(CompatView):
         form = self.Edit(data=request.data)
         form.is_valid(raise_exception=True)
         services.save_markdown_edit(conversion=conversion, page_no=page_no, content=form.validated_data["content"])
-        return Response({"status": "success", "filename": stem, "page_no": page_no,
-                         "message": "Markdown content updated successfully"})
+        return Response(
+            {
+                "status": "success",
+                "filename": stem,
+                "page_no": page_no,
+                "message": "Markdown content updated successfully",
+            }
+        )
 
 
 class ImageView(CompatView):

@@ -49,8 +49,13 @@ def inspect_upload(path: Path, *, name: str, max_pages: int, repaired: Path) -> 
     if page_count is not None and page_count > max_pages:
         noun = "PDF" if input_type.kind == "pdf" else f"{input_type.label} image"
         raise DocumentTooLarge(f"The {noun} has {page_count} pages; the limit is {max_pages}.")
-    return DocumentFacts(kind=input_type.kind, content_type=input_type.content_type, suffix=input_type.suffix,
-                         page_count=page_count, repair=repair)
+    return DocumentFacts(
+        kind=input_type.kind,
+        content_type=input_type.content_type,
+        suffix=input_type.suffix,
+        page_count=page_count,
+        repair=repair,
+    )
 
 
 def check_office_size(path: Path, label: str) -> None:

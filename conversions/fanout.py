@@ -41,8 +41,10 @@ class FanoutHub:
         async with self.lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel(prefix="fanout")
-                self.tasks = [asyncio.create_task(self.pump(), name="fanout-pump"),
-                              asyncio.create_task(self.refresh_memberships(), name="fanout-refresh")]
+                self.tasks = [
+                    asyncio.create_task(self.pump(), name="fanout-pump"),
+                    asyncio.create_task(self.refresh_memberships(), name="fanout-refresh"),
+                ]
             if group not in self.joined:
                 await self.layer.group_add(group, self.channel)
                 self.joined.add(group)

@@ -55,14 +55,18 @@ def rewrite_output_markdown(conversion: Conversion, pages: list[PageResult]) -> 
     if folder is None or not folder.is_dir():  # deleted meanwhile: nothing to keep in step
         return
     stem = outputs.safe_stem(conversion.document.filename)  # as the pipeline named the files
-    outputs.rewrite_markdown(folder, stem, [
-        outputs.PageOutput(
-            page_no=page.page_no,
-            cells=page.cells,
-            markdown=selectors.page_markdown(page, headers_footers=True),
-            markdown_nohf=selectors.page_markdown(page),
-            engine=page.engine,
-            source_page=page.source_page,
-        )
-        for page in pages
-    ])
+    outputs.rewrite_markdown(
+        folder,
+        stem,
+        [
+            outputs.PageOutput(
+                page_no=page.page_no,
+                cells=page.cells,
+                markdown=selectors.page_markdown(page, headers_footers=True),
+                markdown_nohf=selectors.page_markdown(page),
+                engine=page.engine,
+                source_page=page.source_page,
+            )
+            for page in pages
+        ],
+    )

@@ -46,8 +46,13 @@ def shared_websocket_gauge() -> Gauge | None:
     with the folder, so only processes of the running web tier are summed."""
     global _shared_gauge
     if _shared_gauge is None and settings.PROMETHEUS_MULTIPROC_DIR:
-        _shared_gauge = Gauge(WEBSOCKETS_NAME, "Open WebSocket connections of every web process",
-                              labelnames=["consumer"], multiprocess_mode="livesum", registry=None)
+        _shared_gauge = Gauge(
+            WEBSOCKETS_NAME,
+            "Open WebSocket connections of every web process",
+            labelnames=["consumer"],
+            multiprocess_mode="livesum",
+            registry=None,
+        )
         for consumer in CONSUMERS:
             _shared_gauge.labels(consumer).set(0)
     return _shared_gauge
@@ -96,8 +101,9 @@ class DatabaseCollector:
         yield GaugeMetricFamily("dotsocr_queue_oldest_age_seconds", "Age of the oldest queued conversion", value=age)
 
     def pages_processed(self):
-        family = CounterMetricFamily("dotsocr_pages", "Pages checkpointed, by engine path and outcome",
-                                     labels=["engine", "outcome"])
+        family = CounterMetricFamily(
+            "dotsocr_pages", "Pages checkpointed, by engine path and outcome", labels=["engine", "outcome"]
+        )
         for engine, outcome, count in PageResult.objects.values_list("engine", "status").annotate(count=Count("pk")):
             family.add_metric([engine, outcome], count)
         return family
@@ -112,8 +118,9 @@ class DatabaseCollector:
         seconds = (counts["milliseconds"] or 0) / 1000
         buckets = [(str(bucket), counts[f"le_{index}"]) for index, bucket in enumerate(DURATION_BUCKETS)]
         buckets.append(("+Inf", counts["total"]))
-        return HistogramMetricFamily("dotsocr_page_duration_seconds", "Time to OCR one page",
-                                     buckets=buckets, sum_value=seconds)
+        return HistogramMetricFamily(
+            "dotsocr_page_duration_seconds", "Time to OCR one page", buckets=buckets, sum_value=seconds
+        )
 
     # Engine latency and errors come from the database too. The engines run in worker
     # processes, often on other hosts: prometheus_client's multiprocess mode would only
@@ -125,15 +132,20 @@ class DatabaseCollector:
     # -ocr-fallback in dotsocr_pages_total.
 
     def engine_latency(self):
-        family = HistogramMetricFamily("dotsocr_engine_page_latency_seconds",
-                                       "Time the engine took to answer for one page, its retries included, "
-                                       "by engine path",
-                                       labels=["engine"])
+        family = HistogramMetricFamily(
+            "dotsocr_engine_page_latency_seconds",
+            "Time the engine took to answer for one page, its retries included, by engine path",
+            labels=["engine"],
+        )
         bounds = [bound * 1000 for bound in DURATION_BUCKETS]
-        rows = PageResult.objects.order_by().values("engine").annotate(
-            total=Count("*"),
-            milliseconds=Sum("duration_ms"),
-            **{f"le_{index}": Count("pk", filter=Q(duration_ms__lte=bound)) for index, bound in enumerate(bounds)},
+        rows = (
+            PageResult.objects.order_by()
+            .values("engine")
+            .annotate(
+                total=Count("*"),
+                milliseconds=Sum("duration_ms"),
+                **{f"le_{index}": Count("pk", filter=Q(duration_ms__lte=bound)) for index, bound in enumerate(bounds)},
+            )
         )
         for row in rows:
             buckets = [(str(bucket), row[f"le_{index}"]) for index, bucket in enumerate(DURATION_BUCKETS)]
@@ -143,22 +155,26 @@ class DatabaseCollector:
 
     def engine_failures(self):
         """A gauge, not a counter: a retry clears a job's error, so the number can fall."""
-        family = GaugeMetricFamily("dotsocr_engine_failed_conversions",
-                                   "Conversions failed because the engine could not read a page after its retries, "
-                                   "by requested engine", labels=["engine"])
+        family = GaugeMetricFamily(
+            "dotsocr_engine_failed_conversions",
+            "Conversions failed because the engine could not read a page after its retries, by requested engine",
+            labels=["engine"],
+        )
         failed = Conversion.objects.filter(status=Conversion.Status.FAILED, error__regex=ENGINE_ERROR)
         counts = dict(failed.order_by().values_list("engine").annotate(count=Count("*")))
         for engine in sorted(set(ENGINES) | set(counts)):
             family.add_metric([engine], counts.get(engine, 0))
         return family
 
-
     def stored_bytes(self):
         """From sizes recorded when the files were written (conversions/retention.py
         stored_bytes): two SUMs, never a walk of the storage, which could be an object store
         holding millions of files."""
-        family = GaugeMetricFamily("dotsocr_stored_bytes", "Bytes of files kept, by kind (uploads: documents as "
-                                   "uploaded; outputs: published result folders)", labels=["kind"])
+        family = GaugeMetricFamily(
+            "dotsocr_stored_bytes",
+            "Bytes of files kept, by kind (uploads: documents as uploaded; outputs: published result folders)",
+            labels=["kind"],
+        )
         for kind, size in retention.stored_bytes().items():
             family.add_metric([kind], size)
         return family
@@ -166,8 +182,9 @@ class DatabaseCollector:
 
 class WebSocketCollector:
     def collect(self):
-        family = GaugeMetricFamily(WEBSOCKETS_NAME, "Open WebSocket connections of this web process",
-                                   labels=["consumer"])
+        family = GaugeMetricFamily(
+            WEBSOCKETS_NAME, "Open WebSocket connections of this web process", labels=["consumer"]
+        )
         open_by_consumer = Counter(type(consumer).__name__ for consumer in list(OPEN_WEBSOCKETS))
         for consumer in CONSUMERS:
             family.add_metric([consumer], open_by_consumer.get(consumer, 0))

@@ -30,8 +30,9 @@ class Document(models.Model):
     # then the repaired file, original_path the file as it was uploaded.
     repaired = models.BooleanField(default=False)
     repair_note = models.CharField(max_length=300, blank=True, default="", help_text="What the repair recovered.")
-    original_path = models.CharField(max_length=500, blank=True, default="",
-                                     help_text="The file as uploaded, when the stored one is its repair.")
+    original_path = models.CharField(
+        max_length=500, blank=True, default="", help_text="The file as uploaded, when the stored one is its repair."
+    )
     page_count = models.PositiveIntegerField(
         null=True, blank=True, help_text="Unknown (null) for Office documents until a worker has converted one."
     )
@@ -77,8 +78,9 @@ class Conversion(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="conversions")
     # No index of its own: (owner, -created_at) and (owner, idempotency_key) start with it.
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions",
-                              db_index=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversions", db_index=False
+    )
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
     page_selection = models.CharField(
         max_length=1000, blank=True, default="", help_text='The pages asked for, 1-based ("1-3,7,10-"); blank: all.'
@@ -103,8 +105,9 @@ class Conversion(models.Model):
     # (conversions/partial.py): "fail" it (the default), or "skip" the page, recorded with
     # its reason in pages_failed, and complete the others.
     on_page_error = models.CharField(max_length=8, choices=[("fail", "fail"), ("skip", "skip")], default="fail")
-    pages_failed = models.JSONField(default=list, blank=True,
-                                    help_text="Pages without a result, set on completion: [{page, source_page, reason}].")
+    pages_failed = models.JSONField(
+        default=list, blank=True, help_text="Pages without a result, set on completion: [{page, source_page, reason}]."
+    )
     output_bytes = models.BigIntegerField(default=0, help_text="Bytes of the output folder when it was published.")
     expired_at = models.DateTimeField(null=True, blank=True, help_text="When RESULT_TTL_HOURS removed its files.")
     output_dir = models.CharField(max_length=500, blank=True, default="")
@@ -138,8 +141,11 @@ class Conversion(models.Model):
             models.Index(fields=["status"], name="conversion_status"),
             # Fair share (services.claim_next, conversions/queue_position.py): queued jobs
             # per owner and priority, oldest first, without reading the table.
-            models.Index(fields=["owner", "-priority", "created_at", "id"], condition=Q(status="queued"),
-                         name="conversion_queue_by_owner"),
+            models.Index(
+                fields=["owner", "-priority", "created_at", "id"],
+                condition=Q(status="queued"),
+                name="conversion_queue_by_owner",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -169,8 +175,10 @@ class PageResult(models.Model):
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="pages", db_index=False)
     page_no = models.PositiveIntegerField(help_text="0-based, as in the original app's file names.")
     source_page = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The page of the document it was read from, 1-based (differs from "
-                                         "page_no + 1 when only some pages were asked for)."
+        null=True,
+        blank=True,
+        help_text="The page of the document it was read from, 1-based (differs from "
+        "page_no + 1 when only some pages were asked for).",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
     cells = models.JSONField(default=list, help_text="Layout cells: [{bbox, category, text}].")
@@ -217,8 +225,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         # The reaper's sweep for deliveries whose message was lost.
-        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(state="pending"),
-                                name="webhook_delivery_due")]
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="webhook_delivery_due")]
 
     def __str__(self):
         return f"{self.event_type} {self.pk}"

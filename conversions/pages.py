@@ -47,10 +47,17 @@ def dashboard(request):
     user = acting_user(request)
     conversions = Paginator(selectors.conversions_for(user), 50).get_page(request.GET.get("page"))
     documents = selectors.documents_for(user)[:50]
-    return render(request, "conversions/index.html", {
-        "conversions": conversions, "documents": documents, "prompt_modes": PROMPT_MODES,
-        "default_prompt_mode": DEFAULT_PROMPT_MODE, "accepted_file_types": FILE_PICKER_ACCEPT,
-    })
+    return render(
+        request,
+        "conversions/index.html",
+        {
+            "conversions": conversions,
+            "documents": documents,
+            "prompt_modes": PROMPT_MODES,
+            "default_prompt_mode": DEFAULT_PROMPT_MODE,
+            "accepted_file_types": FILE_PICKER_ACCEPT,
+        },
+    )
 
 
 @signed_in
@@ -59,12 +66,16 @@ def conversion_page(request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
     except NotFound as error:
         return render(request, "conversions/not_found.html", {"detail": error.detail}, status=404)
-    return render(request, "conversions/conversion.html", {
-        "conversion": conversion,
-        "pages": results_context(conversion),
-        "page_numbers": range(conversion.pages_total or 0),
-        "done_pages": selectors.checkpointed_page_numbers(conversion),
-    })
+    return render(
+        request,
+        "conversions/conversion.html",
+        {
+            "conversion": conversion,
+            "pages": results_context(conversion),
+            "page_numbers": range(conversion.pages_total or 0),
+            "done_pages": selectors.checkpointed_page_numbers(conversion),
+        },
+    )
 
 
 @signed_in
@@ -74,7 +85,9 @@ def conversion_results(request, conversion_id):
         conversion = selectors.conversion_for(acting_user(request), conversion_id)
     except NotFound as error:
         return render(request, "conversions/not_found.html", {"detail": error.detail}, status=404)
-    return render(request, "conversions/_results.html", {"conversion": conversion, "pages": results_context(conversion)})
+    return render(
+        request, "conversions/_results.html", {"conversion": conversion, "pages": results_context(conversion)}
+    )
 
 
 def results_context(conversion: Conversion) -> list[dict]:

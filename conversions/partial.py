@@ -18,15 +18,19 @@ def failure_markdown(source_page: int, reason: str) -> str:
     then ``> **Page N could not be converted:** reason`` (N: the document's page, 1-based)."""
     one_line = " ".join(reason.split())
     comment = one_line.replace("--", "- -")  # "--" may not appear inside an HTML comment
-    return f"<!-- page {source_page} failed: {comment} -->\n\n> **Page {source_page} could not be converted:** {one_line}"
+    return (
+        f"<!-- page {source_page} failed: {comment} -->\n\n> **Page {source_page} could not be converted:** {one_line}"
+    )
 
 
 def failed_pages(conversion: Conversion) -> list[dict]:
     """The conversion's failed pages, in order: [{"page": job page, 1-based, "source_page":
     the document's page, 1-based, "reason": str}]."""
     rows = PageResult.objects.filter(conversion=conversion, status=PageResult.Status.FAILED).order_by("page_no")
-    return [{"page": page_no + 1, "source_page": source_page or page_no + 1, "reason": error}
-            for page_no, source_page, error in rows.values_list("page_no", "source_page", "error")]
+    return [
+        {"page": page_no + 1, "source_page": source_page or page_no + 1, "reason": error}
+        for page_no, source_page, error in rows.values_list("page_no", "source_page", "error")
+    ]
 
 
 def skipped_message(conversion: Conversion, pages_failed: list[dict]) -> str | None:
@@ -38,6 +42,8 @@ def skipped_message(conversion: Conversion, pages_failed: list[dict]) -> str | N
     numbers = ", ".join(str(page["source_page"]) for page in pages_failed[:20])
     more = ", ..." if len(pages_failed) > 20 else ""
     total = conversion.pages_total or len(pages_failed)
-    return (f"Conversion completed with {len(pages_failed)} of {total} pages failed "
-            f"({'page' if len(pages_failed) == 1 else 'pages'} {numbers}{more}); see pages_failed. "
-            f"First reason: {pages_failed[0]['reason']}")[:500]
+    return (
+        f"Conversion completed with {len(pages_failed)} of {total} pages failed "
+        f"({'page' if len(pages_failed) == 1 else 'pages'} {numbers}{more}); see pages_failed. "
+        f"First reason: {pages_failed[0]['reason']}"
+    )[:500]

@@ -61,8 +61,12 @@ class QueuePlan:
     """The queue's claim order, as per-owner lanes per priority (see the module docstring)."""
 
     def __init__(self):
-        rows = (Conversion.objects.filter(status=Status.QUEUED).order_by().values("owner", "priority")
-                .annotate(waiting=Count("*"), oldest=Min("created_at")))
+        rows = (
+            Conversion.objects.filter(status=Status.QUEUED)
+            .order_by()
+            .values("owner", "priority")
+            .annotate(waiting=Count("*"), oldest=Min("created_at"))
+        )
         lanes: dict[int, list[Lane]] = {}
         for row in rows:
             lanes.setdefault(row["priority"], []).append(Lane(row["owner"], row["waiting"], row["oldest"]))
@@ -91,8 +95,11 @@ class QueuePlan:
         """Claims at ``priority`` before the ``rank``-th oldest job (from 0) of ``lane``."""
         level = lane.running + rank
         earlier = sum(other.claims_before_level(level) for other in self.lanes[priority])
-        return earlier + sum(1 for other in self.lanes[priority]
-                             if other is not lane and other.at_level(level) and other.turn() < lane.turn())
+        return earlier + sum(
+            1
+            for other in self.lanes[priority]
+            if other is not lane and other.at_level(level) and other.turn() < lane.turn()
+        )
 
     def position(self, owner: int, priority: int, rank: int) -> int | None:
         """None when the job left the queue between the two reads (claimed, cancelled)."""
@@ -126,10 +133,13 @@ class QueuePlan:
 
 def owner_turns(owners: set) -> dict:
     """owner -> (running jobs, last start as a sortable key), as claim_next reads them."""
-    rows = (Conversion.objects.filter(owner__in=owners).order_by().values("owner")
-            .annotate(running=Count("pk", filter=Q(status=Status.RUNNING)), last_started=Max("started_at")))
-    return {row["owner"]: (row["running"], (0, row["last_started"]) if row["last_started"] else NEVER)
-            for row in rows}
+    rows = (
+        Conversion.objects.filter(owner__in=owners)
+        .order_by()
+        .values("owner")
+        .annotate(running=Count("pk", filter=Q(status=Status.RUNNING)), last_started=Max("started_at"))
+    )
+    return {row["owner"]: (row["running"], (0, row["last_started"]) if row["last_started"] else NEVER) for row in rows}
 
 
 RANKS = """
@@ -148,8 +158,10 @@ def ranks(conversions) -> dict:
     queued = [conversion for conversion in conversions if conversion.status == Status.QUEUED]
     owners = sorted({conversion.owner_id for conversion in queued})
     with connection.cursor() as cursor:
-        cursor.execute(RANKS.format(table=Conversion._meta.db_table),
-                       [Status.QUEUED, owners, [conversion.pk for conversion in queued]])
+        cursor.execute(
+            RANKS.format(table=Conversion._meta.db_table),
+            [Status.QUEUED, owners, [conversion.pk for conversion in queued]],
+        )
         return {pk: (owner, priority, rank) for pk, owner, priority, rank in cursor.fetchall()}
 
 
@@ -177,7 +189,7 @@ def queue_position(conversion: Conversion) -> int | None:
     """One conversion's position (set by with_queue_positions, or read now)."""
     if not hasattr(conversion, "queue_position"):
         with_queue_positions([conversion])
-    return conversion.queue_position
+    return conversion.queue_position  # type: ignore[attr-defined]  # set by with_queue_positions
 
 
 def queued_ids(start: int, stop: int) -> tuple[list, int]:
@@ -191,10 +203,12 @@ def queued_ids(start: int, stop: int) -> tuple[list, int]:
     ranges: dict[tuple[int, int], list[int]] = {}
     for owner, priority, rank in stretch:
         ranges.setdefault((owner, priority), []).append(rank)
-    slices = [Conversion.objects.filter(status=Status.QUEUED, owner=owner, priority=priority)
-              .order_by("created_at", "pk").values_list("pk", "owner_id", "priority", "created_at")
-              [min(taken):max(taken) + 1]
-              for (owner, priority), taken in ranges.items()]
+    slices = [
+        Conversion.objects.filter(status=Status.QUEUED, owner=owner, priority=priority)
+        .order_by("created_at", "pk")
+        .values_list("pk", "owner_id", "priority", "created_at")[min(taken) : max(taken) + 1]
+        for (owner, priority), taken in ranges.items()
+    ]
     rows = slices[0].union(*slices[1:], all=True) if len(slices) > 1 else slices[0]
     by_lane: dict[tuple[int, int], list] = {}
     for pk, owner, priority, created_at in rows:

@@ -5,9 +5,26 @@ import re
 import markdown
 import nh3
 
-ALLOWED_TAGS = nh3.ALLOWED_TAGS | {"table", "thead", "tbody", "tr", "th", "td", "img", "pre", "code", "hr", "sup", "sub"}
-ALLOWED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt"}, "td": {"colspan", "rowspan"},
-                      "th": {"colspan", "rowspan"}}
+ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "img",
+    "pre",
+    "code",
+    "hr",
+    "sup",
+    "sub",
+}
+ALLOWED_ATTRIBUTES = {
+    **nh3.ALLOWED_ATTRIBUTES,
+    "img": {"src", "alt"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
 LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\(([A-Za-z0-9._-]+\.jpg)\)")
 
 

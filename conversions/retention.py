@@ -32,8 +32,10 @@ EXPIRE_BATCH = 500  # conversions per transaction: a long backlog never holds on
 def ensure_not_expired(conversion: Conversion) -> None:
     """Raises Gone (HTTP 410) when RESULT_TTL_HOURS removed the conversion's files."""
     if conversion.expired_at is not None:
-        raise Gone(f"The results of conversion {conversion.pk} expired at {conversion.expired_at.isoformat()} "
-                   "(RESULT_TTL_HOURS): its files and text were removed.")
+        raise Gone(
+            f"The results of conversion {conversion.pk} expired at {conversion.expired_at.isoformat()} "
+            "(RESULT_TTL_HOURS): its files and text were removed."
+        )
 
 
 # --- expiry --------------------------------------------------------------------------------
@@ -56,23 +58,31 @@ def expire_results(*, ttl_hours: int, now=None) -> dict[str, int]:
             break
     expired["documents"] = expire_documents(cutoff=cutoff, now=now)
     if expired["conversions"] or expired["documents"]:
-        logger.info("results expired conversions=%s documents=%s ttl_hours=%s", expired["conversions"],
-                    expired["documents"], ttl_hours)
+        logger.info(
+            "results expired conversions=%s documents=%s ttl_hours=%s",
+            expired["conversions"],
+            expired["documents"],
+            ttl_hours,
+        )
     return expired
 
 
 def expire_conversions(*, cutoff, now) -> int:
     """One batch: rows locked, so a retry cannot requeue one while its files go."""
     with transaction.atomic():
-        rows = list(Conversion.objects.select_for_update(skip_locked=True)
-                    .filter(status__in=FINISHED, finished_at__lt=cutoff, expired_at__isnull=True)
-                    .select_related("document").order_by("finished_at")[:EXPIRE_BATCH])
+        rows = list(
+            Conversion.objects.select_for_update(skip_locked=True)
+            .filter(status__in=FINISHED, finished_at__lt=cutoff, expired_at__isnull=True)
+            .select_related("document")
+            .order_by("finished_at")[:EXPIRE_BATCH]
+        )
         if not rows:
             return 0
         ids = [conversion.pk for conversion in rows]
         Conversion.objects.filter(pk__in=ids).update(expired_at=now, output_bytes=0, markdown_edited=None)
-        PageResult.objects.filter(conversion_id__in=ids).update(cells=[], markdown="", markdown_nohf="",
-                                                                markdown_edited=None)
+        PageResult.objects.filter(conversion_id__in=ids).update(
+            cells=[], markdown="", markdown_nohf="", markdown_edited=None
+        )
         folders = [Path(conversion.output_dir) for conversion in rows if conversion.output_dir]
         stems = {conversion.document.stem for conversion in rows}
         transaction.on_commit(lambda: remove_files(folders, stems))
@@ -83,13 +93,18 @@ def expire_documents(*, cutoff, now) -> int:
     """Uploads older than ``cutoff`` none of whose conversions is unfinished or finished
     since; one conditional UPDATE decides, so a document queued again meanwhile stays."""
     recent = Conversion.objects.filter(document=OuterRef("pk")).filter(
-        Q(status__in=UNFINISHED) | Q(finished_at__gte=cutoff) | Q(expired_at__isnull=True))
+        Q(status__in=UNFINISHED) | Q(finished_at__gte=cutoff) | Q(expired_at__isnull=True)
+    )
     with transaction.atomic():
-        documents = list(Document.objects.select_for_update(skip_locked=True)
-                         .filter(created_at__lt=cutoff, expired_at__isnull=True).filter(~Exists(recent)))
+        documents = list(
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(created_at__lt=cutoff, expired_at__isnull=True)
+            .filter(~Exists(recent))
+        )
         Document.objects.filter(pk__in=[document.pk for document in documents]).update(expired_at=now)
-        files = [Path(path) for document in documents for path in (document.stored_path, document.original_path)
-                 if path]
+        files = [
+            Path(path) for document in documents for path in (document.stored_path, document.original_path) if path
+        ]
         transaction.on_commit(lambda: remove_files(files, set()))
     return len(documents)
 

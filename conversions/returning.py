@@ -15,7 +15,7 @@ def update_returning(rows: QuerySet, returning: tuple[str, ...], **fields) -> di
     fields (attribute names, e.g. "batch_id") as a dict; None when no row matched.
     Meant for one row (a filter on the primary key)."""
     query = rows.query.chain(UpdateQuery)
-    query.add_update_values(fields)
+    query.add_update_values(fields)  # type: ignore[attr-defined]  # chain() made it an UpdateQuery
     query.annotations = {}
     compiler = query.get_compiler(rows.db)
     compiler.pre_sql_setup()
@@ -29,4 +29,4 @@ def update_returning(rows: QuerySet, returning: tuple[str, ...], **fields) -> di
     with transaction.mark_for_rollback_on_error(using=rows.db), connection.cursor() as cursor:
         cursor.execute(f"{statement} RETURNING {columns}", params)
         row = cursor.fetchone()
-    return None if row is None else dict(zip(returning, row))
+    return None if row is None else dict(zip(returning, row, strict=True))

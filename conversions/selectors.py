@@ -166,8 +166,12 @@ def page_markdown(page: PageResult, *, headers_footers: bool = False) -> str:
 def document_markdown(conversion: Conversion, *, headers_footers: bool = False) -> str:
     """The whole document's Markdown: its pages' (edits included), in order; with a page
     selection each page names the document page it comes from (outputs.join_markdown)."""
-    return outputs.join_markdown([(page_markdown(page, headers_footers=headers_footers), page.page_no, page.source_page)
-                                  for page in page_results(conversion)])
+    return outputs.join_markdown(
+        [
+            (page_markdown(page, headers_footers=headers_footers), page.page_no, page.source_page)
+            for page in page_results(conversion)
+        ]
+    )
 
 
 def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
@@ -300,7 +304,7 @@ def queued_page(number, *, page_size: int, queued_count: int) -> Page:
     ids, _ = queued_ids(start, start + page_size)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)
     # The page's ids replaced by their rows (one deleted meanwhile is left out).
-    page.object_list = [rows[pk] for pk in ids if pk in rows]  # type: ignore[misc]
+    page.object_list = [rows[pk] for pk in ids if pk in rows]
     return page
 
 

@@ -32,6 +32,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from rest_framework.authtoken.models import Token
 
+from conversions import checkpoints, page_selection, sources, webhooks
+from conversions.claiming import claim_in_one_statement
 from conversions.document_types import inspect_upload
 from conversions.exceptions import (
     DocumentTooLarge,
@@ -43,16 +45,14 @@ from conversions.exceptions import (
     QueueFull,
 )
 from conversions.markdown_edits import save_markdown_edit  # noqa: F401 (re-exported: services.save_markdown_edit)
-from conversions import checkpoints, page_selection, sources, webhooks
-from conversions.claiming import claim_in_one_statement
 from conversions.models import Conversion, Document, PageResult
 from conversions.returning import update_returning
 from conversions.uploads import commit_upload, discard_upload, store_upload
+from workers import progress
+from workers.inputs.repair import RepairOutcome
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES, PageOcr
-from workers import progress
 from workers.outputs import display_name, safe_stem, unlink_dangling
-from workers.inputs.repair import RepairOutcome
 
 logger = logging.getLogger(__name__)
 Status = Conversion.Status
@@ -66,15 +66,40 @@ ALLOWED_TRANSITIONS = {
 }
 # What a transition of a job in hand hands back (UPDATE ... RETURNING): the fields any
 # transition writes, so the caller's instance matches the row and its event needs no read.
-TRANSITION_STATE = ("status", "progress", "message", "pages_done", "pages_total", "event_seq", "batch_id",
-                    "cancel_requested", "error", "output_dir", "worker_id", "attempts", "max_attempts", "started_at",
-                    "heartbeat_at", "finished_at", "updated_at", "priority")
+TRANSITION_STATE = (
+    "status",
+    "progress",
+    "message",
+    "pages_done",
+    "pages_total",
+    "event_seq",
+    "batch_id",
+    "cancel_requested",
+    "error",
+    "output_dir",
+    "worker_id",
+    "attempts",
+    "max_attempts",
+    "started_at",
+    "heartbeat_at",
+    "finished_at",
+    "updated_at",
+    "priority",
+)
 ANONYMOUS_USERNAME = "anonymous"
 TASK_FUNCTION = "workers.tasks.wake_worker"
 
 
-def _transition(conversion_id, *, sources: set[str], target: str, owned_by: str | None = None,
-                where: dict | None = None, in_hand: Conversion | None = None, **fields) -> int:
+def _transition(
+    conversion_id,
+    *,
+    sources: set[str],
+    target: str,
+    owned_by: str | None = None,
+    where: dict | None = None,
+    in_hand: Conversion | None = None,
+    **fields,
+) -> int:
     """Move a conversion from one of ``sources`` to ``target`` in one conditional UPDATE.
 
     Returns the number of rows changed (0 or 1). Raises IllegalTransition when the
@@ -203,8 +228,10 @@ def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Docum
     store it as an upload would be. Raises InvalidRequest (DocumentTooLarge past
     MAX_UPLOAD_MB) with the reason the download failed, InvalidDocument for its content."""
     policy = sources.SourcePolicy(
-        max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024, allow_hosts=tuple(settings.SOURCE_URL_ALLOW_HOSTS),
-        connect_timeout=settings.SOURCE_URL_CONNECT_TIMEOUT, read_timeout=settings.SOURCE_URL_READ_TIMEOUT,
+        max_bytes=settings.MAX_UPLOAD_MB * 1024 * 1024,
+        allow_hosts=tuple(settings.SOURCE_URL_ALLOW_HOSTS),
+        connect_timeout=settings.SOURCE_URL_CONNECT_TIMEOUT,
+        read_timeout=settings.SOURCE_URL_READ_TIMEOUT,
         total_timeout=settings.SOURCE_URL_TOTAL_TIMEOUT,
     )
     path = Path(settings.FILE_UPLOAD_TEMP_DIR) / f"source-{uuid.uuid4().hex}"
@@ -227,10 +254,21 @@ def create_document_from_url(*, owner, source_url: str, max_pages: int) -> Docum
 # --- conversions: creating and claiming -------------------------------------------------
 
 
-def submit_conversion(*, owner, upload=None, document_id=None, source_url: str | None = None, pages: str = "",
-                      priority: int = 0, engine: str = "auto", prompt_mode: str = "prompt_layout_all_en",
-                      idempotency_key: str | None = None, max_queued: int = 0,
-                      on_page_error: str = "fail", callback_url: str = "") -> tuple[Conversion, bool]:
+def submit_conversion(
+    *,
+    owner,
+    upload=None,
+    document_id=None,
+    source_url: str | None = None,
+    pages: str = "",
+    priority: int = 0,
+    engine: str = "auto",
+    prompt_mode: str = "prompt_layout_all_en",
+    idempotency_key: str | None = None,
+    max_queued: int = 0,
+    on_page_error: str = "fail",
+    callback_url: str = "",
+) -> tuple[Conversion, bool]:
     """Create a conversion of a new upload, a document downloaded from ``source_url`` or
     an uploaded document, of the ``pages`` selected (all when blank): (conversion, created).
 
@@ -246,9 +284,17 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     callback_url = webhooks.checked_callback_url(callback_url)
     fingerprint = ""
     if idempotency_key is not None:
-        fingerprint = request_fingerprint(upload=upload, document_id=document_id, source_url=source_url,
-                                          pages=pages, priority=priority, engine=engine, prompt_mode=prompt_mode,
-                                          on_page_error=on_page_error, callback_url=callback_url)
+        fingerprint = request_fingerprint(
+            upload=upload,
+            document_id=document_id,
+            source_url=source_url,
+            pages=pages,
+            priority=priority,
+            engine=engine,
+            prompt_mode=prompt_mode,
+            on_page_error=on_page_error,
+            callback_url=callback_url,
+        )
         earlier = Conversion.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return replayed(earlier, fingerprint), False
@@ -262,10 +308,19 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     else:
         document = document_for(owner, document_id)
     try:
-        conversion = create_conversion(document=document, owner=owner, pages=pages, priority=priority, engine=engine,
-                                       prompt_mode=prompt_mode, idempotency_key=idempotency_key,
-                                       request_fingerprint=fingerprint, max_queued=max_queued,
-                                       on_page_error=on_page_error, callback_url=callback_url)
+        conversion = create_conversion(
+            document=document,
+            owner=owner,
+            pages=pages,
+            priority=priority,
+            engine=engine,
+            prompt_mode=prompt_mode,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+            max_queued=max_queued,
+            on_page_error=on_page_error,
+            callback_url=callback_url,
+        )
     except BaseException as error:
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
@@ -279,8 +334,18 @@ def submit_conversion(*, owner, upload=None, document_id=None, source_url: str |
     return conversion, True
 
 
-def request_fingerprint(*, upload, document_id, priority: int, engine: str, prompt_mode: str,
-                        source_url: str | None = None, pages: str = "", on_page_error: str = "fail", callback_url: str = "") -> str:
+def request_fingerprint(
+    *,
+    upload,
+    document_id,
+    priority: int,
+    engine: str,
+    prompt_mode: str,
+    source_url: str | None = None,
+    pages: str = "",
+    on_page_error: str = "fail",
+    callback_url: str = "",
+) -> str:
     """What a create call asks for: the upload's bytes (or the URL, or the document) and
     the options."""
     digest = hashlib.sha256()
@@ -318,11 +383,15 @@ def ensure_queue_room(*, owner, max_queued: int, adding: int = 1) -> None:
         return
     waiting = Conversion.objects.filter(owner=owner, status=Status.QUEUED).count()
     if adding > 1 and waiting + adding > max_queued:
-        raise QueueFull(f"You have {waiting} conversions waiting to run and this batch adds {adding}; the limit is "
-                        f"{max_queued} per user. Submit more once some have started, or cancel some.")
+        raise QueueFull(
+            f"You have {waiting} conversions waiting to run and this batch adds {adding}; the limit is "
+            f"{max_queued} per user. Submit more once some have started, or cancel some."
+        )
     if waiting >= max_queued:
-        raise QueueFull(f"You have {waiting} conversions waiting to run; the limit is {max_queued} per user. "
-                        "Submit more once some have started, or cancel some.")
+        raise QueueFull(
+            f"You have {waiting} conversions waiting to run; the limit is {max_queued} per user. "
+            "Submit more once some have started, or cancel some."
+        )
 
 
 def _lock_owner(owner) -> None:
@@ -334,10 +403,22 @@ lock_owner = _lock_owner  # for conversions/batches.py
 
 
 @transaction.atomic
-def create_conversion(*, document: Document, owner, priority: int = 0, engine: str = "auto",
-                      prompt_mode: str = "prompt_layout_all_en", idempotency_key: str | None = None,
-                      request_fingerprint: str = "", max_queued: int = 0, pages: str = "",
-                      batch=None, announce: bool = True, on_page_error: str = "fail", callback_url: str = "") -> Conversion:
+def create_conversion(
+    *,
+    document: Document,
+    owner,
+    priority: int = 0,
+    engine: str = "auto",
+    prompt_mode: str = "prompt_layout_all_en",
+    idempotency_key: str | None = None,
+    request_fingerprint: str = "",
+    max_queued: int = 0,
+    pages: str = "",
+    batch=None,
+    announce: bool = True,
+    on_page_error: str = "fail",
+    callback_url: str = "",
+) -> Conversion:
     """Create a queued conversion and its task message in one transaction.
 
     The ORM broker writes the message through the same connection, so either both rows
@@ -453,8 +534,11 @@ def _owners_by_fair_share(*, priority: int) -> list:
     owners = (
         Conversion.objects.filter(owner__in=Conversion.objects.filter(queued_here).values("owner"))
         .values("owner")
-        .annotate(running=Count("pk", filter=Q(status=Status.RUNNING)), last_started=Max("started_at"),
-                  waiting_since=Min("created_at", filter=queued_here))
+        .annotate(
+            running=Count("pk", filter=Q(status=Status.RUNNING)),
+            last_started=Max("started_at"),
+            waiting_since=Min("created_at", filter=queued_here),
+        )
     )
     never = datetime.min.replace(tzinfo=UTC)
 
@@ -469,8 +553,16 @@ def _owners_by_fair_share(*, priority: int) -> list:
 
 # What a running job's writes hand back (UPDATE ... RETURNING): enough for its progress
 # event without reading the row again, and whether a cancel was asked for meanwhile.
-RUNNING_STATE = ("status", "progress", "message", "pages_done", "pages_total", "event_seq", "batch_id",
-                 "cancel_requested")
+RUNNING_STATE = (
+    "status",
+    "progress",
+    "message",
+    "pages_done",
+    "pages_total",
+    "event_seq",
+    "batch_id",
+    "cancel_requested",
+)
 
 
 def _update_running(conversion: Conversion, *, page_no: int | None = None, announce: bool = True, **fields) -> None:
@@ -479,8 +571,9 @@ def _update_running(conversion: Conversion, *, page_no: int | None = None, annou
     (``announce`` False: no event)."""
     rows = Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING, worker_id=conversion.worker_id)
     now = timezone.now()
-    state = update_returning(rows, RUNNING_STATE, heartbeat_at=now, updated_at=now, event_seq=F("event_seq") + 1,
-                             **fields)
+    state = update_returning(
+        rows, RUNNING_STATE, heartbeat_at=now, updated_at=now, event_seq=F("event_seq") + 1, **fields
+    )
     if state is None:
         raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
     for name, value in state.items():
@@ -494,8 +587,6 @@ def _progress(value: int):
     return Greatest(F("progress"), value)
 
 
-
-
 def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: int | None = None) -> None:
     """``pages_total``: the pages this job converts; ``page_count``: the document's, when
     only some were selected."""
@@ -507,12 +598,25 @@ def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: i
         message += f" (repaired: {conversion.document.repair_note})"
     # A one-page job's events are its start, its page and its end: this step adds no news
     # to a client of such a job unless its document was repaired.
-    _update_running(conversion, pages_total=pages_total, progress=_progress(10), message=message[:500],
-                    announce=pages_total > 1 or conversion.document.repaired)
+    _update_running(
+        conversion,
+        pages_total=pages_total,
+        progress=_progress(10),
+        message=message[:500],
+        announce=pages_total > 1 or conversion.document.repaired,
+    )
 
 
-def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, markdown: str,
-                    markdown_nohf: str, duration_ms: int, source_page: int | None = None) -> None:
+def checkpoint_page(
+    *,
+    conversion: Conversion,
+    page_no: int,
+    page: PageOcr,
+    markdown: str,
+    markdown_nohf: str,
+    duration_ms: int,
+    source_page: int | None = None,
+) -> None:
     """Store one finished page and the job's progress together (the resume point).
     ``page_no`` numbers the job's pages from 0; ``source_page`` is the document's page it
     was read from, 1-based (default ``page_no + 1``)."""
@@ -533,8 +637,9 @@ def checkpoint_page(*, conversion: Conversion, page_no: int, page: PageOcr, mark
     # One statement (conversions/checkpoints.py): the page row and the job's count of
     # them (pages_done + 1, so no count of the rows) commit together, only while the job
     # is ours. A page another attempt already checkpointed keeps its first result.
-    state, added = checkpoints.checkpoint(conversion, result, total=conversion.pages_total or 1, now=timezone.now(),
-                                          returning=RUNNING_STATE)
+    state, added = checkpoints.checkpoint(
+        conversion, result, total=conversion.pages_total or 1, now=timezone.now(), returning=RUNNING_STATE
+    )
     if state is None:
         raise LostClaim(f"Conversion {conversion.pk} is no longer running on {conversion.worker_id}.")
     if not added:
@@ -581,21 +686,31 @@ def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
 
     pages_failed = partial.failed_pages(conversion)
     message = partial.skipped_message(conversion, pages_failed) or completion_message(conversion)
-    if not _finish(conversion, Status.COMPLETED, progress=100, message=message, output_dir=output_dir,
-                   pages_failed=pages_failed, output_bytes=retention.folder_bytes(Path(output_dir))):
+    if not _finish(
+        conversion,
+        Status.COMPLETED,
+        progress=100,
+        message=message,
+        output_dir=output_dir,
+        pages_failed=pages_failed,
+        output_bytes=retention.folder_bytes(Path(output_dir)),
+    ):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
 
 
 def completion_message(conversion: Conversion) -> str:
-    """"Conversion completed successfully", or which pages could not be read."""
-    unreadable = list(conversion.pages.filter(status=PageResult.Status.FAILED).order_by("page_no")
-                      .values_list("page_no", flat=True))
+    """ "Conversion completed successfully", or which pages could not be read."""
+    unreadable = list(
+        conversion.pages.filter(status=PageResult.Status.FAILED).order_by("page_no").values_list("page_no", flat=True)
+    )
     if not unreadable:
         return "Conversion completed successfully"
     numbers = ", ".join(str(page_no + 1) for page_no in unreadable[:20]) + (", ..." if len(unreadable) > 20 else "")
-    return (f"Conversion completed; {len(unreadable)} of {conversion.pages_total or len(unreadable)} pages "
-            f"could not be read ({'page' if len(unreadable) == 1 else 'pages'} {numbers}): "
-            "they show ink but no text was found")
+    return (
+        f"Conversion completed; {len(unreadable)} of {conversion.pages_total or len(unreadable)} pages "
+        f"could not be read ({'page' if len(unreadable) == 1 else 'pages'} {numbers}): "
+        "they show ink but no text was found"
+    )
 
 
 def fail_conversion(*, conversion: Conversion, error: str) -> bool:
@@ -715,8 +830,9 @@ def requeue_expired_leases(*, lease_seconds: int) -> dict[str, int]:
     outcome = {"requeued": 0, "failed": 0}
     for conversion in Conversion.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
         worker = conversion.worker_id or "unknown worker"
-        result = _give_back(conversion, reason=f"the worker ({worker}) stopped responding",
-                            where={"heartbeat_at__lt": cutoff})
+        result = _give_back(
+            conversion, reason=f"the worker ({worker}) stopped responding", where={"heartbeat_at__lt": cutoff}
+        )
         if result:
             outcome[result] += 1
     if outcome["requeued"] or outcome["failed"]:
@@ -738,8 +854,9 @@ def requeue_jobs_of_dead_local_workers(*, host: str, is_running) -> dict[str, in
         pid = conversion.worker_id.rsplit(":", 1)[1]
         if not pid.isdigit() or is_running(int(pid)):
             continue
-        result = _give_back(conversion, reason=f"its worker ({conversion.worker_id}) died",
-                            where={"worker_id": conversion.worker_id})
+        result = _give_back(
+            conversion, reason=f"its worker ({conversion.worker_id}) died", where={"worker_id": conversion.worker_id}
+        )
         if result:
             outcome[result] += 1
     if outcome["requeued"] or outcome["failed"]:
@@ -755,9 +872,15 @@ def _give_back(conversion: Conversion, *, reason: str, where: dict) -> str | Non
             error = f"Gave up after {conversion.attempts} attempts: {reason}."
             if _finish(conversion, Status.FAILED, where=where, error=error, message=f"Conversion failed: {error}"):
                 return "failed"
-        elif _transition(conversion.pk, sources={Status.RUNNING}, target=Status.QUEUED,
-                         owned_by=conversion.worker_id, where=where, worker_id="",
-                         message=f"Requeued: {reason}"):
+        elif _transition(
+            conversion.pk,
+            sources={Status.RUNNING},
+            target=Status.QUEUED,
+            owned_by=conversion.worker_id,
+            where=where,
+            worker_id="",
+            message=f"Requeued: {reason}",
+        ):
             _enqueue(conversion.pk)
             return "requeued"
     return None
@@ -806,8 +929,9 @@ def retry_conversion(*, conversion: Conversion, max_queued: int = 0) -> Conversi
             message="Queued again",
         ):
             current = Conversion.objects.get(pk=conversion.pk)
-            raise IllegalTransition(f"Conversion {conversion.pk} is {current.status}; only failed or cancelled "
-                                    "conversions can be retried.")
+            raise IllegalTransition(
+                f"Conversion {conversion.pk} is {current.status}; only failed or cancelled conversions can be retried."
+            )
         _enqueue(conversion.pk)
     return Conversion.objects.select_related("document").get(pk=conversion.pk)
 

@@ -132,10 +132,15 @@ def download(source_url: str, into: IO[bytes], *, policy: SourcePolicy, resolve=
     ``policy.max_bytes``, declared or streamed) with a reason for the user."""
     deadline = time.monotonic() + policy.total_timeout
     url = checked_url(source_url)
-    timeouts = {"connect": policy.connect_timeout, "read": policy.read_timeout, "write": policy.read_timeout,
-                "pool": policy.connect_timeout}
-    with httpcore.ConnectionPool(network_backend=GuardedBackend(policy, resolve), retries=0,
-                                 ssl_context=httpx.create_ssl_context()) as pool:
+    timeouts = {
+        "connect": policy.connect_timeout,
+        "read": policy.read_timeout,
+        "write": policy.read_timeout,
+        "pool": policy.connect_timeout,
+    }
+    with httpcore.ConnectionPool(
+        network_backend=GuardedBackend(policy, resolve), retries=0, ssl_context=httpx.create_ssl_context()
+    ) as pool:
         for _ in range(policy.max_redirects + 1):
             headers = [(b"Host", url.netloc), (b"User-Agent", USER_AGENT.encode()), (b"Accept", b"*/*")]
             try:
@@ -150,8 +155,9 @@ def download(source_url: str, into: IO[bytes], *, policy: SourcePolicy, resolve=
             except httpcore.TimeoutException as error:
                 raise SourceUnavailable(f"The download from {url.host} timed out ({type(error).__name__}).") from None
             except httpcore.NetworkError as error:
-                raise SourceUnavailable(f"The download from {url.host} failed: {error or type(error).__name__}.") \
-                    from None
+                raise SourceUnavailable(
+                    f"The download from {url.host} failed: {error or type(error).__name__}."
+                ) from None
             except httpcore.ProtocolError as error:
                 raise SourceUnavailable(f"{url.host} did not answer with valid HTTP: {error}.") from None
     raise SourceUnavailable(f"The URL redirected more than {policy.max_redirects} times.")

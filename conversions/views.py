@@ -13,7 +13,9 @@ def health(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
-        return JsonResponse({"status": "unhealthy", "service": SERVICE_NAME, "detail": "Database unavailable"}, status=503)
+        return JsonResponse(
+            {"status": "unhealthy", "service": SERVICE_NAME, "detail": "Database unavailable"}, status=503
+        )
     return JsonResponse({"status": "healthy", "service": SERVICE_NAME})
 
 

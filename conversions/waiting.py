@@ -160,7 +160,8 @@ async def wait_until_final(conversion_id: str, deadline: float, receive) -> bool
     from workers.progress import conversion_group
 
     loop = asyncio.get_running_loop()
-    hub, group, inbox = hub_for(get_channel_layer()), conversion_group(conversion_id), asyncio.Queue()
+    hub, group = hub_for(get_channel_layer()), conversion_group(conversion_id)
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
     await hub.join(group, inbox)
     left = asyncio.ensure_future(receive())  # http.disconnect, once the client goes
     try:
@@ -174,8 +175,9 @@ async def wait_until_final(conversion_id: str, deadline: float, receive) -> bool
             if remaining <= 0:
                 return False
             event = asyncio.ensure_future(inbox.get())
-            done, _ = await asyncio.wait({event, left}, timeout=min(remaining, recheck - loop.time()),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {event, left}, timeout=min(remaining, recheck - loop.time()), return_when=asyncio.FIRST_COMPLETED
+            )
             if left in done:
                 event.cancel()
                 return None
@@ -206,8 +208,14 @@ def reading_scope(scope, conversion_id: str) -> dict:
     root = scope.get("root_path", "")
     path = f"{root}/api/v1/conversions/{conversion_id}"
     dropped = {b"content-length", b"content-type", b"transfer-encoding", b"prefer", b"expect"}
-    return {**scope, "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "headers": [(name, value) for name, value in scope["headers"] if name.lower() not in dropped]}
+    return {
+        **scope,
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(name, value) for name, value in scope["headers"] if name.lower() not in dropped],
+    }
 
 
 def body_then(receive):
@@ -230,8 +238,9 @@ def with_headers(answer: Answer, extra: list) -> Answer:
 
 def json_answer(status: int, body: dict) -> Answer:
     content = json.dumps(body).encode()
-    return Answer(status, [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())],
-                  content)
+    return Answer(
+        status, [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())], content
+    )
 
 
 async def send_answer(send, answer: Answer) -> None:

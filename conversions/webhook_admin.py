@@ -10,20 +10,37 @@ from conversions.models import WebhookDelivery
 
 def attempts_table(delivery: WebhookDelivery) -> str:
     rows = format_html_join(
-        "", "<tr><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
-        ((attempt.started_at.isoformat(timespec="milliseconds"), attempt.status_code or "-", attempt.duration_ms,
-          attempt.error or "") for attempt in delivery.attempts.all()),
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+        (
+            (
+                attempt.started_at.isoformat(timespec="milliseconds"),
+                attempt.status_code or "-",
+                attempt.duration_ms,
+                attempt.error or "",
+            )
+            for attempt in delivery.attempts.all()
+        ),
     )
     if not rows:
         return "none yet"
-    return format_html("<table><tr><th>time</th><th>HTTP status</th><th>duration</th><th>error</th></tr>{}</table>",
-                       rows)
+    return format_html(
+        "<table><tr><th>time</th><th>HTTP status</th><th>duration</th><th>error</th></tr>{}</table>", rows
+    )
 
 
 class WebhookDeliveryInline(admin.TabularInline):
     model = WebhookDelivery
-    fields = ["webhook_id", "event_type", "url", "state", "tries", "next_attempt_at", "created_at", "attempt_log"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "webhook_id",
+        "event_type",
+        "url",
+        "state",
+        "tries",
+        "next_attempt_at",
+        "created_at",
+        "attempt_log",
+    )
     extra = 0
     can_delete = False
     verbose_name_plural = "Webhook deliveries (redeliver with the action on the conversion list)"
@@ -60,8 +77,7 @@ def redeliver_webhooks(modeladmin, request, queryset):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["webhook_id", "event_type", "conversion", "url", "state", "tries", "next_attempt_at",
-                    "created_at"]
+    list_display = ["webhook_id", "event_type", "conversion", "url", "state", "tries", "next_attempt_at", "created_at"]
     list_filter = ["state", "event_type"]
     search_fields = ["id", "conversion__id", "url"]
     list_select_related = ["conversion__document"]

@@ -53,8 +53,9 @@ class Outcome:
 
 def retry_delay(tries: int) -> float:
     """Seconds to wait after the ``tries``-th failed attempt (1-based), jitter included."""
-    nominal = min(settings.WEBHOOK_RETRY_BASE_SECONDS * BACKOFF_FACTOR ** (tries - 1),
-                  settings.WEBHOOK_RETRY_MAX_DELAY_SECONDS)
+    nominal = min(
+        settings.WEBHOOK_RETRY_BASE_SECONDS * BACKOFF_FACTOR ** (tries - 1), settings.WEBHOOK_RETRY_MAX_DELAY_SECONDS
+    )
     return nominal * random.uniform(*JITTER)
 
 
@@ -66,7 +67,9 @@ def attempt_delivery(delivery_id) -> str:
     # The claim holds the delivery past the attempt's own bound (connect, write, read).
     hold = timedelta(seconds=3 * settings.WEBHOOK_TIMEOUT_SECONDS + 30)
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, state=State.PENDING, next_attempt_at__lte=now + timedelta(seconds=EARLY_SECONDS),
+        pk=delivery_id,
+        state=State.PENDING,
+        next_attempt_at__lte=now + timedelta(seconds=EARLY_SECONDS),
     ).update(next_attempt_at=now + hold, tries=F("tries") + 1)
     if not claimed:
         return f"webhook {delivery_id}: not due"
@@ -77,9 +80,13 @@ def attempt_delivery(delivery_id) -> str:
 
 def record(delivery: WebhookDelivery, outcome: Outcome) -> str:
     with transaction.atomic():
-        WebhookAttempt.objects.create(delivery=delivery, started_at=outcome.started_at,
-                                      status_code=outcome.status_code, duration_ms=outcome.duration_ms,
-                                      error=outcome.error[:2000])
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            started_at=outcome.started_at,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            error=outcome.error[:2000],
+        )
         pending = WebhookDelivery.objects.filter(pk=delivery.pk, state=State.PENDING, tries=delivery.tries)
         if outcome.ok:
             pending.update(state=State.DELIVERED, delivered_at=timezone.now(), next_attempt_at=None)
@@ -92,8 +99,10 @@ def record(delivery: WebhookDelivery, outcome: Outcome) -> str:
             if pending.update(next_attempt_at=at):
                 transaction.on_commit(lambda: webhooks.enqueue(delivery.pk, at=at))
             result = f"retry at {at.isoformat()}"
-    line = (f"webhook={delivery.webhook_id} conversion={delivery.conversion_id} attempt={delivery.tries} "
-            f"status={outcome.status_code} ms={outcome.duration_ms} {result}")
+    line = (
+        f"webhook={delivery.webhook_id} conversion={delivery.conversion_id} attempt={delivery.tries} "
+        f"status={outcome.status_code} ms={outcome.duration_ms} {result}"
+    )
     (logger.info if outcome.ok else logger.warning)(line + (f" error={outcome.error}" if outcome.error else ""))
     return line
 
@@ -102,8 +111,11 @@ def signed_headers(delivery: WebhookDelivery, url: httpx.URL) -> list[tuple[byte
     moment = datetime.now(UTC)
     signature = Webhook(settings.WEBHOOK_SECRET).sign(delivery.webhook_id, moment, delivery.body)
     return [
-        (b"Host", url.netloc), (b"User-Agent", USER_AGENT), (b"Content-Type", b"application/json"),
-        (b"webhook-id", delivery.webhook_id.encode()), (b"webhook-timestamp", str(int(moment.timestamp())).encode()),
+        (b"Host", url.netloc),
+        (b"User-Agent", USER_AGENT),
+        (b"Content-Type", b"application/json"),
+        (b"webhook-id", delivery.webhook_id.encode()),
+        (b"webhook-timestamp", str(int(moment.timestamp())).encode()),
         (b"webhook-signature", signature.encode()),
     ]
 
@@ -123,10 +135,19 @@ def post_event(delivery: WebhookDelivery) -> Outcome:
     timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
     try:
         url = sources.checked_url(delivery.url)
-        pool = httpcore.ConnectionPool(network_backend=sources.GuardedBackend(policy), retries=0,
-                                       ssl_context=httpx.create_ssl_context())
-        with pool, pool.stream("POST", str(url), headers=signed_headers(delivery, url),
-                               content=delivery.body.encode(), extensions={"timeout": timeouts}) as response:
+        pool = httpcore.ConnectionPool(
+            network_backend=sources.GuardedBackend(policy), retries=0, ssl_context=httpx.create_ssl_context()
+        )
+        with (
+            pool,
+            pool.stream(
+                "POST",
+                str(url),
+                headers=signed_headers(delivery, url),
+                content=delivery.body.encode(),
+                extensions={"timeout": timeouts},
+            ) as response,
+        ):
             status = response.status
         return outcome(status, "" if 200 <= status < 300 else f"HTTP {status}")
     except sources.SourceUnavailable as error:

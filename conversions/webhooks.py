@@ -51,8 +51,13 @@ def webhook_policy() -> sources.SourcePolicy:
     """The address checks of URL sources, with WEBHOOK_ALLOW_HOSTS and no redirects."""
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
     return sources.SourcePolicy(
-        max_bytes=0, allow_hosts=tuple(settings.WEBHOOK_ALLOW_HOSTS), connect_timeout=timeout,
-        read_timeout=timeout, total_timeout=timeout, max_redirects=0, allow_setting="WEBHOOK_ALLOW_HOSTS",
+        max_bytes=0,
+        allow_hosts=tuple(settings.WEBHOOK_ALLOW_HOSTS),
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        total_timeout=timeout,
+        max_redirects=0,
+        allow_setting="WEBHOOK_ALLOW_HOSTS",
     )
 
 
@@ -86,15 +91,17 @@ def record_final_event(conversion_id, status: str) -> WebhookDelivery | None:
     """The event of a conversion that has just reached the final ``status``, if it has a
     callback_url. Call inside the transaction that made it final: the first attempt is
     queued when that transaction commits, and nothing is recorded if it rolls back."""
-    conversion = (Conversion.objects.select_related("document").filter(pk=conversion_id)
-                  .exclude(callback_url="").first())
+    conversion = Conversion.objects.select_related("document").filter(pk=conversion_id).exclude(callback_url="").first()
     if conversion is None:
         return None
     now = timezone.now()
-    event_type = EVENT_TYPES[status]
+    event_type = EVENT_TYPES[Conversion.Status(status)]
     delivery = WebhookDelivery.objects.create(
-        conversion=conversion, event_type=event_type, url=conversion.callback_url,
-        body=event_body(conversion, event_type, now), next_attempt_at=now,
+        conversion=conversion,
+        event_type=event_type,
+        url=conversion.callback_url,
+        body=event_body(conversion, event_type, now),
+        next_attempt_at=now,
     )
     transaction.on_commit(lambda: enqueue(delivery.pk))
     return delivery
@@ -117,7 +124,8 @@ def redeliver(*, delivery: WebhookDelivery) -> None:
     retry schedule (whatever its state: delivered, failed or still retrying)."""
     with transaction.atomic():
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            state=WebhookDelivery.State.PENDING, tries=0, next_attempt_at=timezone.now(), delivered_at=None)
+            state=WebhookDelivery.State.PENDING, tries=0, next_attempt_at=timezone.now(), delivered_at=None
+        )
         transaction.on_commit(lambda: enqueue(delivery.pk))
 
 

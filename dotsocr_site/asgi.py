@@ -33,12 +33,14 @@ from conversions.routing import websocket_urlpatterns  # noqa: E402
 from conversions.waiting import WaitingRequests  # noqa: E402
 from conversions.ws_auth import TokenAuthMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter({
-    # Prefer: wait on the API waits here, on the event loop, holding no thread.
-    "http": WaitingRequests(django_asgi_app),
-    # The session user first; a token, when the client sends one, replaces it.
-    "websocket": AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
-})
+application = ProtocolTypeRouter(
+    {
+        # Prefer: wait on the API waits here, on the event loop, holding no thread.
+        "http": WaitingRequests(django_asgi_app),
+        # The session user first; a token, when the client sends one, replaces it.
+        "websocket": AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
+    }
+)
 
 # The collector's full passes stop the event loop, and every socket with it, for as
 # long as they take: 140 ms here over the startup heap alone, 170-210 ms with 1000

@@ -107,7 +107,9 @@ def env_webhook_secret(name: str) -> str:
     import base64
 
     value = env_str(name, "")
-    if value and (not _WEBHOOK_SECRET.fullmatch(value)
-                  or not 24 <= len(base64.b64decode(value.removeprefix("whsec_") + "==")) <= 64):
+    if value and (
+        not _WEBHOOK_SECRET.fullmatch(value)
+        or not 24 <= len(base64.b64decode(value.removeprefix("whsec_") + "==")) <= 64
+    ):
         raise _invalid(name, "whsec_...", '"whsec_" followed by the base64 of 24 to 64 random bytes')
     return value

@@ -211,8 +211,14 @@ def start_child(command: list[str], env: dict, pass_fds: tuple[int, ...] = ()) -
     """A child in its own process group (a Ctrl-C reaches only us, and we stop the
     children in order) that gets SIGTERM when we die, even by SIGKILL."""
     launcher_pid = os.getpid()
-    return subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True, pass_fds=pass_fds,
-                            preexec_fn=lambda: orphans.die_with_parent(signal.SIGTERM, parent_pid=launcher_pid))
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=BASE_DIR,
+        start_new_session=True,
+        pass_fds=pass_fds,
+        preexec_fn=lambda: orphans.die_with_parent(signal.SIGTERM, parent_pid=launcher_pid),
+    )
 
 
 @contextmanager
@@ -247,8 +253,9 @@ def serve(env: dict) -> int:
         return supervise(host, port, [cluster, *webs], webs, workers)
 
 
-def supervise(host: str, port: int, children: list[subprocess.Popen], webs: list[subprocess.Popen],
-              workers: int) -> int:
+def supervise(
+    host: str, port: int, children: list[subprocess.Popen], webs: list[subprocess.Popen], workers: int
+) -> int:
     """Wait for a signal or for a child to exit, then stop every child."""
     stopping = []
 
@@ -262,8 +269,10 @@ def supervise(host: str, port: int, children: list[subprocess.Popen], webs: list
         if not wait_until_healthy(f"http://{local}:{port}/health", webs):
             log("the web server did not become healthy; stopping")
             return 1
-        log(f"dotsocr is running at http://{local}:{port}/  (API /api/v1/, admin /admin/, {workers} workers, "
-            f"{len(webs)} web processes)")
+        log(
+            f"dotsocr is running at http://{local}:{port}/  (API /api/v1/, admin /admin/, {workers} workers, "
+            f"{len(webs)} web processes)"
+        )
         log("press Ctrl-C to stop")
         while not stopping:
             if any(child.poll() is not None for child in children):

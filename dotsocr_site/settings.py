@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from workers.ocr.dotsocr import DotsOcrConfig
-
 from dotsocr_site import secret_key
 from dotsocr_site.env import (
     env_bool,
@@ -27,6 +25,7 @@ from dotsocr_site.env import (
     env_str,
     env_webhook_secret,
 )
+from workers.ocr.dotsocr import DotsOcrConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -166,10 +165,17 @@ except ValueError as error:
 DOTSOCR_CONFIGURED = bool(env_str("OCR_ENGINE_URLS", "") or env_str("VLLM_IP", ""))
 NUM_THREAD = env_int("NUM_THREAD", 16, minimum=1)  # pages of one job in flight at once
 OCR_CONFIG = {
-    "vllm_ip": urlsplit(DOTSOCR.base_urls[0]).hostname, "vllm_port": urlsplit(DOTSOCR.base_urls[0]).port,
-    "model_name": DOTSOCR.model_name, "temperature": DOTSOCR.temperature, "top_p": DOTSOCR.top_p,
-    "max_completion_tokens": DOTSOCR.max_completion_tokens, "num_thread": NUM_THREAD, "dpi": RENDER_DPI,
-    "output_dir": str(OUTPUT_DIR), "min_pixels": DOTSOCR.min_pixels, "max_pixels": DOTSOCR.max_pixels,
+    "vllm_ip": urlsplit(DOTSOCR.base_urls[0]).hostname,
+    "vllm_port": urlsplit(DOTSOCR.base_urls[0]).port,
+    "model_name": DOTSOCR.model_name,
+    "temperature": DOTSOCR.temperature,
+    "top_p": DOTSOCR.top_p,
+    "max_completion_tokens": DOTSOCR.max_completion_tokens,
+    "num_thread": NUM_THREAD,
+    "dpi": RENDER_DPI,
+    "output_dir": str(OUTPUT_DIR),
+    "min_pixels": DOTSOCR.min_pixels,
+    "max_pixels": DOTSOCR.max_pixels,
 }
 # What the original React frontend reads from GET /config; apiDomain is where it sends
 # API calls and opens WebSockets, so it must be this service's public URL.
@@ -279,7 +285,9 @@ DATABASES = {"default": _database()}
 # Test databases are named per checkout, so test runs of two clones on one server
 # (a developer's and CI's) never drop each other's database.
 DATABASES["default"]["TEST"] = {
-    "NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(bytes(BASE_DIR)).hexdigest()[:8]}")
+    "NAME": env_str(
+        "TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(bytes(BASE_DIR)).hexdigest()[:8]}"
+    )
 }
 # channels_postgres deletes group memberships through the ORM under this alias: the same
 # database, mirrored in tests.
@@ -369,8 +377,10 @@ def _channel_layer() -> dict:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
     if url == "postgres":
-        return {"BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
-                "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS}}
+        return {
+            "BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
+            "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS},
+        }
     if url == "memory":
         return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     raise ImproperlyConfigured(
@@ -396,8 +406,10 @@ if DB_POOL_MAX:
     DATABASES["default"] = {
         **DATABASES["default"],
         "CONN_MAX_AGE": 0,
-        "OPTIONS": {**DATABASES["default"].get("OPTIONS", {}),
-                    "pool": {"min_size": 2, "max_size": DB_POOL_MAX, "timeout": 10}},
+        "OPTIONS": {
+            **DATABASES["default"].get("OPTIONS", {}),
+            "pool": {"min_size": 2, "max_size": DB_POOL_MAX, "timeout": 10},
+        },
     }
 
 # --- django-q2 -------------------------------------------------------------------------

@@ -32,8 +32,13 @@ def pytest_runtest_makereport(item, call):
 def isolated_data_dir(settings, tmp_path):
     """Each test writes uploads and outputs into its own folder."""
     data = tmp_path / "data"
-    for name, sub in (("DATA_DIR", ""), ("UPLOAD_DIR", "uploads"), ("OUTPUT_DIR", "outputs"),
-                      ("OUTPUT_BY_STEM_DIR", "output"), ("STAGING_DIR", "staging")):
+    for name, sub in (
+        ("DATA_DIR", ""),
+        ("UPLOAD_DIR", "uploads"),
+        ("OUTPUT_DIR", "outputs"),
+        ("OUTPUT_BY_STEM_DIR", "output"),
+        ("STAGING_DIR", "staging"),
+    ):
         (data / sub).mkdir(parents=True, exist_ok=True)
         setattr(settings, name, data / sub)
     (data / "tmp").mkdir()
@@ -156,8 +161,7 @@ def pytest_collection_modifyitems(items):
     """Run the tests that use the shared live_cluster one after another, from where the
     first of them runs (after pytest-django's reordering: they all use transactional_db),
     so that one cluster serves them all."""
-    users = [item for item in items
-             if {"live_cluster", "transactional_db"} <= set(getattr(item, "fixturenames", ()))]
+    users = [item for item in items if {"live_cluster", "transactional_db"} <= set(getattr(item, "fixturenames", ()))]
     if len(users) < 2:
         return
     first, moved = items.index(users[0]), set(map(id, users))

@@ -348,7 +348,7 @@ def message_parts(messages) -> tuple[dict, dict]:
     if not is_image_part or image_part["type"] != "image_url":
         raise InvalidRequest(f"first content part must be an image_url part, got {str(image_part)[:200]}")
     if not (isinstance(image_part["image_url"], dict) and set(image_part["image_url"]) == {"url"}):
-        raise InvalidRequest("image_url must be {\"url\": ...}")
+        raise InvalidRequest('image_url must be {"url": ...}')
     if not (isinstance(text_part, dict) and set(text_part) == {"type", "text"} and text_part["type"] == "text"):
         raise InvalidRequest(f"second content part must be a text part, got {str(text_part)[:200]}")
     return image_part, text_part
@@ -361,7 +361,7 @@ def png_size(image_part: dict) -> tuple[int, int]:
     if not isinstance(url, str) or not url.startswith(prefix):
         raise InvalidRequest(f"image url must be a {prefix} data URL, got {str(url)[:40]!r}")
     try:
-        png = base64.b64decode(url[len(prefix):], validate=True)
+        png = base64.b64decode(url[len(prefix) :], validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidRequest(f"image is not valid base64: {error}") from None
     if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR":
@@ -384,7 +384,7 @@ def prompt_mode_of(text_part: dict) -> str:
     text = text_part["text"]
     if not isinstance(text, str) or not text.startswith(IMAGE_TOKENS):
         raise InvalidRequest(f"text must start with {IMAGE_TOKENS}, got {str(text)[:60]!r}")
-    prompt = text[len(IMAGE_TOKENS):]
+    prompt = text[len(IMAGE_TOKENS) :]
     for mode, known in KNOWN_PROMPTS.items():
         if prompt == known:
             return mode

@@ -98,9 +98,22 @@ def pptx_bytes(folder: Path, *, title: str = "Quarterly review", point: str = "R
     page.insert_text((72, 220), point, fontsize=20)
     source = folder / "slides.pdf"
     document.save(source)
-    run_group(["soffice", "--headless", f"-env:UserInstallation={(folder / 'profile').as_uri()}",
-               "--infilter=impress_pdf_import", "--convert-to", "pptx", "--outdir", str(folder), str(source)],
-              timeout_seconds=120, cwd=folder, label="PPTX")
+    run_group(
+        [
+            "soffice",
+            "--headless",
+            f"-env:UserInstallation={(folder / 'profile').as_uri()}",
+            "--infilter=impress_pdf_import",
+            "--convert-to",
+            "pptx",
+            "--outdir",
+            str(folder),
+            str(source),
+        ],
+        timeout_seconds=120,
+        cwd=folder,
+        label="PPTX",
+    )
     return (folder / "slides.pptx").read_bytes()
 
 

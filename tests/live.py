@@ -41,7 +41,12 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.command,
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             pass_fds=self.pass_fds,
         )
         log.close()
@@ -82,8 +87,10 @@ def start_web_tier(env: dict, port: int, count: int, log_dir: Path) -> list[Serv
     env = {**env, "WEB_CONCURRENCY": str(count), METRICS_DIR_VARIABLE: str(metrics_dir)}
     with bind_listener("127.0.0.1", port) as listener:
         fd = listener.fileno()
-        webs = [ServiceProcess(web_fd_command(fd), env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()
-                for index in range(count)]
+        webs = [
+            ServiceProcess(web_fd_command(fd), env, log_dir / f"daphne-{index}.log", pass_fds=(fd,)).start()
+            for index in range(count)
+        ]
     try:
         wait_until_every_process_answers(f"http://127.0.0.1:{port}", webs)
     except BaseException:
@@ -178,8 +185,14 @@ def pdf_of(pages: int, label: str) -> bytes:
 
 
 def python_env(**overrides) -> dict:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "SECRET_KEY": RUN_SECRET_KEY, **SINGLE_USER_INSTALL, **overrides,
-            "PATH": os.environ["PATH"]}
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "SECRET_KEY": RUN_SECRET_KEY,
+        **SINGLE_USER_INSTALL,
+        **overrides,
+        "PATH": os.environ["PATH"],
+    }
 
 
 def process_tree(pid: int) -> set[int]:

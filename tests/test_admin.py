@@ -23,9 +23,14 @@ def staff(db):
 
 
 def act(staff, action, conversions):
-    return staff.post("/admin/conversions/conversion/", {
-        "action": action, "_selected_action": [str(conversion.pk) for conversion in conversions],
-    }, follow=True)
+    return staff.post(
+        "/admin/conversions/conversion/",
+        {
+            "action": action,
+            "_selected_action": [str(conversion.pk) for conversion in conversions],
+        },
+        follow=True,
+    )
 
 
 def test_admin_lists_conversions(staff, make_conversion):
@@ -87,7 +92,12 @@ def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion
     assert len(rows) == 4
     for page, row in zip(conversion.pages.order_by("page_no"), rows, strict=True):
         assert (row["page_no"], row["status"], row["engine"], row["duration_ms"], row["error"]) == (
-            str(page.page_no), "Done", "textlayer", str(page.duration_ms), "-")
+            str(page.page_no),
+            "Done",
+            "textlayer",
+            str(page.duration_ms),
+            "-",
+        )
         assert f"/files/pdflatex-4-pages_page_{page.page_no}.md" in row["files"]  # the page's own files
     links = set(re.findall(rf'href="(/api/v1/conversions/{conversion.pk}/[^"]+)"', html))
     files = {f"/api/v1/conversions/{conversion.pk}/files/{path.name}" for path in Path(conversion.output_dir).iterdir()}
@@ -101,15 +111,26 @@ def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion
 def test_detail_shows_a_failed_pages_error_and_why_there_are_no_outputs(staff, make_conversion):
     conversion = make_conversion(ONE_PAGE)
     claimed = services.claim_conversion(conversion_id=conversion.pk, worker_id="test:1")
-    PageResult.objects.create(conversion=claimed, page_no=0, status="failed", engine="dotsocr",
-                              duration_ms=1234, error="The dots.ocr server failed 3 times")
+    PageResult.objects.create(
+        conversion=claimed,
+        page_no=0,
+        status="failed",
+        engine="dotsocr",
+        duration_ms=1234,
+        error="The dots.ocr server failed 3 times",
+    )
     services.fail_conversion(conversion=claimed, error="Page 1: The dots.ocr server failed 3 times")
 
     html = change_page(staff, conversion)
 
     [row] = page_rows(html)
     assert (row["status"], row["engine"], row["duration_ms"], row["error"], row["files"]) == (
-        "Failed", "dotsocr", "1234", "The dots.ocr server failed 3 times", "-")
+        "Failed",
+        "dotsocr",
+        "1234",
+        "The dots.ocr server failed 3 times",
+        "-",
+    )
     assert f"Conversion {conversion.pk} has no outputs (status: failed)." in html
     assert "/files/" not in html
 

@@ -53,8 +53,10 @@ def cell(html: str, attribute: str, value: str) -> str:
 
 def test_queued_jobs_are_listed_in_the_order_workers_claim_them(staff, make_document, owner):
     document = make_document(ONE_PAGE)
-    jobs = [services.create_conversion(document=document, owner=owner, priority=priority)
-            for priority in (0, 5, -3, 5, 10, 0, -3, 7)]
+    jobs = [
+        services.create_conversion(document=document, owner=owner, priority=priority)
+        for priority in (0, 5, -3, 5, 10, 0, -3, 7)
+    ]
 
     listed = queued_ids(staff.get(QUEUE).content.decode())
 
@@ -108,8 +110,9 @@ def test_running_jobs_show_worker_page_and_heartbeat_age(staff, make_conversion,
 def test_throughput_is_pages_per_minute_over_recent_windows(staff, make_conversion):
     conversion = make_conversion()
     ages_in_seconds = [20, 40, 150, 200, 290, 400, 600, 880, 3600, 7200]
-    PageResult.objects.bulk_create(PageResult(conversion=conversion, page_no=n, engine="textlayer")
-                                   for n in range(len(ages_in_seconds)))
+    PageResult.objects.bulk_create(
+        PageResult(conversion=conversion, page_no=n, engine="textlayer") for n in range(len(ages_in_seconds))
+    )
     now = timezone.now()
     for page_no, age in enumerate(ages_in_seconds):  # created_at is auto_now_add: set it after
         page = PageResult.objects.filter(conversion=conversion, page_no=page_no)
@@ -194,15 +197,23 @@ def fill_table(document, owner) -> dict[str, int]:
     for status, count in mix.items():
         running = status == "running"
         rows += [
-            Conversion(document=document, owner=owner, status=status, priority=(index % 5) * 10 - 20, pages_total=1,
-                       worker_id=f"host:{1000 + index}" if running else "", started_at=now if running else None,
-                       heartbeat_at=now if running else None)
+            Conversion(
+                document=document,
+                owner=owner,
+                status=status,
+                priority=(index % 5) * 10 - 20,
+                pages_total=1,
+                worker_id=f"host:{1000 + index}" if running else "",
+                started_at=now if running else None,
+                heartbeat_at=now if running else None,
+            )
             for index in range(count)
         ]
     Conversion.objects.bulk_create(rows, batch_size=5_000)
     finished = Conversion.objects.filter(status="completed").values_list("pk", flat=True)[:20_000]
-    PageResult.objects.bulk_create((PageResult(conversion_id=pk, page_no=0, engine="textlayer") for pk in finished),
-                                   batch_size=5_000)
+    PageResult.objects.bulk_create(
+        (PageResult(conversion_id=pk, page_no=0, engine="textlayer") for pk in finished), batch_size=5_000
+    )
     with connection.cursor() as cursor:
         cursor.execute("UPDATE conversions_pageresult SET created_at = now() - id * interval '30 seconds'")
         # What autovacuum does to a real table: statistics and the visibility map.
@@ -246,7 +257,8 @@ def test_queue_page_with_100000_jobs_runs_a_few_indexed_queries(owner, make_docu
 
     html = response.content.decode()
     assert [cell(html, "data-status", status) for status in Conversion.Status.values] == [
-        str(mix[status]) for status in Conversion.Status.values]
+        str(mix[status]) for status in Conversion.Status.values
+    ]
     assert len(queued_ids(html)) == 50 and html.count("data-active-task=") == mix["running"]
 
     for url in (QUEUE + "?page=2", QUEUE + "?page=600"):

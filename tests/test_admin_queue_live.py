@@ -61,11 +61,15 @@ def test_queue_page_follows_jobs_without_reloading(browser_page, live_web, live_
     assert navigations == []
 
 
-def test_running_jobs_pages_advance_on_the_page_between_state_changes(browser_page, live_web, live_client,
-                                                                     slow_cluster):
+def test_running_jobs_pages_advance_on_the_page_between_state_changes(
+    browser_page, live_web, live_client, slow_cluster
+):
     page = signed_in_to_queue(browser_page, live_web)
-    response = live_client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                files={"file": ("slow.pdf", long_pdf("slow"), "application/pdf")})
+    response = live_client.post(
+        "/api/v1/conversions",
+        data={"engine": "dotsocr"},
+        files={"file": ("slow.pdf", long_pdf("slow"), "application/pdf")},
+    )
     job = response.json()["id"]
 
     task = page.locator(f'[data-active-task="{job}"]')

@@ -173,8 +173,14 @@ def test_retry_a_failed_conversion_keeps_its_pages_and_completes(api):
 
     conversion_id = submit(api).json()["id"]
     running = services.claim_conversion(conversion_id=conversion_id, worker_id="w")
-    services.checkpoint_page(conversion=running, page_no=0, page=PageOcr(cells=[], engine="first-try"),
-                             markdown="kept", markdown_nohf="kept", duration_ms=1)
+    services.checkpoint_page(
+        conversion=running,
+        page_no=0,
+        page=PageOcr(cells=[], engine="first-try"),
+        markdown="kept",
+        markdown_nohf="kept",
+        duration_ms=1,
+    )
     services.fail_conversion(conversion=running, error="Page 2: engine down")
     retried = api.post(f"/api/v1/conversions/{conversion_id}/retry")
     assert retried.status_code == 200

@@ -10,7 +10,9 @@ import pymupdf
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from conversions import services
@@ -100,8 +102,13 @@ def test_good_upload_after_bad_ones_still_works(api):
 
 def multipart_with_filename(disposition_name: bytes, content: bytes) -> bytes:
     """A multipart body written by hand: test clients cannot send arbitrary name bytes."""
-    return (b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; " + disposition_name
-            + b"\r\nContent-Type: application/pdf\r\n\r\n" + content + b"\r\n--BOUNDARY--\r\n")
+    return (
+        b'--BOUNDARY\r\nContent-Disposition: form-data; name="file"; '
+        + disposition_name
+        + b"\r\nContent-Type: application/pdf\r\n\r\n"
+        + content
+        + b"\r\n--BOUNDARY--\r\n"
+    )
 
 
 def post_named(route: str, disposition_name: bytes):
@@ -136,8 +143,10 @@ def test_hostile_file_name_is_stored_and_shown_safely(db, settings, case):
 
 REFUSED_NAMES = {
     # Django's multipart parser refuses part headers past 1 KB before any view runs.
-    "10 KB long": (b'filename="' + b"n" * 10240 + b'.pdf"',
-                   "Multipart form parse error - Request max total header size exceeded."),
+    "10 KB long": (
+        b'filename="' + b"n" * 10240 + b'.pdf"',
+        "Multipart form parse error - Request max total header size exceeded.",
+    ),
     # Django's multipart parser drops a part whose name is not UTF-8 (the reason names the field).
     "not UTF-8": (b'filename="caf\xe9 \xff\xfe.pdf"', "file: No file was submitted."),
 }
@@ -164,16 +173,18 @@ SERVICE_NAMES = {  # names that reach the service without Django's multipart cle
 
 @pytest.mark.parametrize("name", list(SERVICE_NAMES), ids=ascii)
 def test_service_stores_a_printable_display_name(owner, settings, name):
-    document = services.create_document(owner=owner, upload=SimpleUploadedFile(name, ONE_PAGE.read_bytes()),
-                                        max_pages=settings.MAX_PAGES)
+    document = services.create_document(
+        owner=owner, upload=SimpleUploadedFile(name, ONE_PAGE.read_bytes()), max_pages=settings.MAX_PAGES
+    )
     document.refresh_from_db()
     assert document.filename == SERVICE_NAMES[name]
 
 
 def test_outputs_of_a_hostile_name_stay_in_the_output_folders(owner, settings):
     name = "..\\..\\..\\tmp\\ünï cödé\x00.pdf"
-    document = services.create_document(owner=owner, upload=SimpleUploadedFile(name, FOUR_PAGES.read_bytes()),
-                                        max_pages=settings.MAX_PAGES)
+    document = services.create_document(
+        owner=owner, upload=SimpleUploadedFile(name, FOUR_PAGES.read_bytes()), max_pages=settings.MAX_PAGES
+    )
     conversion = services.create_conversion(document=document, owner=owner, engine="textlayer")
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
     conversion.refresh_from_db()
@@ -186,7 +197,9 @@ def test_outputs_of_a_hostile_name_stay_in_the_output_folders(owner, settings):
     assert all(link.resolve().is_relative_to(output_dir) for link in settings.OUTPUT_BY_STEM_DIR.iterdir())
 
 
-client_names = st.one_of(st.text(max_size=400), st.binary(max_size=400).map(lambda raw: raw.decode("utf-8", "surrogateescape")))
+client_names = st.one_of(
+    st.text(max_size=400), st.binary(max_size=400).map(lambda raw: raw.decode("utf-8", "surrogateescape"))
+)
 
 
 @hypothesis_settings(max_examples=300, deadline=None, database=None)
@@ -215,13 +228,23 @@ JSON_ROUTES = {
     ("post", "/api/v1/auth/token"): "/api/v1/auth/token",
 }
 UNPARSEABLE_BODIES = {
-    "malformed": (b"{not json", 400, "JSON parse error - Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    "malformed": (
+        b"{not json",
+        400,
+        "JSON parse error - Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+    ),
     "cut short": (b'{"priority": ', 400, "JSON parse error - Expecting value: line 1 column 14 (char 13)"),
-    "not UTF-8": (b'{"filename": "caf\xe9.pdf"}', 400,
-                  "JSON parse error - 'utf-8' codec can't decode byte 0xe9 in position 17: invalid continuation byte"),
+    "not UTF-8": (
+        b'{"filename": "caf\xe9.pdf"}',
+        400,
+        "JSON parse error - 'utf-8' codec can't decode byte 0xe9 in position 17: invalid continuation byte",
+    ),
     "nested 100,000 deep": (b"[" * 100_000, 400, "The request body cannot be parsed: it is nested too deeply."),
-    "larger than DATA_UPLOAD_MAX_MEMORY_SIZE": (b'{"content": "' + b"x" * (3 * 1024 * 1024) + b'"}', 413,
-                                                "The request body is larger than the 2.5 MB limit for non-file data."),
+    "larger than DATA_UPLOAD_MAX_MEMORY_SIZE": (
+        b'{"content": "' + b"x" * (3 * 1024 * 1024) + b'"}',
+        413,
+        "The request body is larger than the 2.5 MB limit for non-file data.",
+    ),
     "a number, not an object": (b"5", 400, None),
     "a list, not an object": (b"[1, 2]", 400, None),
 }
@@ -241,8 +264,9 @@ def test_json_routes_are_every_operation_with_a_json_body(db):
 @pytest.fixture
 def completed(owner, settings):
     """A completed conversion, so routes that look one up reach their body."""
-    document = services.create_document(owner=owner, upload=SimpleUploadedFile("report.pdf", ONE_PAGE.read_bytes()),
-                                        max_pages=settings.MAX_PAGES)
+    document = services.create_document(
+        owner=owner, upload=SimpleUploadedFile("report.pdf", ONE_PAGE.read_bytes()), max_pages=settings.MAX_PAGES
+    )
     conversion = services.create_conversion(document=document, owner=owner, engine="textlayer")
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
     return conversion

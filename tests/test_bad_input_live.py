@@ -9,8 +9,10 @@ from tests.test_bad_input_pdfs import pdf_bomb
 
 pytestmark = pytest.mark.acceptance
 
-BOMB_REASON = ("Page 1: its drawing instructions inflate to more than 128 MB when decompressed "
-               "(the limit is 128 MB); the file looks like a decompression bomb.")
+BOMB_REASON = (
+    "Page 1: its drawing instructions inflate to more than 128 MB when decompressed "
+    "(the limit is 128 MB); the file looks like a decompression bomb."
+)
 
 
 def test_only_the_bomb_fails_among_good_files(live_client, live_cluster):

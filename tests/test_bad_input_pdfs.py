@@ -27,8 +27,9 @@ MB = 1024 * 1024
 # --- makers ----------------------------------------------------------------------------
 
 
-def assemble(objects: list[bytes], trailer: bytes = b"<< /Size %(size)d /Root 1 0 R >>",
-             startxref: int | None = None) -> bytes:
+def assemble(
+    objects: list[bytes], trailer: bytes = b"<< /Size %(size)d /Root 1 0 R >>", startxref: int | None = None
+) -> bytes:
     """A PDF with a classic xref table from numbered object bodies (object 1 first).
     ``%(xref)d`` in the trailer is replaced by the offset of the xref table."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
@@ -59,7 +60,8 @@ def one_page_objects(content: bytes, kids: bytes = b"[3 0 R]", count: int = 1) -
     return [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids %s /Count %d >>" % (kids, count),
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
         content,
         FONT,
     ]
@@ -67,15 +69,21 @@ def one_page_objects(content: bytes, kids: bytes = b"[3 0 R]", count: int = 1) -
 
 def xref_prev_to_itself() -> bytes:
     """An xref section whose /Prev names itself: a reader following /Prev loops forever."""
-    return assemble(one_page_objects(stream(text_content("Xref loop survived"))),
-                    trailer=b"<< /Size %(size)d /Root 1 0 R /Prev %(xref)d >>")
+    return assemble(
+        one_page_objects(stream(text_content("Xref loop survived"))),
+        trailer=b"<< /Size %(size)d /Root 1 0 R /Prev %(xref)d >>",
+    )
 
 
 def compressed_objects_pdf(objstm_payload=None, *, prev_to_itself: bool = False) -> bytes:
     """A PDF 1.5 file whose catalog, page tree, page and font sit in an object stream,
     indexed by an xref stream. ``objstm_payload`` replaces the (inflated) object stream."""
-    inner = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-             3: one_page_objects(b"")[2], 5: FONT}
+    inner = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: one_page_objects(b"")[2],
+        5: FONT,
+    }
     header, body = b"", b""
     for number, text in inner.items():
         header += b"%d %d " % (number, len(body))
@@ -86,10 +94,20 @@ def compressed_objects_pdf(objstm_payload=None, *, prev_to_itself: bool = False)
     content_at = len(out)
     out += b"4 0 obj\n%s\nendobj\n" % stream(content)
     objstm_at = len(out)
-    out += b"6 0 obj\n%s\nendobj\n" % stream(payload, b"/Type /ObjStm /N 4 /First %d /Filter /FlateDecode" % len(header))
+    out += b"6 0 obj\n%s\nendobj\n" % stream(
+        payload, b"/Type /ObjStm /N 4 /First %d /Filter /FlateDecode" % len(header)
+    )
     xref_at = len(out)
-    rows = [(0, 0, 65535), (2, 6, 0), (2, 6, 1), (2, 6, 2), (1, content_at, 0), (2, 6, 3), (1, objstm_at, 0),
-            (1, xref_at, 0)]
+    rows = [
+        (0, 0, 65535),
+        (2, 6, 0),
+        (2, 6, 1),
+        (2, 6, 2),
+        (1, content_at, 0),
+        (2, 6, 3),
+        (1, objstm_at, 0),
+        (1, xref_at, 0),
+    ]
     table = b"".join(struct.pack(">BIH", *row) for row in rows)
     prev = b" /Prev %d" % xref_at if prev_to_itself else b""
     out += b"7 0 obj\n%s\nendobj\n" % stream(table, b"/Type /XRef /Size 8 /Root 1 0 R /W [1 4 2]" + prev)
@@ -128,8 +146,10 @@ def form_xobject_bomb(inflated_mb: int) -> bytes:
     """The bomb hidden in a form XObject the page draws, not in the page's own content."""
     bomb = flate_bomb(b"0 0 m 10 10 l S\n", inflated_mb)
     objects = one_page_objects(stream(b"/Fm1 Do"))
-    objects[2] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-                  b"/Resources << /XObject << /Fm1 6 0 R >> >> >>")
+    objects[2] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /XObject << /Fm1 6 0 R >> >> >>"
+    )
     objects.append(stream(bomb, b"/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Filter /FlateDecode"))
     return assemble(objects)
 
@@ -139,9 +159,16 @@ def pdf_with_pages(count: int) -> bytes:
     page to add them, too slow for 10,000)."""
     first_page = 5
     kids = b" ".join(b"%d 0 R" % (first_page + n) for n in range(count))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
-               stream(text_content("Many pages")), FONT]
-    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 3 0 R /Resources << /Font << /F1 4 0 R >> >> >>"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
+        stream(text_content("Many pages")),
+        FONT,
+    ]
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 4 0 R >> >> >>"
+    )
     return assemble(objects + [page] * count)
 
 
@@ -241,7 +268,8 @@ def test_page_tree_damage_found_only_while_converting_fails_the_job_naming_the_p
     # named in the job's error instead of a bare MuPDF exception.
     document = services.create_document(owner=owner, upload=upload(pdf_with_pages(2)), max_pages=10)
     Path(document.stored_path).write_bytes(
-        assemble(one_page_objects(stream(text_content("Loop")), kids=b"[2 0 R 3 0 R]", count=2)))
+        assemble(one_page_objects(stream(text_content("Loop")), kids=b"[2 0 R 3 0 R]", count=2))
+    )
     conversion = services.create_conversion(document=document, owner=owner, engine="textlayer")
     pipeline.run_conversion(str(conversion.pk))
     conversion.refresh_from_db()
@@ -263,8 +291,10 @@ def test_pdf_bomb_is_accepted_at_upload_and_its_job_fails_without_inflating_it(o
     assert len(content) < 2 * MB  # 1 GB of drawing instructions in a ~1 MB file
     conversion = convert_in_process(owner, content, "bomb.pdf")
     assert conversion.status == Conversion.Status.FAILED
-    assert conversion.error == ("Page 1: its drawing instructions inflate to more than 128 MB when decompressed "
-                                "(the limit is 128 MB); the file looks like a decompression bomb.")
+    assert conversion.error == (
+        "Page 1: its drawing instructions inflate to more than 128 MB when decompressed "
+        "(the limit is 128 MB); the file looks like a decompression bomb."
+    )
     assert conversion.output_dir == "" and not conversion.pages.exists()
 
 
@@ -281,8 +311,11 @@ def test_budget_counts_form_xobjects_and_stops_at_the_limit(tmp_path):
 def test_budget_is_per_page_so_a_stream_shared_by_pages_counts_on_each(tmp_path):
     # Many pages may draw one stream; MuPDF inflates it again for each. The bound is what
     # one page draws: two 3 MB pages pass a 4 MB budget (6 MB in all), not a 2 MB one.
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count 2 >>",
-               stream(flate_bomb(b"", 3), b"/Filter /FlateDecode")]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count 2 >>",
+        stream(flate_bomb(b"", 3), b"/Filter /FlateDecode"),
+    ]
     page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 3 0 R >>"
     path = tmp_path / "shared.pdf"
     path.write_bytes(assemble(objects + [page, page]))
@@ -304,7 +337,7 @@ def test_giant_page_renders_within_the_cap(tmp_path, side_pt):
         page = PdfPage(page=document[0], dpi=200)
         width, height = page.size_px
         jpeg = pymupdf.Pixmap(page.jpeg())
-        crop = pymupdf.Pixmap(page.crop_jpeg((-10**6, -10**6, 10**6, 10**6)))
+        crop = pymupdf.Pixmap(page.crop_jpeg((-(10**6), -(10**6), 10**6, 10**6)))
     assert max(width, height) <= MAX_RENDER_SIDE and width == height
     assert (jpeg.width, jpeg.height) == (width, height)
     assert (crop.width, crop.height) == (width, height)  # a crop never reaches past the page
@@ -375,8 +408,14 @@ def test_counting_ten_thousand_pages_keeps_mupdf_memory_small(tmp_path, ten_thou
     # size of a fresh process around the call instead.
     path = tmp_path / "long.pdf"
     path.write_bytes(ten_thousand_pages)
-    result = subprocess.run([sys.executable, "-c", MEASURE_INSPECT, str(path)], cwd=REPO, capture_output=True,
-                            text=True, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE_INSPECT, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     measured = json.loads(result.stdout)
     assert measured["pages"] == 10_000
     # The page tree of 10,000 pages is a few MB inside MuPDF; rendering or keeping pages would be far more.

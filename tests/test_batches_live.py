@@ -69,12 +69,16 @@ def test_a_batch_body_may_pass_the_single_upload_limit(live_env, tmp_path, trans
     port = free_port()
     web = start_web({**live_env, "MAX_UPLOAD_MB": "1", "MAX_BATCH_UPLOAD_MB": "4"}, port, tmp_path)
     padding = b"%" + b"0" * (700 * 1024) + b"\n"  # a PDF comment: still a readable PDF
-    files = [("file", (f"padded-{n}.pdf", pdf_of(1, f"p{n}").replace(b"\n", b"\n" + padding, 1), "application/pdf"))
-             for n in range(3)]
+    files = [
+        ("file", (f"padded-{n}.pdf", pdf_of(1, f"p{n}").replace(b"\n", b"\n" + padding, 1), "application/pdf"))
+        for n in range(3)
+    ]
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            single = client.post("/api/v1/conversions", files=[("file", ("three.pdf", b"".join(
-                part[1][1] for part in files), "application/pdf"))])
+            single = client.post(
+                "/api/v1/conversions",
+                files=[("file", ("three.pdf", b"".join(part[1][1] for part in files), "application/pdf"))],
+            )
             assert single.status_code == 413
             batch = client.post("/api/v1/batches", files=files)
             assert batch.status_code == 201, batch.text

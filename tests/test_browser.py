@@ -9,8 +9,15 @@ from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT
 pytestmark = pytest.mark.acceptance
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network and a root user (see the machine notes in the README).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture

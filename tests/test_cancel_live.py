@@ -54,8 +54,11 @@ def wait_for_pages(conversion_id: str, pages: int, timeout: float = 60) -> None:
 
 
 def test_cancel_stops_a_running_job_before_its_next_page(slow_cluster, slow_engine, live_client, live_web):
-    response = live_client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                files={"file": ("slow.pdf", long_pdf("slow"), "application/pdf")})
+    response = live_client.post(
+        "/api/v1/conversions",
+        data={"engine": "dotsocr"},
+        files={"file": ("slow.pdf", long_pdf("slow"), "application/pdf")},
+    )
     assert response.status_code == 201, response.text
     conversion_id = response.json()["id"]
     events, connected = [], threading.Event()

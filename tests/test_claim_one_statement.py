@@ -40,8 +40,10 @@ def next_by_the_rule() -> Conversion | None:
 
     def turn(owner_id):
         mine = Conversion.objects.filter(owner_id=owner_id).aggregate(
-            running=Count("pk", filter=Q(status="running")), last_started=Max("started_at"),
-            waiting_since=Min("created_at", filter=Q(status="queued", priority=top)))
+            running=Count("pk", filter=Q(status="running")),
+            last_started=Max("started_at"),
+            waiting_since=Min("created_at", filter=Q(status="queued", priority=top)),
+        )
         return mine["running"], mine["last_started"] or never, mine["waiting_since"]
 
     fairest = min(owners, key=turn)
@@ -69,8 +71,9 @@ def test_the_one_statement_claim_follows_priority_fair_share_and_age(users):
     long_ago = timezone.now() - timedelta(hours=2)
     for owner, minutes in ((users[1], 1), (users[2], 60)):
         done = queue(owner, 1, priority=-1)[0]
-        Conversion.objects.filter(pk=done.pk).update(status="completed", started_at=timezone.now()
-                                                     - timedelta(minutes=minutes), created_at=long_ago)
+        Conversion.objects.filter(pk=done.pk).update(
+            status="completed", started_at=timezone.now() - timedelta(minutes=minutes), created_at=long_ago
+        )
     claimed_ids = []
     while True:
         expected = next_by_the_rule()
@@ -89,8 +92,11 @@ def test_when_the_fair_owners_job_is_being_claimed_the_next_owner_is_served(user
     alice, bob, _ = users
     (alices,) = queue(alice, 1)
     (bobs,) = queue(bob, 1)
-    params = {key: value for key, value in connection.get_connection_params().items()
-              if key not in ("cursor_factory", "context")}
+    params = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key not in ("cursor_factory", "context")
+    }
     with psycopg.connect(**params) as other_worker:
         with other_worker.transaction():  # another worker holds Alice's job, mid-claim
             other_worker.execute("SELECT id FROM conversions_conversion WHERE id = %s FOR UPDATE", (alices.pk,))

@@ -31,7 +31,10 @@ def folder(tmp_path):
 def test_a_folder_queues_each_file_in_it_in_name_order(db, folder):
     out, _ = run("convert", str(folder), "--sync", "--engine", "textlayer")
     assert [line.split(":")[0] for line in out.splitlines() if "queued as" in line] == [
-        str(folder / "a.pdf"), str(folder / "b.pdf"), str(folder / "c.pdf")]
+        str(folder / "a.pdf"),
+        str(folder / "b.pdf"),
+        str(folder / "c.pdf"),
+    ]
     assert Conversion.objects.filter(status="completed").count() == 3 and Batch.objects.count() == 0
 
 
@@ -41,7 +44,10 @@ def test_batch_queues_a_folder_as_one_batch_with_the_pages_asked(db, folder):
     assert f"batch {batch.pk}: 3 conversions queued" in out
     conversions = Conversion.objects.filter(batch=batch).order_by("created_at")
     assert [(c.document.filename, c.page_selection, c.pages_total) for c in conversions] == [
-        ("a.pdf", "1", 1), ("b.pdf", "1", 1), ("c.pdf", "1", 1)]
+        ("a.pdf", "1", 1),
+        ("b.pdf", "1", 1),
+        ("c.pdf", "1", 1),
+    ]
 
 
 def test_batch_with_a_bad_file_queues_nothing_and_names_it(db, folder):

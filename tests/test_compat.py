@@ -60,8 +60,9 @@ def test_config_has_frontend_and_ocr_settings(client):
 def test_upload_answers_the_original_record(client):
     response = upload(client)
     assert response.status_code == 200
-    assert_types(response.json(), {"status": str, "filename": str, "file_path": str, "file_size": int,
-                                   "upload_time": str})
+    assert_types(
+        response.json(), {"status": str, "filename": str, "file_path": str, "file_size": int, "upload_time": str}
+    )
     assert response.json()["status"] == "success" and response.json()["file_size"] == FOUR_PAGES.stat().st_size
 
 
@@ -80,8 +81,18 @@ def test_documents_lists_latest_upload_of_each_name(client, converted):
     body = client.get("/documents").json()
     assert body["status"] == "success" and body["total"] == 2
     first = body["documents"][0]
-    assert_types(first, {"filename": str, "file_path": str, "file_size": int, "upload_time": str,
-                         "markdown_exists": bool, "markdown_path": str, "is_multipage": bool})
+    assert_types(
+        first,
+        {
+            "filename": str,
+            "file_path": str,
+            "file_size": int,
+            "upload_time": str,
+            "markdown_exists": bool,
+            "markdown_path": str,
+            "is_multipage": bool,
+        },
+    )
     assert first["filename"] == "pdflatex-4-pages.pdf" and first["markdown_exists"] and first["is_multipage"]
     assert first["markdown_path"].endswith("pdflatex-4-pages_nohf.md")
     assert body["documents"][1]["markdown_exists"] is False and body["documents"][1]["markdown_path"] is None
@@ -110,8 +121,10 @@ def test_convert_answers_at_once_with_exact_queue_counts(client):
     first = convert(client)
     assert first.status_code == 200
     body = first.json()
-    assert_types(body, {"status": str, "conversion_id": str, "filename": str, "message": str, "queue_size": int,
-                        "active_tasks": int})
+    assert_types(
+        body,
+        {"status": str, "conversion_id": str, "filename": str, "message": str, "queue_size": int, "active_tasks": int},
+    )
     assert body["status"] == "accepted" and body["queue_size"] == 1 and body["active_tasks"] == 0
     assert body["message"] == "Conversion task started. Use WebSocket to track progress."
     assert convert(client, prompt_mode="prompt_ocr", priority=3).json()["queue_size"] == 2
@@ -131,8 +144,20 @@ def test_convert_of_a_missing_file_is_a_404(client):
 
 def test_conversion_status_record_and_404(client, converted):
     body = client.get(f"/conversion-status/{converted}").json()
-    assert_types(body, {"id": str, "filename": str, "status": str, "progress": int, "message": str,
-                        "created_at": str, "started_at": str, "completed_at": str, "error": type(None)})
+    assert_types(
+        body,
+        {
+            "id": str,
+            "filename": str,
+            "status": str,
+            "progress": int,
+            "message": str,
+            "created_at": str,
+            "started_at": str,
+            "completed_at": str,
+            "error": type(None),
+        },
+    )
     assert body["status"] == "completed" and body["progress"] == 100
     missing = uuid.uuid4()
     response = client.get(f"/conversion-status/{missing}")
@@ -176,8 +201,12 @@ def test_markdown_get_and_put_keep_the_models_text(client, converted):
     assert page == {"status": "success", "filename": "pdflatex-4-pages", "page_no": 1, "content": page["content"]}
 
     saved = client.put("/markdown/pdflatex-4-pages?page_no=1", {"content": "# Edited"}, format="json")
-    assert saved.json() == {"status": "success", "filename": "pdflatex-4-pages", "page_no": 1,
-                            "message": "Markdown content updated successfully"}
+    assert saved.json() == {
+        "status": "success",
+        "filename": "pdflatex-4-pages",
+        "page_no": 1,
+        "message": "Markdown content updated successfully",
+    }
     assert client.get("/markdown/pdflatex-4-pages", {"page_no": 1}).json()["content"] == "# Edited"
     assert "# Edited" in client.get("/markdown/pdflatex-4-pages").json()["content"]
     assert FOUR_PAGES_TEXT in Conversion.objects.get(pk=converted).pages.get(page_no=1).markdown_nohf
@@ -226,9 +255,12 @@ def test_delete_refuses_path_like_names(client, name):
 
 
 def test_cors_allows_the_original_frontends_headers(client):
-    response = client.options("/convert", HTTP_ORIGIN="http://localhost:3000",
-                              HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
-                              HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,currentlanguage")
+    response = client.options(
+        "/convert",
+        HTTP_ORIGIN="http://localhost:3000",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,currentlanguage",
+    )
     assert response["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
     allowed = response["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed and "currentlanguage" in allowed

@@ -33,8 +33,10 @@ def test_two_conversions_at_once_like_the_original_client(live_client, live_clus
     ids = [answer["conversion_id"] for answer in started]
     messages = {conversion_id: [] for conversion_id in ids}
     host = live_web.removeprefix("http://")
-    followers = [threading.Thread(target=follow, args=(f"ws://{host}/ws/conversion/{conversion_id}", messages[conversion_id]))
-                 for conversion_id in ids]
+    followers = [
+        threading.Thread(target=follow, args=(f"ws://{host}/ws/conversion/{conversion_id}", messages[conversion_id]))
+        for conversion_id in ids
+    ]
     for follower in followers:
         follower.start()
 

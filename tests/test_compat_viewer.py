@@ -102,8 +102,9 @@ def served_pages(client, stem: str, pages: int) -> list[str]:
 
 
 def stored_pages(conversion: Conversion, *, headers_footers: bool = False) -> list[str]:
-    return [selectors.page_markdown(page, headers_footers=headers_footers)
-            for page in selectors.page_results(conversion)]
+    return [
+        selectors.page_markdown(page, headers_footers=headers_footers) for page in selectors.page_results(conversion)
+    ]
 
 
 def as_links(markdown: str, conversion: Conversion) -> str:
@@ -145,12 +146,15 @@ def assert_whole_document_rebuilt_from_the_pages(client, conversion, pages_nohf,
     edited_page = conversion.pages.get(page_no=edited)
     assert pages_hf[edited] == with_headers_footers(cells_from_dicts(edited_page.cells), pages_nohf[edited])
     api = f"/api/v1/conversions/{conversion.pk}/markdown"
-    assert client.get(api, {"headers_footers": "false"}).content.decode() == as_links(
-        "\n\n".join(pages_nohf), conversion) + "\n"
+    assert (
+        client.get(api, {"headers_footers": "false"}).content.decode()
+        == as_links("\n\n".join(pages_nohf), conversion) + "\n"
+    )
     assert client.get(api).content.decode() == as_links("\n\n".join(pages_hf), conversion) + "\n"
 
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(client.get(f"/api/v1/conversions/{conversion.pk}/download.zip")
-                                                    .streaming_content)))
+    archive = zipfile.ZipFile(
+        io.BytesIO(b"".join(client.get(f"/api/v1/conversions/{conversion.pk}/download.zip").streaming_content))
+    )
     assert archive.read(f"{stem}_nohf.md").decode() == "\n\n".join(pages_nohf) + "\n"
     assert archive.read(f"{stem}.md").decode() == "\n\n".join(pages_hf) + "\n"
     for page_no, (nohf, with_hf) in enumerate(zip(pages_nohf, pages_hf, strict=True)):
@@ -161,8 +165,11 @@ def assert_whole_document_rebuilt_from_the_pages(client, conversion, pages_nohf,
 def test_an_edited_page_keeps_its_running_heads_in_the_markdown_with_headers_and_footers():
     from workers.ocr.base import Cell
 
-    cells = [Cell((0, 0, 9, 9), "Page-header", "Journal of Tests"), Cell((0, 10, 9, 19), "Text", "Body."),
-             Cell((0, 20, 9, 29), "Page-footer", "7")]
+    cells = [
+        Cell((0, 0, 9, 9), "Page-header", "Journal of Tests"),
+        Cell((0, 10, 9, 19), "Text", "Body."),
+        Cell((0, 20, 9, 29), "Page-footer", "7"),
+    ]
     assert with_headers_footers(cells, "New body.") == "Journal of Tests\n\nNew body.\n\n7"
     assert with_headers_footers(cells[1:2], "New body.") == "New body."
 
@@ -184,12 +191,15 @@ def unchanged_outputs(conversion: Conversion) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in selectors.output_files(conversion)}
 
 
-@pytest.mark.parametrize("query, status, detail", [
-    ("", 422, "page_no is required"),
-    ("?page_no=4", 404, "No page 4 in conversion"),
-    ("?page_no=-1", 422, "page_no must be a whole number"),
-    ("?page_no=1.0", 422, "page_no must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "query, status, detail",
+    [
+        ("", 422, "page_no is required"),
+        ("?page_no=4", 404, "No page 4 in conversion"),
+        ("?page_no=-1", 422, "page_no must be a whole number"),
+        ("?page_no=1.0", 422, "page_no must be a whole number"),
+    ],
+)
 def test_a_save_that_names_no_page_of_a_longer_conversion_changes_nothing(client, query, status, detail):
     conversion = converted(client, FOUR_PAGES.name, FOUR_PAGES.read_bytes())
     files_before = unchanged_outputs(conversion)
@@ -225,8 +235,9 @@ def test_original_routes_serve_pictures_as_jpeg_data_urls(client):
         assert all(target.startswith("data:image/jpeg;base64,") for target in image_targets(content))
         for jpeg in embedded_jpegs(content):
             assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
-    crops = sorted(path.read_bytes() for name, path in selectors.output_images(conversion).items()
-                   if "_picture_" in name)
+    crops = sorted(
+        path.read_bytes() for name, path in selectors.output_images(conversion).items() if "_picture_" in name
+    )
     assert sorted(embedded_jpegs(contents[3])) == crops
 
 
@@ -260,8 +271,9 @@ def test_native_markdown_embeds_or_leaves_out_pictures_on_request(client):
 
 def test_the_zip_keeps_pictures_by_relative_name(client):
     conversion = converted(client, WITH_IMAGE.name, WITH_IMAGE.read_bytes())
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(
-        client.get(f"/api/v1/conversions/{conversion.pk}/download.zip").streaming_content)))
+    archive = zipfile.ZipFile(
+        io.BytesIO(b"".join(client.get(f"/api/v1/conversions/{conversion.pk}/download.zip").streaming_content))
+    )
     (target,) = image_targets(archive.read(f"{conversion.document.stem}.md").decode())
     assert "/" not in target and target in archive.namelist()
 
@@ -271,8 +283,10 @@ def test_a_pasted_picture_is_kept_as_pasted(client):
     picture = io.BytesIO()
     Image.new("RGB", (8, 8), (255, 0, 0)).save(picture, "JPEG")
     pasted = f"![pasted]({markdown_pictures.data_url(picture.getvalue())})"
-    assert client.put(f"/markdown/{conversion.document.stem}?page_no=0", {"content": pasted},
-                      format="json").status_code == 200
+    assert (
+        client.put(f"/markdown/{conversion.document.stem}?page_no=0", {"content": pasted}, format="json").status_code
+        == 200
+    )
     assert conversion.pages.get(page_no=0).markdown_edited == pasted
 
 
@@ -286,8 +300,15 @@ def test_page_no_that_is_not_a_number_is_a_422(client, route):
     assert answer.status_code == 422 and "page_no" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("method, route", [("get", "/markdown-files/{stem}"), ("get", "/markdown/{stem}"),
-                                           ("put", "/markdown/{stem}"), ("get", "/image/{stem}")])
+@pytest.mark.parametrize(
+    "method, route",
+    [
+        ("get", "/markdown-files/{stem}"),
+        ("get", "/markdown/{stem}"),
+        ("put", "/markdown/{stem}"),
+        ("get", "/image/{stem}"),
+    ],
+)
 @pytest.mark.parametrize("stem", ["..", "a..b", "..minimal-document"])
 def test_a_stem_with_dots_that_climb_is_an_invalid_filename(client, method, route, stem):
     converted(client, ONE_PAGE.name, ONE_PAGE.read_bytes())

@@ -21,10 +21,15 @@ IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]*)\)")
 def test_pictures_load_from_another_origin(live_client, live_cluster, live_web):
     headers = {"Origin": ORIGIN, "authorization": "Bearer the-frontends-own-token"}
     with WITH_IMAGE.open("rb") as pdf:
-        assert live_client.post("/upload", files={"file": (WITH_IMAGE.name, pdf, "application/pdf")},
-                                headers=headers).status_code == 200
-    conversion_id = live_client.post("/convert", data={"filename": WITH_IMAGE.name},
-                                     headers=headers).json()["conversion_id"]
+        assert (
+            live_client.post(
+                "/upload", files={"file": (WITH_IMAGE.name, pdf, "application/pdf")}, headers=headers
+            ).status_code
+            == 200
+        )
+    conversion_id = live_client.post("/convert", data={"filename": WITH_IMAGE.name}, headers=headers).json()[
+        "conversion_id"
+    ]
     assert wait_for_status(live_client, conversion_id)["status"] == "completed"
 
     for query in ({"page_no": 0}, {}):

@@ -51,10 +51,13 @@ def sample_lines(page: pymupdf.Page) -> list[str]:
     """A few lines of the page as PyMuPDF reads them: first, middle and last."""
     lines = page.get_text("text", flags=PLAIN_TEXT_FLAGS).splitlines()
     eligible = [
-        line for index, line in enumerate(lines)
-        if len(words_only(line).split()) >= 2 and len(words_only(line)) >= 8
+        line
+        for index, line in enumerate(lines)
+        if len(words_only(line).split()) >= 2
+        and len(words_only(line)) >= 8
         # a hyphenated word is joined across lines in the Markdown
-        and not line.rstrip().endswith("-") and not (index and lines[index - 1].rstrip().endswith("-"))
+        and not line.rstrip().endswith("-")
+        and not (index and lines[index - 1].rstrip().endswith("-"))
     ]
     picks = sorted({0, len(eligible) // 2, len(eligible) - 1}) if eligible else []
     return [eligible[index] for index in picks][:LINES_PER_PAGE]
@@ -75,8 +78,11 @@ def test_the_corpus_is_there_with_its_refused_files():
         assert encrypted.needs_pass and empty.page_count == 0
 
 
-@pytest.mark.parametrize("path", [pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW else path
-                                  for path in CONVERTIBLE], ids=corpus_id)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW else path for path in CONVERTIBLE],
+    ids=corpus_id,
+)
 def test_corpus_pdf_converts_with_auto_on_cpu_and_keeps_its_text(path, make_conversion, cpu_only, settings):
     conversion = make_conversion(path, engine="auto")
     assert pipeline.run_conversion(str(conversion.pk)) == "completed", Conversion.objects.get(pk=conversion.pk).error

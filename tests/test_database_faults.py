@@ -34,8 +34,11 @@ def cut_every_other_connection() -> int:
 
 
 def submit(client, label: str, pages: int) -> str:
-    response = client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                           files={"file": (f"{label}.pdf", pdf_of(pages, label), "application/pdf")})
+    response = client.post(
+        "/api/v1/conversions",
+        data={"engine": "dotsocr"},
+        files={"file": (f"{label}.pdf", pdf_of(pages, label), "application/pdf")},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 

@@ -231,11 +231,19 @@ def test_standin_rejects_requests_the_reference_would_not_send(standin, change, 
     text = change.pop("tokens", IMAGE_TOKENS) + change.pop("prompt", KNOWN_PROMPTS["prompt_ocr"])
     data_url = "data:image/png;base64," + base64.b64encode(pixmap.tobytes("png")).decode()
     body = {
-        "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": data_url}},
-            {"type": "text", "text": text},
-        ]}],
-        "model": "model", "max_completion_tokens": 16384, "temperature": 0.1, "top_p": 1.0,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": data_url}},
+                    {"type": "text", "text": text},
+                ],
+            }
+        ],
+        "model": "model",
+        "max_completion_tokens": 16384,
+        "temperature": 0.1,
+        "top_p": 1.0,
         **change,
     }
     response = httpx.post(standin.url + "/v1/chat/completions", json=body)
@@ -505,11 +513,21 @@ def test_config_defaults_are_the_reference_defaults():
 
 
 def test_config_reads_the_original_app_variables():
-    config = DotsOcrConfig.from_env({
-        "VLLM_IP": "gpu-1", "VLLM_PORT": "9000", "VLLM_MODEL_NAME": "dots", "TEMPERATURE": "0.2",
-        "TOP_P": "0.9", "MAX_COMPLETION_TOKENS": "8192", "MIN_PIXELS": "4000", "MAX_PIXELS": "1000000",
-        "OCR_REQUEST_TIMEOUT": "30", "OCR_IN_FLIGHT_PER_SERVER": "2", "NUM_WORKERS": "ignored",
-    })
+    config = DotsOcrConfig.from_env(
+        {
+            "VLLM_IP": "gpu-1",
+            "VLLM_PORT": "9000",
+            "VLLM_MODEL_NAME": "dots",
+            "TEMPERATURE": "0.2",
+            "TOP_P": "0.9",
+            "MAX_COMPLETION_TOKENS": "8192",
+            "MIN_PIXELS": "4000",
+            "MAX_PIXELS": "1000000",
+            "OCR_REQUEST_TIMEOUT": "30",
+            "OCR_IN_FLIGHT_PER_SERVER": "2",
+            "NUM_WORKERS": "ignored",
+        }
+    )
 
     assert config.base_urls == ["http://gpu-1:9000"]
     assert (config.model_name, config.temperature, config.top_p) == ("dots", 0.2, 0.9)
@@ -519,9 +537,13 @@ def test_config_reads_the_original_app_variables():
 
 
 def test_engine_urls_override_ip_and_port():
-    config = DotsOcrConfig.from_env({
-        "OCR_ENGINE_URLS": " http://gpu-1:8001/v1/ , https://gpu-2:8443,", "VLLM_IP": "unused", "VLLM_PORT": "",
-    })
+    config = DotsOcrConfig.from_env(
+        {
+            "OCR_ENGINE_URLS": " http://gpu-1:8001/v1/ , https://gpu-2:8443,",
+            "VLLM_IP": "unused",
+            "VLLM_PORT": "",
+        }
+    )
 
     assert config.base_urls == ["http://gpu-1:8001", "https://gpu-2:8443"]
     assert config.max_concurrency == 2 * config.in_flight_per_server

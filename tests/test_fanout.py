@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 from daphne.server import Server
 
 from conversions import fanout
-from dotsocr_site.patches import daphne as timeout_checks
 from dotsocr_site.asgi import application
+from dotsocr_site.patches import daphne as timeout_checks
 from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
 from workers import progress
 
@@ -108,8 +108,10 @@ def test_postgres_layer_sends_nothing_to_lapsed_memberships(settings, monkeypatc
         pool = await layer.django_db.get_db_pool(layer.db_params)
         try:
             async with pool.connection() as connection:
-                await connection.execute("UPDATE channels_postgres_groupchannel SET expire = now() - interval '1 second' "
-                                         "WHERE channel = %s", (dead,))
+                await connection.execute(
+                    "UPDATE channels_postgres_groupchannel SET expire = now() - interval '1 second' WHERE channel = %s",
+                    (dead,),
+                )
             return await layer.django_db.retrieve_group_channels(layer._group_key("conversion.x")), live
         finally:
             await pool.close()
@@ -121,8 +123,12 @@ def test_postgres_layer_sends_nothing_to_lapsed_memberships(settings, monkeypatc
 def test_sends_outside_the_web_server_use_this_process_loop(settings):
     """Worker processes send on one long-lived loop; request threads of the ASGI server
     send on the server's loop (where the consumers use the same layer)."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                                           "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]},
+        }
+    }
     layer = get_channel_layer()
     in_worker = []
     thread = threading.Thread(target=lambda: in_worker.append((progress.serving_asgi(), progress.sender_for(layer))))
@@ -176,8 +182,12 @@ def test_a_pooled_connection_is_pinged_only_after_sitting_idle(db, settings, mon
 
     async def scenario():
         connection = await psycopg.AsyncConnection.connect(
-            host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname=database["NAME"],
-            password=database["PASSWORD"] or None)
+            host=database["HOST"],
+            port=database["PORT"] or 5432,
+            user=database["USER"],
+            dbname=database["NAME"],
+            password=database["PASSWORD"] or None,
+        )
         idle_check = channel_layers.IdleConnectionCheck()
         await idle_check.reset(connection)
         await connection.close()  # as if the server had dropped it

@@ -27,9 +27,14 @@ def test_sigkill_of_web_and_cluster_with_queued_and_running_jobs_loses_none(jobs
         web, cluster = start_web(env, port, tmp_path), start_cluster(env, tmp_path)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                ids = [client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                   files={"file": (f"job-{n}.pdf", pdf_of(3, f"job {n}"), "application/pdf")}).json()["id"]
-                       for n in range(jobs)]
+                ids = [
+                    client.post(
+                        "/api/v1/conversions",
+                        data={"engine": "dotsocr"},
+                        files={"file": (f"job-{n}.pdf", pdf_of(3, f"job {n}"), "application/pdf")},
+                    ).json()["id"]
+                    for n in range(jobs)
+                ]
             deadline = time.monotonic() + 60
             while Conversion.objects.filter(pk__in=ids, status="running", pages_done__gte=1).count() < 2:
                 assert time.monotonic() < deadline, "no job got going"
@@ -53,12 +58,18 @@ def test_a_dead_engine_server_fails_the_job_with_a_reason(live_client, live_env,
     env = {**live_env, "OCR_ENGINE_URLS": dead_server, "DPI": "72"}
     cluster = start_cluster(env, tmp_path)
     try:
-        response = live_client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                    files={"file": ("scan.pdf", pdf_of(2, "scan"), "application/pdf")})
+        response = live_client.post(
+            "/api/v1/conversions",
+            data={"engine": "dotsocr"},
+            files={"file": ("scan.pdf", pdf_of(2, "scan"), "application/pdf")},
+        )
         final = wait_for_status(live_client, response.json()["id"], timeout=120)
     finally:
         cluster.stop()
     assert final["status"] == "failed"
-    assert re.fullmatch(rf"Page [12]: The dots.ocr server failed 3 times; last error from {dead_server}: "
-                        r"cannot connect \(.*Connection refused\)", final["error"]), final["error"]
+    assert re.fullmatch(
+        rf"Page [12]: The dots.ocr server failed 3 times; last error from {dead_server}: "
+        r"cannot connect \(.*Connection refused\)",
+        final["error"],
+    ), final["error"]
     assert Conversion.objects.get(pk=final["id"]).attempts == 1  # failed once, not re-run in a loop

@@ -22,17 +22,20 @@ mation is **here**.
 """
 
 
-@pytest.mark.parametrize("check, good, bad", [
-    (Present("The misfits. \"The rebels.\""), GOOD, GOOD.replace("rebels", "rebel")),
-    (Present("information is here"), "The information is **here**.", GOOD),
-    (Absent("0DLQWHQDQFH"), GOOD, GOOD + "\n0DLQWHQDQFH 5HSRUW"),
-    (Order("Annual Report", "The rebels"), GOOD, "The rebels.\n\n# Annual Report"),
-    (Order("North", "Ada"), GOOD, "|Ada|9|\n\nNorth"),
-    (TableCell("120", 1, 1), GOOD, GOOD.replace("colspan=\"2\">120", ">121")),
-    (TableCell("9", 1, 1), GOOD, GOOD.replace("|Ada|9|", "|9|Ada|")),
-    (TableCell("Region", 0, 0), GOOD, "Region Q1 North 120"),
-    (Heading("Annual Report"), GOOD, GOOD.replace("# Annual Report", "Annual Report")),
-])
+@pytest.mark.parametrize(
+    "check, good, bad",
+    [
+        (Present('The misfits. "The rebels."'), GOOD, GOOD.replace("rebels", "rebel")),
+        (Present("information is here"), "The information is **here**.", GOOD),
+        (Absent("0DLQWHQDQFH"), GOOD, GOOD + "\n0DLQWHQDQFH 5HSRUW"),
+        (Order("Annual Report", "The rebels"), GOOD, "The rebels.\n\n# Annual Report"),
+        (Order("North", "Ada"), GOOD, "|Ada|9|\n\nNorth"),
+        (TableCell("120", 1, 1), GOOD, GOOD.replace('colspan="2">120', ">121")),
+        (TableCell("9", 1, 1), GOOD, GOOD.replace("|Ada|9|", "|9|Ada|")),
+        (TableCell("Region", 0, 0), GOOD, "Region Q1 North 120"),
+        (Heading("Annual Report"), GOOD, GOOD.replace("# Annual Report", "Annual Report")),
+    ],
+)
 def test_a_check_passes_on_faithful_markdown_and_fails_on_a_wrong_one(check, good, bad):
     assert check.passes(good)
     assert not check.passes(bad)
@@ -76,6 +79,16 @@ def test_every_document_has_checks_and_a_unique_name():
 
 def test_every_kind_of_issue_15_has_a_document_with_checks():
     names = {document.name for document in all_documents(corpus=None)}
-    kinds = {"shifted-tounicode", "type3-font", "invisible-ocr-layer", "rotate-90", "turned-scan-90",
-             "hebrew-visual-order", "tategaki", "filled-form", "hyphens", "table-beside-1200-markers"}
+    kinds = {
+        "shifted-tounicode",
+        "type3-font",
+        "invisible-ocr-layer",
+        "rotate-90",
+        "turned-scan-90",
+        "hebrew-visual-order",
+        "tategaki",
+        "filled-form",
+        "hyphens",
+        "table-beside-1200-markers",
+    }
     assert {f"issue15-{kind}" for kind in kinds} <= names

@@ -6,17 +6,20 @@ import json
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 # The default run sends 8 examples per operation; the slow run (`make bench`) 50, with
 # the same checks, so a rarer failing input is still looked for.
 EXAMPLES_PER_OPERATION = 8
 EXAMPLES_PER_OPERATION_SLOW = 50
-FUZZ_SETTINGS = dict(deadline=None, database=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ_SETTINGS = dict(
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 def served_schema() -> dict:

@@ -55,8 +55,9 @@ def test_keys_are_per_user(api, django_user_model):
     submit(api, "shared-key")
     other = APIClient()
     other.force_authenticate(django_user_model.objects.create_user("bob"))
-    response = other.post("/api/v1/conversions", {"file": upload_of(FOUR_PAGES)}, format="multipart",
-                          HTTP_IDEMPOTENCY_KEY="shared-key")
+    response = other.post(
+        "/api/v1/conversions", {"file": upload_of(FOUR_PAGES)}, format="multipart", HTTP_IDEMPOTENCY_KEY="shared-key"
+    )
     assert response.status_code == 201
     assert Conversion.objects.count() == 2
 
@@ -80,7 +81,9 @@ def test_concurrent_requests_with_one_key_make_one_conversion(transactional_db, 
     def send():
         try:
             start.wait()
-            answers.append(services.submit_conversion(owner=owner, upload=upload_of(FOUR_PAGES), idempotency_key="race-1"))
+            answers.append(
+                services.submit_conversion(owner=owner, upload=upload_of(FOUR_PAGES), idempotency_key="race-1")
+            )
         except Exception as error:  # surfaced below
             errors.append(error)
         finally:

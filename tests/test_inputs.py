@@ -33,8 +33,9 @@ def api(db, settings):
 
 
 def submit(api, name: str, content: bytes, route: str = "/api/v1/conversions"):
-    return api.post(route, {"file": SimpleUploadedFile(name, content, content_type="application/octet-stream")},
-                    format="multipart")
+    return api.post(
+        route, {"file": SimpleUploadedFile(name, content, content_type="application/octet-stream")}, format="multipart"
+    )
 
 
 def convert(api, name: str, content: bytes) -> Conversion:
@@ -191,8 +192,9 @@ def test_an_unsupported_type_is_a_415_naming_the_supported_ones(api, settings, r
 
 
 def test_a_docx_converts_with_its_heading_paragraph_and_table(api):
-    content = docx_bytes(heading="Quarterly Report", paragraph="Sales grew in every region this quarter.",
-                         cells=DOCX_CELLS)
+    content = docx_bytes(
+        heading="Quarterly Report", paragraph="Sales grew in every region this quarter.", cells=DOCX_CELLS
+    )
     answer = submit(api, "report.docx", content)
     assert answer.status_code == 201
     document = Document.objects.get()
@@ -237,15 +239,24 @@ def test_a_pptx_converts_with_its_slide_text(api, tmp_path):
 
 
 TEXT_CASES = {  # name -> (content, content type recorded, texts the Markdown holds)
-    "notes.txt": ("Plain notes, first line.\nSecond line: caf\u00e9 cr\u00e8me.\n".encode(), "text/plain",
-                  ["Plain notes, first line.", "caf\u00e9 cr\u00e8me"]),
+    "notes.txt": (
+        "Plain notes, first line.\nSecond line: caf\u00e9 cr\u00e8me.\n".encode(),
+        "text/plain",
+        ["Plain notes, first line.", "caf\u00e9 cr\u00e8me"],
+    ),
     "stock.csv": (b"item,count\nwidgets,9876\ngadgets,5432\n", "text/csv", ["widgets", "9876", "gadgets", "5432"]),
-    "page.html": (b"<!doctype html><html><head><meta charset='utf-8'><title>t</title></head><body>"
-                  b"<h1>Web Heading</h1><p>A paragraph from the web.</p><table><tr><td>Cell A1</td>"
-                  b"<td>Cell B1</td></tr></table></body></html>", "text/html",
-                  ["Web Heading", "A paragraph from the web.", "Cell A1", "Cell B1"]),
-    "readme.md": (b"# Markdown Title\n\nSome **bold** text here.\n\n| Col one | Col two |\n|---|---|\n| 31 | 42 |\n",
-                  "text/markdown", ["Markdown Title", "bold", "Col one", "42"]),
+    "page.html": (
+        b"<!doctype html><html><head><meta charset='utf-8'><title>t</title></head><body>"
+        b"<h1>Web Heading</h1><p>A paragraph from the web.</p><table><tr><td>Cell A1</td>"
+        b"<td>Cell B1</td></tr></table></body></html>",
+        "text/html",
+        ["Web Heading", "A paragraph from the web.", "Cell A1", "Cell B1"],
+    ),
+    "readme.md": (
+        b"# Markdown Title\n\nSome **bold** text here.\n\n| Col one | Col two |\n|---|---|\n| 31 | 42 |\n",
+        "text/markdown",
+        ["Markdown Title", "bold", "Col one", "42"],
+    ),
 }
 
 
@@ -369,8 +380,9 @@ def test_a_cancel_stops_libreoffice_mid_conversion(transactional_db, settings):
     settings.DOTSOCR_CONFIGURED = False
     owner = services.default_owner()
     content = docx_bytes(heading="Cancel me", paragraph="Long enough to catch.", cells=[["a"]])
-    document = services.create_document(owner=owner, upload=SimpleUploadedFile("cancel.docx", content),
-                                        max_pages=settings.MAX_PAGES)
+    document = services.create_document(
+        owner=owner, upload=SimpleUploadedFile("cancel.docx", content), max_pages=settings.MAX_PAGES
+    )
     conversion = services.create_conversion(document=document, owner=owner)
     outcome = []
 

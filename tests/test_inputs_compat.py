@@ -55,8 +55,11 @@ def test_an_image_uploads_converts_and_reads_through_the_original_routes(api, na
 
 
 def test_convert_doc_converts_a_docx_and_answers_like_convert(api):
-    content = docx_bytes(heading="Meeting Minutes", paragraph="The board approved the budget.",
-                         cells=[["Item", "Owner"], ["Budget", "Dana"]])
+    content = docx_bytes(
+        heading="Meeting Minutes",
+        paragraph="The board approved the budget.",
+        cells=[["Item", "Owner"], ["Budget", "Dana"]],
+    )
     upload(api, "minutes.docx", content)
     documents = api.get("/documents").json()["documents"]  # page count unknown until converted
     assert [(record["filename"], record["is_multipage"]) for record in documents] == [("minutes.docx", False)]
@@ -83,8 +86,10 @@ def test_convert_doc_of_a_corrupt_document_ends_in_error_with_the_reason(api):
     upload(api, "broken.docx", corrupt_docx_bytes())
     conversion_id = api.post("/convert-doc", {"filename": "broken.docx"}, format="multipart").json()["conversion_id"]
     final = run(conversion_id)
-    assert final["status"] == "error" and "LibreOffice could not read the file" in Conversion.objects.get(
-        pk=conversion_id).error
+    assert (
+        final["status"] == "error"
+        and "LibreOffice could not read the file" in Conversion.objects.get(pk=conversion_id).error
+    )
 
 
 def test_the_cli_converts_an_image_and_a_text_file(db, settings, tmp_path):
@@ -105,7 +110,29 @@ def test_the_upload_page_offers_every_accepted_type(api):
     page = Client().get("/", HTTP_ACCEPT="text/html").content.decode()
     assert "<td>agenda.docx</td><td>?</td>" in page  # its page count is not known before conversion
     accept = page.split('id="file-input"', 1)[1].split('accept="', 1)[1].split('"', 1)[0]
-    for item in ("application/pdf", ".pdf", "image/png", ".jpg", ".jpeg", ".tif", ".webp", ".bmp", ".gif", ".docx",
-                 ".doc", ".odt", ".rtf", ".pptx", ".ppt", ".odp", ".xlsx", ".xls", ".ods", ".txt", ".csv", ".html",
-                 ".md"):
+    for item in (
+        "application/pdf",
+        ".pdf",
+        "image/png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".webp",
+        ".bmp",
+        ".gif",
+        ".docx",
+        ".doc",
+        ".odt",
+        ".rtf",
+        ".pptx",
+        ".ppt",
+        ".odp",
+        ".xlsx",
+        ".xls",
+        ".ods",
+        ".txt",
+        ".csv",
+        ".html",
+        ".md",
+    ):
         assert item in accept.split(","), item

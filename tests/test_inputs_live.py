@@ -19,8 +19,11 @@ def reads(markdown: str, text: str) -> bool:
 def test_an_image_and_office_files_convert_through_the_native_api(live_client, live_cluster):
     files = {
         "scan.png": image_bytes("Parcel tracking 5521", "PNG"),
-        "letter.docx": docx_bytes(heading="Dear Customer", paragraph="Your order has shipped.",
-                                  cells=[["Order", "Status"], ["A-77", "Shipped"]]),
+        "letter.docx": docx_bytes(
+            heading="Dear Customer",
+            paragraph="Your order has shipped.",
+            cells=[["Order", "Status"], ["A-77", "Shipped"]],
+        ),
         "ledger.xlsx": xlsx_bytes([["Account", "Balance"], ["Savings", 3030]]),
     }
     ids = {}
@@ -63,8 +66,10 @@ def test_the_original_routes_convert_a_jpeg_and_a_docx(live_client, live_cluster
     image_job = live_client.post("/convert", data={"filename": "photo.jpg"}).json()
     doc_job = live_client.post("/convert-doc", data={"filename": "memo.docx"}).json()
     assert image_job["status"] == doc_job["status"] == "accepted"
-    for job, stem, text in ((image_job, "photo", "Harbour view 1902"),
-                            (doc_job, "memo", "Staff Memo Offices close at noon. Day Friday")):
+    for job, stem, text in (
+        (image_job, "photo", "Harbour view 1902"),
+        (doc_job, "memo", "Staff Memo Offices close at noon. Day Friday"),
+    ):
         messages = follow_original_socket(live_web, job["conversion_id"])
         assert messages[-1]["status"] == "completed" and messages[-1]["progress"] == 100, messages[-1]
         progresses = [message["progress"] for message in messages]

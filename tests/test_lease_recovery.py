@@ -21,8 +21,14 @@ def test_expired_job_is_requeued_and_resumes_after_its_checkpoints(make_conversi
 
     conversion = make_conversion()
     running = services.claim_conversion(conversion_id=conversion.pk, worker_id="killed-worker:1")
-    services.checkpoint_page(conversion=running, page_no=0, page=PageOcr(cells=[], engine="before-the-crash"),
-                             markdown="kept", markdown_nohf="kept", duration_ms=1)
+    services.checkpoint_page(
+        conversion=running,
+        page_no=0,
+        page=PageOcr(cells=[], engine="before-the-crash"),
+        markdown="kept",
+        markdown_nohf="kept",
+        duration_ms=1,
+    )
     expire(conversion)
     OrmQ.objects.all().delete()  # the first message was consumed by the dead worker
 
@@ -96,8 +102,9 @@ def test_the_reaper_wakes_queued_jobs_whose_message_was_spent(make_conversion, s
 
 
 def claimed_by(conversion, worker_id: str) -> Conversion:
-    Conversion.objects.filter(pk=conversion.pk).update(status="running", worker_id=worker_id, attempts=1,
-                                                       heartbeat_at=timezone.now())
+    Conversion.objects.filter(pk=conversion.pk).update(
+        status="running", worker_id=worker_id, attempts=1, heartbeat_at=timezone.now()
+    )
     return Conversion.objects.get(pk=conversion.pk)
 
 

@@ -145,16 +145,21 @@ def test_websocket_connections_are_counted_by_the_web_process(live_web, live_cli
 
     def connections() -> dict[str, float]:
         text = live_client.get("/metrics").text
-        return {consumer: samples(text)[("dotsocr_websocket_connections", (("consumer", consumer),))]
-                for consumer in metrics.CONSUMERS}
+        return {
+            consumer: samples(text)[("dotsocr_websocket_connections", (("consumer", consumer),))]
+            for consumer in metrics.CONSUMERS
+        }
 
     before = connections()
     with ExitStack() as open_sockets:
         for url in (job_socket, job_socket, f"{ws}/ws/v1/queue"):
             socket = open_sockets.enter_context(connect(url, open_timeout=10))
             socket.recv(timeout=10)  # the snapshot: the consumer has accepted
-        opened = {**before, "ConversionConsumer": before["ConversionConsumer"] + 2,
-                  "QueueConsumer": before["QueueConsumer"] + 1}
+        opened = {
+            **before,
+            "ConversionConsumer": before["ConversionConsumer"] + 2,
+            "QueueConsumer": before["QueueConsumer"] + 1,
+        }
         assert eventually(connections, opened)
 
         with connect(f"{ws}/ws/v1/conversions/00000000-0000-0000-0000-000000000000", open_timeout=10) as refused:
@@ -166,9 +171,15 @@ def test_websocket_connections_are_counted_by_the_web_process(live_web, live_cli
 def signed_in(client) -> None:
     """Log the httpx client in to the admin (staff may read /metrics)."""
     client.get("/admin/login/")
-    response = client.post("/admin/login/", data={
-        "username": "admin", "password": "correct horse battery", "csrfmiddlewaretoken": client.cookies["csrftoken"],
-    }, headers={"Referer": f"{client.base_url}/admin/login/"})
+    response = client.post(
+        "/admin/login/",
+        data={
+            "username": "admin",
+            "password": "correct horse battery",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+        headers={"Referer": f"{client.base_url}/admin/login/"},
+    )
     assert response.status_code == 302, response.text
 
 

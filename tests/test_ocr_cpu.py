@@ -32,8 +32,10 @@ def test_rapidocr_reads_a_scanned_page(tmp_path):
     for word in SCANNED_WORDS:
         assert word in text
     width, height = 420 * 200 / 72, 300 * 200 / 72
-    assert all(0 <= cell.bbox[0] < cell.bbox[2] <= width + 1 and 0 <= cell.bbox[1] < cell.bbox[3] <= height + 1
-               for cell in result.cells)
+    assert all(
+        0 <= cell.bbox[0] < cell.bbox[2] <= width + 1 and 0 <= cell.bbox[1] < cell.bbox[3] <= height + 1
+        for cell in result.cells
+    )
 
 
 def test_auto_reads_text_pages_from_the_text_layer_and_scans_with_ocr(tmp_path):
@@ -61,14 +63,21 @@ def test_a_picture_without_text_keeps_its_picture_cell(tmp_path):
     assert [cell.category for cell in result.cells] == ["Picture"]
 
 
-@pytest.mark.parametrize("lines,expected", [
-    # two lines of one paragraph, then a separate paragraph further down
-    ([[[[10, 10], [200, 10], [200, 30], [10, 30]], "First line of", 0.9],
-      [[[10, 34], [190, 34], [190, 54], [10, 54]], "a paragraph.", 0.9],
-      [[[10, 120], [150, 120], [150, 140], [10, 140]], "Another one.", 0.9]],
-     [((10, 10, 200, 54), "First line of a paragraph."), ((10, 120, 150, 140), "Another one.")]),
-    ([], []),
-])
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        # two lines of one paragraph, then a separate paragraph further down
+        (
+            [
+                [[[10, 10], [200, 10], [200, 30], [10, 30]], "First line of", 0.9],
+                [[[10, 34], [190, 34], [190, 54], [10, 54]], "a paragraph.", 0.9],
+                [[[10, 120], [150, 120], [150, 140], [10, 140]], "Another one.", 0.9],
+            ],
+            [((10, 10, 200, 54), "First line of a paragraph."), ((10, 120, 150, 140), "Another one.")],
+        ),
+        ([], []),
+    ],
+)
 def test_ocr_lines_are_grouped_into_paragraphs(lines, expected):
     cells = lines_to_cells(lines)
     assert [(cell.bbox, cell.text) for cell in cells] == expected

@@ -28,8 +28,12 @@ def test_a_turned_scan_is_read_upright_in_order_with_boxes_on_the_page_image(ang
     # The title sits where the turned content puts its top: the top, right, bottom or left edge.
     title = next(cell.bbox for cell in result.cells if "Harbour" in cell.text)
     centre_x, centre_y = (title[0] + title[2]) / 2, (title[1] + title[3]) / 2
-    assert {0: centre_y < height / 3, 90: centre_x > width * 2 / 3,
-            180: centre_y > height * 2 / 3, 270: centre_x < width / 3}[angle]
+    assert {
+        0: centre_y < height / 3,
+        90: centre_x > width * 2 / 3,
+        180: centre_y > height * 2 / 3,
+        270: centre_x < width / 3,
+    }[angle]
 
 
 @pytest.mark.parametrize("turn", [0, 90, 180, 270])

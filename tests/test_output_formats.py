@@ -45,15 +45,23 @@ def test_html_is_the_rendered_markdown_with_picture_links(completed):
     html = response.content.decode()
 
     assert response["Content-Type"] == "text/html; charset=utf-8"
-    assert "script-src" not in response["Content-Security-Policy"] and "default-src 'none'" in \
-        response["Content-Security-Policy"]
+    assert (
+        "script-src" not in response["Content-Security-Policy"]
+        and "default-src 'none'" in response["Content-Security-Policy"]
+    )
     assert html.startswith("<!DOCTYPE html>") and "<title>article.pdf</title>" in html
     assert "<h1>On Answering Like a Model</h1>" in html and "<h2>1 Introduction</h2>" in html
     assert "<strong>cells</strong>" in html and "<td>1</td>" in html
     pictures = re.findall(r'<img[^>]* src="([^"]+)"', html)
     assert len(pictures) == 2  # one per page
-    assert all(re.fullmatch(rf"http://testserver/api/v1/conversions/{completed.pk}/files/article_page_\d_picture_\d+"
-                            r"\.jpg", src) for src in pictures)
+    assert all(
+        re.fullmatch(
+            rf"http://testserver/api/v1/conversions/{completed.pk}/files/article_page_\d_picture_\d+"
+            r"\.jpg",
+            src,
+        )
+        for src in pictures
+    )
 
 
 def test_html_embeds_or_leaves_out_pictures_as_asked(completed):
@@ -65,9 +73,14 @@ def test_html_embeds_or_leaves_out_pictures_as_asked(completed):
 
 
 def test_html_is_sanitised(completed):
-    services.save_markdown_edit(conversion=completed, page_no=0, content=(
-        'Hello <script>alert(1)</script> <a href="javascript:alert(2)">x</a> <img src="x" onerror="alert(3)">\n\n'
-        '<a href="data:text/html;base64,PHNjcmlwdD4=">y</a> ![p](data:text/html;base64,PHNjcmlwdD4=)'))
+    services.save_markdown_edit(
+        conversion=completed,
+        page_no=0,
+        content=(
+            'Hello <script>alert(1)</script> <a href="javascript:alert(2)">x</a> <img src="x" onerror="alert(3)">\n\n'
+            '<a href="data:text/html;base64,PHNjcmlwdD4=">y</a> ![p](data:text/html;base64,PHNjcmlwdD4=)'
+        ),
+    )
 
     html = get(f"/api/v1/conversions/{completed.pk}/html")
 
@@ -82,8 +95,16 @@ def test_text_is_plain_in_reading_order(completed):
 
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     first_page = text[: text.index("On Answering Like a Model", text.index("On Answering Like a Model") + 1)]
-    order = ["Journal of Stand-in Studies", "On Answering Like a Model", "1 Introduction", "Layout parsing turns",
-             "Boxes are in pixels", "Figure 1: A picture", "a\tb\n1\t2", "1 A footnote {with braces}."]
+    order = [
+        "Journal of Stand-in Studies",
+        "On Answering Like a Model",
+        "1 Introduction",
+        "Layout parsing turns",
+        "Boxes are in pixels",
+        "Figure 1: A picture",
+        "a\tb\n1\t2",
+        "1 A footnote {with braces}.",
+    ]
     positions = [first_page.index(part) for part in order]
     assert positions == sorted(positions)
     assert "\\frac{a}{b} = \\sum_{i=1}^{n} x_{i}\n\nBoxes" in text  # a formula is its LaTeX

@@ -16,31 +16,37 @@ from workers.ocr.base import PageOcr
 from workers.pdf import PdfPage, open_pdf
 
 
-@pytest.mark.parametrize("text,count,pages", [
-    ("1-3,7,10-", 12, [0, 1, 2, 6, 9, 10, 11]),
-    ("7", 7, [6]),
-    ("3-", 3, [2]),
-    (" 2 - 4 , 9 ", 10, [1, 2, 3, 8]),
-    ("5,1-2,2-3", 5, [0, 1, 2, 4]),  # document order, each page once
-    ("", 3, [0, 1, 2]),  # blank: every page
-])
+@pytest.mark.parametrize(
+    "text,count,pages",
+    [
+        ("1-3,7,10-", 12, [0, 1, 2, 6, 9, 10, 11]),
+        ("7", 7, [6]),
+        ("3-", 3, [2]),
+        (" 2 - 4 , 9 ", 10, [1, 2, 3, 8]),
+        ("5,1-2,2-3", 5, [0, 1, 2, 4]),  # document order, each page once
+        ("", 3, [0, 1, 2]),  # blank: every page
+    ],
+)
 def test_selections_resolve_to_document_pages(text, count, pages):
     assert page_ranges.selected_pages(text, count) == pages
 
 
-@pytest.mark.parametrize("text,count,reason", [
-    ("1-3,x", 5, "pages: 'x' is not a page number or a range like \"2-5\" or \"10-\"."),
-    ("1-2-3", 5, "pages: '1-2-3' is not a page number or a range like \"2-5\" or \"10-\"."),
-    ("-3", 5, "pages: '-3' is not a page number or a range like \"2-5\" or \"10-\"."),
-    ("1,,2", 5, "pages: an empty part between commas; give pages like \"1-3,7,10-\"."),
-    (" , ", 5, "pages: an empty part between commas; give pages like \"1-3,7,10-\"."),
-    ("5-3", 9, "pages: '5-3' is reversed; write 3-5."),
-    ("0", 5, "pages: '0': pages are numbered from 1."),
-    ("2,6", 5, "pages: '6' is out of range: the document has 5 pages."),
-    ("4-9", 5, "pages: '4-9' is out of range: the document has 5 pages."),
-    ("2-", 1, "pages: '2-' is out of range: the document has 1 page."),
-    ("1" * 1001, 5, "pages: the selection is longer than 1000 characters."),
-])
+@pytest.mark.parametrize(
+    "text,count,reason",
+    [
+        ("1-3,x", 5, 'pages: \'x\' is not a page number or a range like "2-5" or "10-".'),
+        ("1-2-3", 5, 'pages: \'1-2-3\' is not a page number or a range like "2-5" or "10-".'),
+        ("-3", 5, 'pages: \'-3\' is not a page number or a range like "2-5" or "10-".'),
+        ("1,,2", 5, 'pages: an empty part between commas; give pages like "1-3,7,10-".'),
+        (" , ", 5, 'pages: an empty part between commas; give pages like "1-3,7,10-".'),
+        ("5-3", 9, "pages: '5-3' is reversed; write 3-5."),
+        ("0", 5, "pages: '0': pages are numbered from 1."),
+        ("2,6", 5, "pages: '6' is out of range: the document has 5 pages."),
+        ("4-9", 5, "pages: '4-9' is out of range: the document has 5 pages."),
+        ("2-", 1, "pages: '2-' is out of range: the document has 1 page."),
+        ("1" * 1001, 5, "pages: the selection is longer than 1000 characters."),
+    ],
+)
 def test_bad_selections_name_the_bad_part(text, count, reason):
     with pytest.raises(page_ranges.PageRangeError) as error:
         page_ranges.selected_pages(text, count)
@@ -54,16 +60,18 @@ def api(db):
 
 def submit(api, pages: str, page_count: int = 5, name: str = "report.pdf"):
     upload = SimpleUploadedFile(name, pdf_of(page_count, "Report"), content_type="application/pdf")
-    return api.post("/api/v1/conversions", {"file": upload, "pages": pages, "engine": "textlayer"},
-                    format="multipart")
+    return api.post("/api/v1/conversions", {"file": upload, "pages": pages, "engine": "textlayer"}, format="multipart")
 
 
-@pytest.mark.parametrize("pages,reason", [
-    ("2-9", "pages: '2-9' is out of range: the document has 5 pages."),
-    ("two", "pages: 'two' is not a page number or a range like \"2-5\" or \"10-\"."),
-    ("4-2", "pages: '4-2' is reversed; write 2-4."),
-    ("1,", "pages: an empty part between commas; give pages like \"1-3,7,10-\"."),
-])
+@pytest.mark.parametrize(
+    "pages,reason",
+    [
+        ("2-9", "pages: '2-9' is out of range: the document has 5 pages."),
+        ("two", 'pages: \'two\' is not a page number or a range like "2-5" or "10-".'),
+        ("4-2", "pages: '4-2' is reversed; write 2-4."),
+        ("1,", 'pages: an empty part between commas; give pages like "1-3,7,10-".'),
+    ],
+)
 def test_a_bad_selection_is_a_422_at_submit_and_stores_nothing(api, settings, pages, reason):
     response = submit(api, pages)
     assert response.status_code == 422
@@ -72,8 +80,9 @@ def test_a_bad_selection_is_a_422_at_submit_and_stores_nothing(api, settings, pa
 
 
 def test_a_selection_of_an_uploaded_document_is_checked_too(api):
-    document = api.post("/api/v1/documents", {"file": SimpleUploadedFile("d.pdf", pdf_of(2, "D"))},
-                        format="multipart").json()
+    document = api.post(
+        "/api/v1/documents", {"file": SimpleUploadedFile("d.pdf", pdf_of(2, "D"))}, format="multipart"
+    ).json()
     response = api.post("/api/v1/conversions", {"document": document["id"], "pages": "3"}, format="json")
     assert response.status_code == 422 and "the document has 2 pages" in response.json()["detail"]
 
@@ -92,7 +101,10 @@ def test_outputs_cover_exactly_the_selected_pages_and_name_their_source(api, set
     folder = settings.OUTPUT_DIR / body["id"]
     # Job pages are numbered 0..n-1, as the original app numbers its files.
     assert sorted(path.name for path in folder.glob("report_page_*.jpg")) == [
-        "report_page_0.jpg", "report_page_1.jpg", "report_page_2.jpg"]
+        "report_page_0.jpg",
+        "report_page_1.jpg",
+        "report_page_2.jpg",
+    ]
     records = [json.loads(line) for line in (folder / "report.jsonl").read_text().splitlines()]
     assert [(record["page_no"], record["source_page"]) for record in records] == [(0, 2), (1, 4), (2, 5)]
 
@@ -122,8 +134,15 @@ def test_the_progress_message_says_how_many_of_the_pages_run(api):
 def test_a_selection_resumes_after_its_checkpointed_pages(api, settings):
     body = submit(api, "3-4").json()
     running = services.claim_conversion(conversion_id=body["id"], worker_id="crashed-worker")
-    services.checkpoint_page(conversion=running, page_no=0, source_page=3, page=PageOcr(cells=[], engine="earlier"),
-                             markdown="third page, first attempt", markdown_nohf="", duration_ms=1)
+    services.checkpoint_page(
+        conversion=running,
+        page_no=0,
+        source_page=3,
+        page=PageOcr(cells=[], engine="earlier"),
+        markdown="third page, first attempt",
+        markdown_nohf="",
+        duration_ms=1,
+    )
     services.release_conversion(conversion=running)
 
     assert pipeline.run_conversion(body["id"]) == "completed"

@@ -44,15 +44,17 @@ def test_unreadable_page_is_failed_with_its_reason_and_the_job_says_so(make_conv
     assert (blank_page.status, blank_page.error, blank_page.markdown) == ("done", "", "")
     assert blank_page.engine_reason.endswith("blank page (no ink)")
     assert done.status == "completed"
-    assert done.message == ("Conversion completed; 1 of 3 pages could not be read (page 2): "
-                            "they show ink but no text was found")
+    assert done.message == (
+        "Conversion completed; 1 of 3 pages could not be read (page 2): they show ink but no text was found"
+    )
 
     user = done.owner
     api = APIClient()
     api.force_authenticate(user)
     pages = api.get(f"/api/v1/conversions/{done.pk}/pages").json()["pages"]
     assert [(page["status"], page["engine_reason"]) for page in pages] == [
-        (page.status, page.engine_reason) for page in (text_page, ink_page, blank_page)]
+        (page.status, page.engine_reason) for page in (text_page, ink_page, blank_page)
+    ]
     assert pages[1]["error"] == ink_page.error
 
     jsonl = (settings.OUTPUT_DIR / str(done.pk) / f"{done.document.stem}.jsonl").read_text().splitlines()

@@ -24,8 +24,9 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = DotsOcrConfig(base_urls=[standin.url], in_flight_per_server=1, timeout_seconds=5,
-                                     max_retries=1, backoff_seconds=0.01)
+    settings.DOTSOCR = DotsOcrConfig(
+        base_urls=[standin.url], in_flight_per_server=1, timeout_seconds=5, max_retries=1, backoff_seconds=0.01
+    )
     settings.DOTSOCR_CONFIGURED = True
     settings.NUM_THREAD = 1  # pages in order, so the script below fails page 2
     settings.RENDER_DPI = 72
@@ -49,8 +50,9 @@ def run_with_page_two_failing(standin, make_document, owner, path, **options):
     return outcome, Conversion.objects.get(pk=conversion.pk)
 
 
-def test_skip_completes_the_job_and_lists_the_failed_page_with_its_reason(dotsocr_settings, standin, make_document,
-                                                                          owner, three_pages):
+def test_skip_completes_the_job_and_lists_the_failed_page_with_its_reason(
+    dotsocr_settings, standin, make_document, owner, three_pages
+):
     outcome, conversion = run_with_page_two_failing(standin, make_document, owner, three_pages, on_page_error="skip")
 
     assert outcome == "completed" and conversion.status == "completed", conversion.error
@@ -63,8 +65,9 @@ def test_skip_completes_the_job_and_lists_the_failed_page_with_its_reason(dotsoc
     assert pages[0].markdown and pages[2].markdown and pages[1].error == failed["reason"]
 
 
-def test_the_markdown_the_api_and_the_final_event_say_which_page_is_missing(dotsocr_settings, standin, make_document,
-                                                                           owner, three_pages):
+def test_the_markdown_the_api_and_the_final_event_say_which_page_is_missing(
+    dotsocr_settings, standin, make_document, owner, three_pages
+):
     _, conversion = run_with_page_two_failing(standin, make_document, owner, three_pages, on_page_error="skip")
     client = Client()
 
@@ -86,8 +89,9 @@ def test_the_markdown_the_api_and_the_final_event_say_which_page_is_missing(dots
     assert "page 2" in final["message"]
 
 
-def test_fail_is_the_default_and_fails_the_job_naming_the_page(dotsocr_settings, standin, make_document, owner,
-                                                               three_pages):
+def test_fail_is_the_default_and_fails_the_job_naming_the_page(
+    dotsocr_settings, standin, make_document, owner, three_pages
+):
     outcome, conversion = run_with_page_two_failing(standin, make_document, owner, three_pages)
 
     assert conversion.on_page_error == "fail"
@@ -96,8 +100,9 @@ def test_fail_is_the_default_and_fails_the_job_naming_the_page(dotsocr_settings,
 
 
 def test_a_job_without_failures_lists_none(dotsocr_settings, standin, make_document, owner, three_pages):
-    conversion = services.create_conversion(document=make_document(three_pages), owner=owner, engine="dotsocr",
-                                            on_page_error="skip")
+    conversion = services.create_conversion(
+        document=make_document(three_pages), owner=owner, engine="dotsocr", on_page_error="skip"
+    )
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
     conversion.refresh_from_db()
     assert conversion.pages_failed == [] and conversion.message == "Conversion completed successfully"

@@ -69,8 +69,12 @@ def test_resumed_job_skips_checkpointed_pages(make_conversion, settings):
     conversion = make_conversion(FOUR_PAGES)
     running = services.claim_conversion(conversion_id=conversion.pk, worker_id="crashed-worker")
     services.checkpoint_page(
-        conversion=running, page_no=0, page=PageOcr(cells=[], engine="earlier-attempt"),
-        markdown="page zero from the first attempt", markdown_nohf="page zero from the first attempt", duration_ms=5,
+        conversion=running,
+        page_no=0,
+        page=PageOcr(cells=[], engine="earlier-attempt"),
+        markdown="page zero from the first attempt",
+        markdown_nohf="page zero from the first attempt",
+        duration_ms=5,
     )
     services.release_conversion(conversion=running)
 
@@ -150,7 +154,8 @@ def test_nul_characters_from_an_engine_are_not_stored(make_conversion):
     services.claim_next(worker_id="test:1")
     running = Conversion.objects.get(pk=conversion.pk)
     page = PageOcr(cells=[Cell(bbox=(0, 0, 10, 10), category="Text", text="a\x00b")], engine="test")
-    services.checkpoint_page(conversion=running, page_no=0, page=page, markdown="a\x00b", markdown_nohf="a\x00b",
-                             duration_ms=1)
+    services.checkpoint_page(
+        conversion=running, page_no=0, page=page, markdown="a\x00b", markdown_nohf="a\x00b", duration_ms=1
+    )
     stored = PageResult.objects.get(conversion=conversion, page_no=0)
     assert stored.markdown == "ab" and stored.cells[0]["text"] == "ab"

@@ -20,8 +20,9 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = DotsOcrConfig(base_urls=[standin.url], in_flight_per_server=4, timeout_seconds=5,
-                                     max_retries=1, backoff_seconds=0.01)
+    settings.DOTSOCR = DotsOcrConfig(
+        base_urls=[standin.url], in_flight_per_server=4, timeout_seconds=5, max_retries=1, backoff_seconds=0.01
+    )
     settings.DOTSOCR_CONFIGURED = True
     settings.NUM_THREAD = 16
     settings.RENDER_DPI = 72  # quick to encode; the protocol is the same
@@ -68,8 +69,9 @@ def test_auto_uses_the_text_layer_without_a_server(dotsocr_settings, standin, ma
     assert standin.requests == []
 
 
-def test_a_server_that_keeps_failing_fails_the_job_naming_a_page(dotsocr_settings, standin, make_document, owner,
-                                                                 eight_pages):
+def test_a_server_that_keeps_failing_fails_the_job_naming_a_page(
+    dotsocr_settings, standin, make_document, owner, eight_pages
+):
     standin.mode = HTTP_500
     outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
     assert outcome == "failed"
@@ -77,8 +79,9 @@ def test_a_server_that_keeps_failing_fails_the_job_naming_a_page(dotsocr_setting
     assert not (dotsocr_settings.OUTPUT_DIR / str(conversion.pk)).exists()
 
 
-def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(dotsocr_settings, make_document, owner,
-                                                                      eight_pages, monkeypatch):
+def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(
+    dotsocr_settings, make_document, owner, eight_pages, monkeypatch
+):
     """All eight pages are in flight at once and the server answers one at a time; a
     cancel after the second answer must not wait for the other six and then complete."""
     import dataclasses
@@ -94,20 +97,23 @@ def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(dotsocr_se
 
     monkeypatch.setattr(pipeline.PageWriter, "checkpoint", cancel_after_second_page)
     with DotsOcrStandin(latency=0.8, capacity=1) as one_at_a_time:  # 6 pages left: past the 3 s grace
-        dotsocr_settings.DOTSOCR = dataclasses.replace(dotsocr_settings.DOTSOCR, base_urls=[one_at_a_time.url],
-                                                       in_flight_per_server=16, timeout_seconds=10)
+        dotsocr_settings.DOTSOCR = dataclasses.replace(
+            dotsocr_settings.DOTSOCR, base_urls=[one_at_a_time.url], in_flight_per_server=16, timeout_seconds=10
+        )
         outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
         assert one_at_a_time.peak_in_flight == PAGES  # the whole job was in flight
     assert outcome == "cancelled"
     assert conversion.status == "cancelled" and conversion.pages_done < PAGES
 
 
-def test_auto_with_a_server_records_why_each_page_went_to_dotsocr(dotsocr_settings, standin, make_document, owner,
-                                                                  eight_pages):
+def test_auto_with_a_server_records_why_each_page_went_to_dotsocr(
+    dotsocr_settings, standin, make_document, owner, eight_pages
+):
     outcome, conversion = convert(make_document, owner, eight_pages, "auto")
     assert outcome == "completed"
     reasons = set(conversion.pages.values_list("engine_reason", flat=True))
     assert reasons == {"auto: a dots.ocr server is configured; dots.ocr read the layout (prompt_layout_all_en)"}
     outcome, by_name = convert(make_document, owner, eight_pages, "dotsocr")
     assert set(by_name.pages.values_list("engine_reason", flat=True)) == {
-        "dots.ocr read the layout (prompt_layout_all_en)"}
+        "dots.ocr read the layout (prompt_layout_all_en)"
+    }

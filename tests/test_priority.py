@@ -13,8 +13,10 @@ def test_one_worker_runs_twenty_mixed_jobs_in_priority_order(make_document, owne
     randomizer = random.Random(11)
     priorities = [randomizer.choice([-5, 0, 3, 10]) for _ in range(20)]
     # The order of claims is the behaviour: the `noop` engine keeps each job's work small.
-    jobs = [services.create_conversion(document=document, owner=owner, priority=priority, engine="noop")
-            for priority in priorities]
+    jobs = [
+        services.create_conversion(document=document, owner=owner, priority=priority, engine="noop")
+        for priority in priorities
+    ]
 
     for job in reversed(jobs):  # messages arrive in any order; each only wakes the worker
         assert pipeline.run_conversion(str(job.pk)) == "completed"

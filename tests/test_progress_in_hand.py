@@ -1,6 +1,6 @@
 """Progress events of a running job are built from the values its writes return (no read
 of the row), a one-page job sends three (start, page, end), and the PostgreSQL layer
-gets them from the worker's own thread (dotsocr_site/channel_layers.py group_send_now)."""
+gets them from the worker's own thread (dotsocr_site/patches/channels_postgres.py group_send_now)."""
 
 import asyncio
 
@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conversions import services
 from conversions.models import Conversion
-from dotsocr_site.channel_layers import PostgresChannelLayer
+from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
 from tests.conftest import FOUR_PAGES, ONE_PAGE
 from workers import pipeline, progress
 from workers.ocr.base import PageOcr
@@ -48,7 +48,10 @@ def test_a_one_page_job_sends_its_start_its_page_and_its_end(make_conversion, re
     assert pipeline.run_conversion("wake-up") == "completed"
     events = events_of(recorded, conversion)
     assert [(event["status"], event.get("page_no")) for event in events] == [
-        ("running", None), ("running", 0), ("completed", None)]
+        ("running", None),
+        ("running", 0),
+        ("completed", None),
+    ]
     assert [event["seq"] for event in events] == sorted({event["seq"] for event in events})
     assert events[1]["message"] == "Processing pages: 1/1" and events[1]["pages_done"] == 1
     final = Conversion.objects.get(pk=conversion.pk)
@@ -63,13 +66,23 @@ def test_page_events_carry_the_written_values_without_reading_the_row(make_conve
     services.record_pdf_loaded(conversion=claimed, pages_total=4)
     recorded.sent.clear()
     with CaptureQueriesContext(connection) as captured:
-        services.checkpoint_page(conversion=claimed, page_no=2, page=PageOcr(cells=[], engine="noop"), markdown="",
-                                 markdown_nohf="", duration_ms=1)
+        services.checkpoint_page(
+            conversion=claimed,
+            page_no=2,
+            page=PageOcr(cells=[], engine="noop"),
+            markdown="",
+            markdown_nohf="",
+            duration_ms=1,
+        )
     reads = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT")]
     assert not [sql for sql in reads if 'FROM "conversions_conversion"' in sql], reads
     (event,) = events_of(recorded, conversion)
     assert (event["page_no"], event["pages_done"], event["progress"], event["message"]) == (
-        2, 1, 30, "Processing pages: 1/4")
+        2,
+        1,
+        30,
+        "Processing pages: 1/4",
+    )
 
 
 def test_a_page_checkpointed_twice_counts_once(make_conversion, recorded):
@@ -77,8 +90,14 @@ def test_a_page_checkpointed_twice_counts_once(make_conversion, recorded):
     claimed = services.claim_next(worker_id="host:1")
     services.record_pdf_loaded(conversion=claimed, pages_total=4)
     for _ in range(2):  # a second attempt finishing the same page keeps the first result
-        services.checkpoint_page(conversion=claimed, page_no=0, page=PageOcr(cells=[], engine="noop"), markdown="",
-                                 markdown_nohf="", duration_ms=1)
+        services.checkpoint_page(
+            conversion=claimed,
+            page_no=0,
+            page=PageOcr(cells=[], engine="noop"),
+            markdown="",
+            markdown_nohf="",
+            duration_ms=1,
+        )
     row = Conversion.objects.get(pk=claimed.pk)
     assert (row.pages_done, row.message, claimed.pages_done) == (1, "Processing pages: 1/4", 1)
 
@@ -118,8 +137,12 @@ def test_the_configured_layer_sends_from_the_workers_thread():
 def test_the_redis_layer_still_sends_through_this_process_loop(settings, make_conversion, caplog):
     """The Redis pub/sub layer answers attribute lookups only inside an event loop: the
     worker's sender must not ask it for group_send_now, and sends on its own loop."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                                           "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]},
+        }
+    }
     conversion = make_conversion(ONE_PAGE)
     progress.publish_state(conversion, status_changed=True)
     assert "progress event not sent" not in caplog.text

@@ -63,7 +63,9 @@ def test_two_concurrent_jobs_get_their_own_monotonic_progress(stack, client):
     ids = [submit(client, "alpha"), submit(client, "beta")]
     received = {conversion_id: [] for conversion_id in ids}
     listeners = [
-        threading.Thread(target=collect, args=(f"ws://{stack}/ws/v1/conversions/{conversion_id}", received[conversion_id]))
+        threading.Thread(
+            target=collect, args=(f"ws://{stack}/ws/v1/conversions/{conversion_id}", received[conversion_id])
+        )
         for conversion_id in ids
     ]
     for listener in listeners:

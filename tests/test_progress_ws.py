@@ -122,8 +122,17 @@ def test_original_socket_speaks_the_original_apps_messages(make_conversion):
 
     received = run(scenario)
     record = received[0]
-    assert set(record) >= {"id", "filename", "status", "progress", "message", "created_at", "started_at",
-                           "completed_at", "error"}
+    assert set(record) >= {
+        "id",
+        "filename",
+        "status",
+        "progress",
+        "message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "error",
+    }
     assert record["status"] == "pending" and record["filename"] == "pdflatex-4-pages.pdf"
     assert {event["status"] for event in received[1:-1]} == {"processing"}
     assert received[-1]["progress"] == 100 and received[-1]["results"]
@@ -164,6 +173,7 @@ def test_queue_socket_reports_counts_and_state_changes(make_conversion):
 
 def test_publishing_never_breaks_the_caller(make_conversion, settings):
     conversion = make_conversion()
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": ["redis://127.0.0.1:1"]}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1"]}}
+    }
     progress.publish(conversion.pk)  # logs the failure, does not raise

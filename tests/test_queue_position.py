@@ -42,8 +42,7 @@ def busy_worker_and_five_jobs(two_users):
     ana, ben = two_users
     busy = job(ana, 0)
     assert services.claim_next(worker_id="host:1").pk == busy.pk
-    jobs = {"ana0a": job(ana, 0), "ana0b": job(ana, 0), "ben0": job(ben, 0), "ana5": job(ana, 5),
-            "ben5": job(ben, 5)}
+    jobs = {"ana0a": job(ana, 0), "ana0b": job(ana, 0), "ben0": job(ben, 0), "ana5": job(ana, 5), "ben5": job(ben, 5)}
     return busy, jobs
 
 
@@ -95,7 +94,7 @@ def test_the_list_gives_each_row_its_position_in_a_fixed_number_of_queries(busy_
 
     with CaptureQueriesContext(connection) as few:
         listed = client.get("/api/v1/conversions").json()["results"]
-    for n in range(6):  # many more rows of Ana's, queued
+    for _ in range(6):  # many more rows of Ana's, queued
         job(ana, -1)
     with CaptureQueriesContext(connection) as many:
         more = client.get("/api/v1/conversions").json()["results"]
@@ -105,8 +104,17 @@ def test_the_list_gives_each_row_its_position_in_a_fixed_number_of_queries(busy_
         str(Conversion.objects.get(status="running").pk): None,
     }
     assert len(more) == len(listed) + 6
-    assert sorted(row["queue_position"] for row in more if row["queue_position"] is not None) == [1, 3, 4, 5, 6, 7,
-                                                                                                  8, 9, 10]
+    assert sorted(row["queue_position"] for row in more if row["queue_position"] is not None) == [
+        1,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+    ]
     assert len(many.captured_queries) == len(few.captured_queries)
 
 
@@ -174,8 +182,12 @@ def test_positions_equal_what_successive_claims_take_on_a_random_queue(db, seed)
     for user in users:  # history: running jobs and finished ones, started at various times
         for status in chance.choices(["running", "completed", "none"], k=2):
             if status != "none":
-                Conversion.objects.create(document=document, owner=user, status=status,
-                                          started_at=now - timezone.timedelta(minutes=chance.randint(1, 60)))
+                Conversion.objects.create(
+                    document=document,
+                    owner=user,
+                    status=status,
+                    started_at=now - timezone.timedelta(minutes=chance.randint(1, 60)),
+                )
     for _ in range(14):
         job(chance.choice(users), chance.choice([0, 0, 3, 7]))
 

@@ -55,7 +55,7 @@ def zeroed(content: bytes, *numbers: int) -> bytes:
     or transfer error leaves them; the xref table still points at them."""
     for number in numbers:
         found = re.search(rb"(?<![0-9])%d 0 obj.*?endobj" % number, content, re.S)
-        content = content[:found.start()] + bytes(found.end() - found.start()) + content[found.end():]
+        content = content[: found.start()] + bytes(found.end() - found.start()) + content[found.end() :]
     return content
 
 
@@ -138,7 +138,8 @@ def test_repaired_upload_is_stored_beside_the_original(api, settings):
     with open_pdf(Path(document.stored_path)) as repaired:
         assert repaired.page_count == 3
     assert sorted(path.name for path in settings.UPLOAD_DIR.iterdir()) == sorted(
-        [Path(document.stored_path).name, Path(document.original_path).name])
+        [Path(document.stored_path).name, Path(document.original_path).name]
+    )
 
 
 def test_xref_and_trailer_damaged_beyond_mupdf_are_repaired_by_qpdf(api):

@@ -81,9 +81,18 @@ def test_file_routes_of_an_expired_conversion_answer_410_saying_when(settings, f
     base = f"/api/v1/conversions/{conversion.pk}"
     stem = conversion.document.stem
 
-    for url in (f"{base}/markdown", f"{base}/html", f"{base}/text", f"{base}/pages", f"{base}/files/{name}",
-                f"{base}/pages/0/image", f"{base}/download.zip", f"/markdown-files/{stem}", f"/markdown/{stem}",
-                f"/image/{stem}"):
+    for url in (
+        f"{base}/markdown",
+        f"{base}/html",
+        f"{base}/text",
+        f"{base}/pages",
+        f"{base}/files/{name}",
+        f"{base}/pages/0/image",
+        f"{base}/download.zip",
+        f"/markdown-files/{stem}",
+        f"/markdown/{stem}",
+        f"/image/{stem}",
+    ):
         response = client.get(url)
         assert response.status_code == 410, url
         assert f"expired at {conversion.expired_at.isoformat()}" in response.json()["detail"], url
@@ -99,8 +108,9 @@ def test_an_expired_conversion_cannot_be_retried_nor_its_document_converted(sett
     tasks.expire_results()
     client = Client()
     assert client.post(f"/api/v1/conversions/{conversion.pk}/retry").status_code == 409
-    again = client.post("/api/v1/conversions", {"document": str(conversion.document_id)},
-                        content_type="application/json")
+    again = client.post(
+        "/api/v1/conversions", {"document": str(conversion.document_id)}, content_type="application/json"
+    )
     assert again.status_code == 400 and "expired" in again.json()["detail"]
 
 

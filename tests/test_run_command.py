@@ -53,13 +53,23 @@ class OutputWatcher:
 def test_run_with_embedded_postgres_serves_converts_and_stops_cleanly(world_readable_data_dir):
     port = free_port()
     env = python_env(
-        EMBEDDED_DB="always", DATABASE_URL="", DATA_DIR=str(world_readable_data_dir),
-        API_HOST="127.0.0.1", API_PORT=str(port), NUM_WORKERS="1", SECRET_KEY="",
+        EMBEDDED_DB="always",
+        DATABASE_URL="",
+        DATA_DIR=str(world_readable_data_dir),
+        API_HOST="127.0.0.1",
+        API_PORT=str(port),
+        NUM_WORKERS="1",
+        SECRET_KEY="",
         ALLOW_ANONYMOUS="",  # the run command's own default lets the anonymous submission below in
     )
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "dotsocr_site.launcher", "run"], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "dotsocr_site.launcher", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output = OutputWatcher(launcher)
     try:

@@ -101,8 +101,12 @@ class Output:
 def test_serves_with_the_reference_flags_until_sigterm_and_leaves_no_process(fake_vllm, record, tmp_path):
     port = free_port()
     env = python_env(
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/dotsocr", DATA_DIR=str(tmp_path / "data"),
-        VLLM_IP="127.0.0.1", VLLM_PORT=str(port), VLLM_MODEL_NAME="dots", OCR_ENGINE_URLS="",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/dotsocr",
+        DATA_DIR=str(tmp_path / "data"),
+        VLLM_IP="127.0.0.1",
+        VLLM_PORT=str(port),
+        VLLM_MODEL_NAME="dots",
+        OCR_ENGINE_URLS="",
     )
     command = [sys.executable, "manage.py", "run_vllm", "--vllm-binary", str(fake_vllm), "--", "--max-num-seqs", "64"]
     process = subprocess.Popen(
@@ -114,15 +118,23 @@ def test_serves_with_the_reference_flags_until_sigterm_and_leaves_no_process(fak
         assert f"http://127.0.0.1:{port}/v1" in ready
         launched = json.loads(record.read_text())
         assert launched["argv"] == [
-            "serve", "rednote-hilab/dots.ocr",
+            "serve",
+            "rednote-hilab/dots.ocr",
             "--trust-remote-code",
-            "--tensor-parallel-size", "1",
-            "--gpu-memory-utilization", "0.95",
-            "--chat-template-content-format", "string",
-            "--served-model-name", "dots",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--max-num-seqs", "64",
+            "--tensor-parallel-size",
+            "1",
+            "--gpu-memory-utilization",
+            "0.95",
+            "--chat-template-content-format",
+            "string",
+            "--served-model-name",
+            "dots",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-num-seqs",
+            "64",
         ]
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
 

@@ -63,7 +63,9 @@ ANONYMOUS_GETS = {
     "api/v1/conversions/<str:conversion_id>/markdown": (f"/api/v1/conversions/{SOME_ID}/markdown", API),
     "api/v1/conversions/<str:conversion_id>/pages": (f"/api/v1/conversions/{SOME_ID}/pages", API),
     "api/v1/conversions/<str:conversion_id>/pages/<int:page_no>/image": (
-        f"/api/v1/conversions/{SOME_ID}/pages/0/image", API),
+        f"/api/v1/conversions/{SOME_ID}/pages/0/image",
+        API,
+    ),
     "api/v1/conversions/<str:conversion_id>/files/<str:name>": (f"/api/v1/conversions/{SOME_ID}/files/x.md", API),
     "api/v1/conversions/<str:conversion_id>/download.zip": (f"/api/v1/conversions/{SOME_ID}/download.zip", API),
     "api/v1/batches": ("/api/v1/batches", API),
@@ -130,8 +132,9 @@ def test_login_page_signs_in_and_back_to_the_page_asked_for(alice):
     assert login.status_code == 200 and 'name="password"' in login.content.decode()
     wrong = browser.post("/accounts/login/", {"username": "alice", "password": "nope"})
     assert wrong.status_code == 200 and "did not match" in wrong.content.decode()
-    signed_in = browser.post(asked["Location"], {"username": "alice", "password": PASSWORD,
-                                                 "next": f"/conversions/{SOME_ID}/"})
+    signed_in = browser.post(
+        asked["Location"], {"username": "alice", "password": PASSWORD, "next": f"/conversions/{SOME_ID}/"}
+    )
     assert signed_in.status_code == 302 and signed_in["Location"] == f"/conversions/{SOME_ID}/"
     dashboard = browser.get("/", **HTML).content.decode()
     assert "alice" in dashboard and "Sign out" in dashboard
@@ -170,8 +173,10 @@ def test_wrong_password_gets_no_token(alice):
 def test_password_guessing_is_throttled(alice, settings):
     settings.LOGIN_RATE = "3/min"
     client = APIClient()
-    answers = [client.post("/api/v1/auth/token", {"username": "alice", "password": f"guess{n}"}, format="json")
-               for n in range(4)]
+    answers = [
+        client.post("/api/v1/auth/token", {"username": "alice", "password": f"guess{n}"}, format="json")
+        for n in range(4)
+    ]
     assert [answer.status_code for answer in answers] == [400, 400, 400, 429]
     assert int(answers[-1]["Retry-After"]) > 0
 

@@ -24,8 +24,9 @@ def alice(db, settings):
 
 @pytest.fixture
 def completed(alice):
-    document = services.create_document(owner=alice, upload=SimpleUploadedFile("report.pdf", ONE_PAGE.read_bytes()),
-                                        max_pages=10)
+    document = services.create_document(
+        owner=alice, upload=SimpleUploadedFile("report.pdf", ONE_PAGE.read_bytes()), max_pages=10
+    )
     conversion = services.create_conversion(document=document, owner=alice)
     pipeline.run_conversion(str(conversion.pk))
     return conversion
@@ -56,12 +57,15 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-@pytest.mark.parametrize("path,disposition,content_type", [
-    ("files/report.md", 'attachment; filename="report.md"', "text/markdown; charset=utf-8"),
-    ("files/report_page_0.json", 'attachment; filename="report_page_0.json"', "application/json"),
-    ("pages/0/image", 'inline; filename="report_page_0.jpg"', "image/jpeg"),
-    ("download.zip", 'attachment; filename="report.zip"', "application/zip"),
-])
+@pytest.mark.parametrize(
+    "path,disposition,content_type",
+    [
+        ("files/report.md", 'attachment; filename="report.md"', "text/markdown; charset=utf-8"),
+        ("files/report_page_0.json", 'attachment; filename="report_page_0.json"', "application/json"),
+        ("pages/0/image", 'inline; filename="report_page_0.jpg"', "image/jpeg"),
+        ("download.zip", 'attachment; filename="report.zip"', "application/zip"),
+    ],
+)
 def test_downloads_say_what_they_are_and_forbid_sniffing(completed, path, disposition, content_type):
     response = session_client(completed.owner).get(f"/api/v1/conversions/{completed.pk}/{path}")
     assert response.status_code == 200 and body(response)

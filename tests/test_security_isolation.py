@@ -68,9 +68,15 @@ def world(db, settings):
     queued = conversion_of_alice()
     cancelled = services.cancel_conversion(conversion=conversion_of_alice())
     return World(
-        a_api=token_client(alice), b_api=token_client(bob), a_browser=session_client(alice),
-        b_browser=session_client(bob), completed=Conversion.objects.get(pk=completed.pk), queued=queued,
-        cancelled=cancelled, alice=alice, bob=bob,
+        a_api=token_client(alice),
+        b_api=token_client(bob),
+        a_browser=session_client(alice),
+        b_browser=session_client(bob),
+        completed=Conversion.objects.get(pk=completed.pk),
+        queued=queued,
+        cancelled=cancelled,
+        alice=alice,
+        bob=bob,
     )
 
 
@@ -145,8 +151,9 @@ def document_detail(world):
 def conversion_list_and_create(world):
     listed = {item["id"] for item in world.b_api.get("/api/v1/conversions").json()["results"]}
     assert listed.isdisjoint({str(world.completed.pk), str(world.queued.pk), str(world.cancelled.pk)})
-    hidden_from_b(world, "post", "/api/v1/conversions", ok=201, data={"document": str(world.document.pk)},
-                  format="json")
+    hidden_from_b(
+        world, "post", "/api/v1/conversions", ok=201, data={"document": str(world.document.pk)}, format="json"
+    )
 
 
 @covers("api/v1/batches")
@@ -368,8 +375,12 @@ def test_staff_see_every_users_conversions(world):
 
 # --- WebSockets --------------------------------------------------------------------------
 
-WS_CASES = {"ws/conversion/<str:conversion_id>", "ws/v1/conversions/<str:conversion_id>", "ws/v1/queue",
-            "ws/v1/batches/<str:batch_id>"}
+WS_CASES = {
+    "ws/conversion/<str:conversion_id>",
+    "ws/v1/conversions/<str:conversion_id>",
+    "ws/v1/queue",
+    "ws/v1/batches/<str:batch_id>",
+}
 
 
 def test_every_websocket_route_has_an_isolation_case():

@@ -49,8 +49,7 @@ def test_submissions_past_the_rate_get_429_with_retry_after(users, settings, rou
 def test_rate_off_means_no_limit(users, settings):
     settings.SUBMIT_RATE = None
     alice = token_client(users[0])
-    assert {alice.post("/api/v1/documents", {"file": pdf()}, format="multipart").status_code
-            for _ in range(5)} == {201}
+    assert {alice.post("/api/v1/documents", {"file": pdf()}, format="multipart").status_code for _ in range(5)} == {201}
 
 
 def test_queued_jobs_past_the_cap_get_429_and_store_nothing(users, settings):
@@ -60,8 +59,10 @@ def test_queued_jobs_past_the_cap_get_429_and_store_nothing(users, settings):
     assert first.status_code == second.status_code == 201
     refused = alice.post("/api/v1/conversions", {"file": pdf()}, format="multipart")
     assert refused.status_code == 429
-    assert refused.json() == {"detail": "You have 2 conversions waiting to run; the limit is 2 per user. "
-                                        "Submit more once some have started, or cancel some."}
+    assert refused.json() == {
+        "detail": "You have 2 conversions waiting to run; the limit is 2 per user. "
+        "Submit more once some have started, or cancel some."
+    }
     assert Document.objects.filter(owner=users[0]).count() == 2  # refused before storing the upload
     by_document = alice.post("/api/v1/conversions", {"document": first.json()["document"]["id"]}, format="json")
     assert by_document.status_code == 429
@@ -86,8 +87,9 @@ def test_no_cap_when_zero(users, settings):
     settings.MAX_QUEUED_PER_USER = 0
     alice = token_client(users[0])
     document = alice.post("/api/v1/documents", {"file": pdf()}, format="multipart").json()["id"]
-    assert {alice.post("/api/v1/conversions", {"document": document}, format="json").status_code
-            for _ in range(4)} == {201}
+    assert {alice.post("/api/v1/conversions", {"document": document}, format="json").status_code for _ in range(4)} == {
+        201
+    }
 
 
 # --- fair share ----------------------------------------------------------------------------
@@ -124,8 +126,7 @@ def test_the_user_with_fewer_running_jobs_goes_first(users):
 def test_priority_still_comes_before_fair_share(users):
     alice, bob = users
     queue(alice, 2)
-    urgent = services.create_conversion(document=Document.objects.filter(owner=alice).first(), owner=alice,
-                                        priority=5)
+    urgent = services.create_conversion(document=Document.objects.filter(owner=alice).first(), owner=alice, priority=5)
     queue(bob, 1)
     services.claim_next(worker_id="worker-1")
     assert Conversion.objects.get(pk=urgent.pk).status == "running"

@@ -32,8 +32,11 @@ def token(transactional_db, settings):
 
 def submit_as(address: str, token: str) -> str:
     with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
-        created = client.post("/api/v1/conversions", headers={"Authorization": f"Token {token}"},
-                              files={"file": ("one.pdf", ONE_PAGE.read_bytes(), "application/pdf")})
+        created = client.post(
+            "/api/v1/conversions",
+            headers={"Authorization": f"Token {token}"},
+            files={"file": ("one.pdf", ONE_PAGE.read_bytes(), "application/pdf")},
+        )
     assert created.status_code == 201, created.text
     return created.json()["id"]
 
@@ -42,8 +45,11 @@ def test_http_needs_the_token(signed_in_only_web, token):
     refused = httpx.get(f"http://{signed_in_only_web}/api/v1/conversions", timeout=30)
     assert refused.status_code == 401 and refused.json()["detail"]
     conversion_id = submit_as(signed_in_only_web, token)
-    mine = httpx.get(f"http://{signed_in_only_web}/api/v1/conversions/{conversion_id}",
-                     headers={"Authorization": f"Token {token}"}, timeout=30)
+    mine = httpx.get(
+        f"http://{signed_in_only_web}/api/v1/conversions/{conversion_id}",
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
     assert mine.status_code == 200 and mine.json()["status"] == "queued"
 
 

@@ -14,8 +14,18 @@ from dotsocr_site import env
 from dotsocr_site.launcher import single_user_defaults
 from tests.conftest import REPO
 
-SETTINGS_OF_INTEREST = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "HTTPS", "ALLOW_ANONYMOUS",
-                        "SUBMIT_RATE", "MAX_QUEUED_PER_USER", "CSRF_TRUSTED_ORIGINS", "DJANGO_SETTINGS_MODULE")
+SETTINGS_OF_INTEREST = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "ALLOWED_HOSTS",
+    "HTTPS",
+    "ALLOW_ANONYMOUS",
+    "SUBMIT_RATE",
+    "MAX_QUEUED_PER_USER",
+    "CSRF_TRUSTED_ORIGINS",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 def service_environment(tmp_path, **overrides) -> dict:
@@ -27,8 +37,13 @@ def service_environment(tmp_path, **overrides) -> dict:
 def settings_of(tmp_path, *names, **overrides) -> subprocess.CompletedProcess:
     # The settings module alone (no django.setup()): quick, and what every process imports first.
     code = f"import dotsocr_site.settings as s; print(repr([getattr(s, name, None) for name in {list(names)!r}]))"
-    return subprocess.run([sys.executable, "-c", code], env=service_environment(tmp_path, **overrides), cwd=REPO,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=service_environment(tmp_path, **overrides),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
 
 
 def values(result: subprocess.CompletedProcess) -> list:
@@ -54,30 +69,66 @@ def test_secret_key_from_the_environment_or_a_file(tmp_path):
 
 
 def test_security_defaults_are_closed(tmp_path):
-    defaults = values(settings_of(tmp_path, "ALLOW_ANONYMOUS", "ALLOWED_HOSTS", "HTTPS", "SECURE_PROXY_SSL_HEADER",
-                                  "SUBMIT_RATE", "MAX_QUEUED_PER_USER", SECRET_KEY="k" * 50))
+    defaults = values(
+        settings_of(
+            tmp_path,
+            "ALLOW_ANONYMOUS",
+            "ALLOWED_HOSTS",
+            "HTTPS",
+            "SECURE_PROXY_SSL_HEADER",
+            "SUBMIT_RATE",
+            "MAX_QUEUED_PER_USER",
+            SECRET_KEY="k" * 50,
+        )
+    )
     # A shared install keeps limits, set to let a folder of files through (issue 16).
     assert defaults == [False, ["localhost", "127.0.0.1", "[::1]"], False, None, "600/min", 10000]
 
 
 def test_hosts_and_limits_from_the_environment(tmp_path):
-    configured = values(settings_of(tmp_path, "ALLOWED_HOSTS", "ALLOW_ANONYMOUS", "SUBMIT_RATE",
-                                    "MAX_QUEUED_PER_USER", SECRET_KEY="k" * 50, ALLOWED_HOSTS="ocr.example.com, ocr",
-                                    ALLOW_ANONYMOUS="yes", SUBMIT_RATE="off", MAX_QUEUED_PER_USER="0"))
+    configured = values(
+        settings_of(
+            tmp_path,
+            "ALLOWED_HOSTS",
+            "ALLOW_ANONYMOUS",
+            "SUBMIT_RATE",
+            "MAX_QUEUED_PER_USER",
+            SECRET_KEY="k" * 50,
+            ALLOWED_HOSTS="ocr.example.com, ocr",
+            ALLOW_ANONYMOUS="yes",
+            SUBMIT_RATE="off",
+            MAX_QUEUED_PER_USER="0",
+        )
+    )
     assert configured == [["ocr.example.com", "ocr"], True, None, 0]
 
 
 def test_https_makes_cookies_secure_and_trusts_the_proxy_header(tmp_path):
-    names = ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT",
-             "SECURE_HSTS_SECONDS")
+    names = (
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_PROXY_SSL_HEADER",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+    )
     assert values(settings_of(tmp_path, *names, SECRET_KEY="k" * 50, HTTPS="true")) == [
-        True, True, ("HTTP_X_FORWARDED_PROTO", "https"), True, 31536000]
+        True,
+        True,
+        ("HTTP_X_FORWARDED_PROTO", "https"),
+        True,
+        31536000,
+    ]
 
 
 def check_deploy(tmp_path, **overrides) -> subprocess.CompletedProcess:
     production = {"SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "ocr.example.com", **overrides}
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          env=service_environment(tmp_path, **production), cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=service_environment(tmp_path, **production),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_check_deploy_passes_with_production_settings(tmp_path):
@@ -123,13 +174,23 @@ def test_a_single_user_install_has_no_submission_rate_or_queued_cap(tmp_path):
     assert (chosen["SUBMIT_RATE"], chosen["MAX_QUEUED_PER_USER"]) == ("30/min", "0")
     shared = single_user_defaults({"DATA_DIR": str(tmp_path), "ALLOW_ANONYMOUS": "false"})
     assert "SUBMIT_RATE" not in shared and "MAX_QUEUED_PER_USER" not in shared  # the settings' defaults hold
-    served = values(settings_of(tmp_path, "SUBMIT_RATE", "MAX_QUEUED_PER_USER", **{
-        name: environment[name] for name in ("SUBMIT_RATE", "MAX_QUEUED_PER_USER", "SECRET_KEY_FILE")}))
+    served = values(
+        settings_of(
+            tmp_path,
+            "SUBMIT_RATE",
+            "MAX_QUEUED_PER_USER",
+            **{name: environment[name] for name in ("SUBMIT_RATE", "MAX_QUEUED_PER_USER", "SECRET_KEY_FILE")},
+        )
+    )
     assert served == [None, 0]
 
 
 def test_run_command_keeps_what_the_environment_sets(tmp_path):
-    given = {"DATA_DIR": str(tmp_path), "ALLOW_ANONYMOUS": "false", "ALLOWED_HOSTS": "ocr.example.com",
-             "SECRET_KEY": "from-the-operator"}
+    given = {
+        "DATA_DIR": str(tmp_path),
+        "ALLOW_ANONYMOUS": "false",
+        "ALLOWED_HOSTS": "ocr.example.com",
+        "SECRET_KEY": "from-the-operator",
+    }
     assert single_user_defaults(given) == given
     assert not (tmp_path / "secret_key").exists()

@@ -49,25 +49,32 @@ def prefetched_messages() -> int:
     return OrmQ.objects.filter(lock__gt=timezone.now()).count()
 
 
-@pytest.mark.parametrize("workers,how", [("1", "SIGTERM to the main process"), ("2", "SIGTERM to the process group"),
-                                         ("2", "SIGINT to the main process")])
-def test_stop_with_a_prefetched_backlog_ends_every_process_in_bounded_time(workers, how, live_env, transactional_db,
-                                                                         tmp_path):
+@pytest.mark.parametrize(
+    "workers,how",
+    [("1", "SIGTERM to the main process"), ("2", "SIGTERM to the process group"), ("2", "SIGINT to the main process")],
+)
+def test_stop_with_a_prefetched_backlog_ends_every_process_in_bounded_time(
+    workers, how, live_env, transactional_db, tmp_path
+):
     env = {**live_env, "NUM_WORKERS": workers, "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS)}
     cluster = start_cluster(env, tmp_path)
     try:
         queue_backlog(BACKLOG)
         # The pusher keeps workers^2 messages in the task queue and one in hand.
-        wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2 and prefetched_messages() >= 2,
-                   90, lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
+        wait_until(
+            lambda: Conversion.objects.filter(status="completed").count() >= 2 and prefetched_messages() >= 2,
+            90,
+            lambda: f"the cluster did not get going:\n{cluster.log_tail()}",
+        )
         pids = process_tree(cluster.process.pid)
         if how == "SIGTERM to the process group":
             os.killpg(cluster.process.pid, signal.SIGTERM)
         else:
             cluster.process.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
 
-        stopped_after = wait_until(lambda: not alive(pids), GRACE_SECONDS + 10,
-                                   lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")
+        stopped_after = wait_until(
+            lambda: not alive(pids), GRACE_SECONDS + 10, lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}"
+        )
     finally:
         cluster.stop(timeout=1)
     assert not Conversion.objects.filter(status="running").exists()
@@ -77,9 +84,14 @@ def test_stop_with_a_prefetched_backlog_ends_every_process_in_bounded_time(worke
     if workers == "1":  # once: the jobs the stop left behind all run on the next start
         second = start_cluster({**env, "NUM_WORKERS": "2"}, tmp_path)
         try:
-            wait_until(lambda: Conversion.objects.filter(status="completed").count() == BACKLOG, 240,
-                       lambda: f"{dict(Conversion.objects.values_list('status').annotate(n=Count('pk')))} "
-                               f"after a restart\n{second.log_tail()}")
+            wait_until(
+                lambda: Conversion.objects.filter(status="completed").count() == BACKLOG,
+                240,
+                lambda: (
+                    f"{dict(Conversion.objects.values_list('status').annotate(n=Count('pk')))} "
+                    f"after a restart\n{second.log_tail()}"
+                ),
+            )
         finally:
             second.stop()
 
@@ -92,12 +104,16 @@ def test_a_cluster_whose_main_process_is_killed_stops_by_itself(live_env, transa
     cluster = start_cluster(env, tmp_path)
     try:
         queue_backlog(BACKLOG)
-        wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2, 90,
-                   lambda: f"the cluster did not get going:\n{cluster.log_tail()}")
+        wait_until(
+            lambda: Conversion.objects.filter(status="completed").count() >= 2,
+            90,
+            lambda: f"the cluster did not get going:\n{cluster.log_tail()}",
+        )
         pids = process_tree(cluster.process.pid)
         cluster.process.kill()
-        wait_until(lambda: not alive(pids), GRACE_SECONDS + 10,
-                   lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}")
+        wait_until(
+            lambda: not alive(pids), GRACE_SECONDS + 10, lambda: f"still running: {alive(pids)}\n{cluster.log_tail()}"
+        )
     finally:
         cluster.stop(timeout=1)
     assert not Conversion.objects.filter(status="running").exists()

@@ -28,20 +28,36 @@ def running_launcher(request, live_env, transactional_db, tmp_path):
     (launcher, its descendants' pids). Parametrized indirectly: WEB_CONCURRENCY (default:
     the launcher's own, one per core)."""
     port = free_port()
-    env = {**live_env, "API_HOST": "127.0.0.1", "API_PORT": str(port), "NUM_WORKERS": "2",
-           "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS), "DATA_DIR": str(tmp_path)}
+    env = {
+        **live_env,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "NUM_WORKERS": "2",
+        "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+        "DATA_DIR": str(tmp_path),
+    }
     web_processes = getattr(request, "param", None)
     if web_processes is not None:
         env["WEB_CONCURRENCY"] = web_processes
-    launcher = subprocess.Popen([sys.executable, "-m", "dotsocr_site.launcher", "run"], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "dotsocr_site.launcher", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = OutputWatcher(launcher)
     descendants: set[int] = set()
     try:
         output.wait_for(f"dotsocr is running at http://127.0.0.1:{port}/", timeout=120)
         queue_backlog(60)
-        wait_until(lambda: Conversion.objects.filter(status="completed").count() >= 2, 90,
-                   lambda: "\n".join(output.lines[-40:]))
+        wait_until(
+            lambda: Conversion.objects.filter(status="completed").count() >= 2,
+            90,
+            lambda: "\n".join(output.lines[-40:]),
+        )
         descendants = {child.pid for child in psutil.Process(launcher.pid).children(recursive=True)}
         assert len(descendants) >= 6  # daphne; qcluster, its sentinel, pusher, monitor, 2 workers
         yield launcher, descendants, output

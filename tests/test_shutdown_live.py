@@ -34,8 +34,11 @@ def wait_until(predicate, timeout: float, what: str):
 def test_sigterm_releases_the_running_job_and_a_new_cluster_finishes_it(whom, live_client, live_env, standin, tmp_path):
     env = {**live_env, "OCR_ENGINE_URLS": standin.url, "NUM_THREAD": "1", "NUM_WORKERS": "1", "DPI": "72"}
     cluster = start_cluster(env, tmp_path)
-    response = live_client.post("/api/v1/conversions", data={"engine": "dotsocr"},
-                                files={"file": ("scan.pdf", pdf_of(PAGES, "a long scan"), "application/pdf")})
+    response = live_client.post(
+        "/api/v1/conversions",
+        data={"engine": "dotsocr"},
+        files={"file": ("scan.pdf", pdf_of(PAGES, "a long scan"), "application/pdf")},
+    )
     assert response.status_code == 201, response.text
     conversion_id = response.json()["id"]
     wait_until(lambda: Conversion.objects.get(pk=conversion_id).pages_done >= 2, 60, "the job never got going")

@@ -120,8 +120,11 @@ def submit(api, url, **fields):
 
 
 def nothing_stored(settings):
-    return Document.objects.count() == 0 and not any(settings.UPLOAD_DIR.iterdir()) \
+    return (
+        Document.objects.count() == 0
+        and not any(settings.UPLOAD_DIR.iterdir())
         and not any(settings.DATA_DIR.joinpath("tmp").iterdir())
+    )
 
 
 def test_a_url_on_an_allowed_loopback_host_converts(api, server, allowed):
@@ -146,13 +149,24 @@ def test_a_loopback_address_without_the_setting_is_refused(api, server, settings
     assert response.status_code == 400
     assert response.json()["detail"] == (
         "source_url: The host 127.0.0.1 resolves to 127.0.0.1, a loopback, private, link-local or reserved address; "
-        "such hosts are refused unless listed in SOURCE_URL_ALLOW_HOSTS.")
+        "such hosts are refused unless listed in SOURCE_URL_ALLOW_HOSTS."
+    )
     assert Handler.requests == [] and nothing_stored(settings)  # refused before connecting
 
 
-@pytest.mark.parametrize("url", ["http://10.1.2.3/a.pdf", "http://169.254.169.254/latest/meta-data/",
-                                 "http://[::1]/a.pdf", "http://[::ffff:192.168.0.1]/a.pdf", "http://100.100.100.200/",
-                                 "http://0.0.0.0/", "http://224.0.0.1/", "http://localhost/a.pdf"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3/a.pdf",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/a.pdf",
+        "http://[::ffff:192.168.0.1]/a.pdf",
+        "http://100.100.100.200/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "http://localhost/a.pdf",
+    ],
+)
 def test_private_link_local_metadata_and_reserved_addresses_are_refused(api, url, settings):
     response = submit(api, url)
     assert response.status_code == 400
@@ -219,12 +233,15 @@ def test_content_that_is_not_a_document_is_refused_whatever_its_content_type(api
     assert nothing_stored(settings)
 
 
-@pytest.mark.parametrize("url,reason", [
-    ("ftp://example.com/a.pdf", "Only http and https URLs can be downloaded, not ftp."),
-    ("file:///etc/passwd", "Only http and https URLs can be downloaded, not file."),
-    ("http://user:secret@example.com/a.pdf", "URLs with a user name or password are not accepted."),
-    ("/relative/a.pdf", "Only http and https URLs can be downloaded, not a relative URL."),
-])
+@pytest.mark.parametrize(
+    "url,reason",
+    [
+        ("ftp://example.com/a.pdf", "Only http and https URLs can be downloaded, not ftp."),
+        ("file:///etc/passwd", "Only http and https URLs can be downloaded, not file."),
+        ("http://user:secret@example.com/a.pdf", "URLs with a user name or password are not accepted."),
+        ("/relative/a.pdf", "Only http and https URLs can be downloaded, not a relative URL."),
+    ],
+)
 def test_urls_that_are_not_http_or_carry_credentials_are_refused(api, url, reason):
     response = submit(api, url)
     assert response.status_code == 400 and response.json()["detail"] == f"source_url: {reason}"
@@ -236,8 +253,9 @@ def test_an_error_status_is_refused_with_it(api, server, allowed):
 
 
 def test_a_source_url_and_a_file_together_are_a_400(api, server, allowed):
-    response = api.post("/api/v1/conversions", {"source_url": f"{server}/paper.pdf",
-                                                "file": io.BytesIO(PDF)}, format="multipart")
+    response = api.post(
+        "/api/v1/conversions", {"source_url": f"{server}/paper.pdf", "file": io.BytesIO(PDF)}, format="multipart"
+    )
     assert response.status_code == 400 and "exactly one of" in response.json()["detail"]
 
 
@@ -255,23 +273,26 @@ def test_the_address_connected_to_is_the_one_checked_dns_rebinding(server):
     Handler.requests.clear()
     policy = sources.SourcePolicy(max_bytes=10**7, connect_timeout=1, read_timeout=1)
     with pytest.raises(sources.SourceUnavailable):
-        sources.download(f"http://rebind.example:{port}/paper.pdf", io.BytesIO(), policy=policy,
-                         resolve=rebinding_resolver)
+        sources.download(
+            f"http://rebind.example:{port}/paper.pdf", io.BytesIO(), policy=policy, resolve=rebinding_resolver
+        )
     assert calls == ["rebind.example"]  # resolved once, and the checked answer was the one used
     assert Handler.requests == []
 
 
 def test_a_batch_takes_source_urls_beside_files(api, server, allowed):
-    response = api.post("/api/v1/batches", {"source_url": [f"{server}/paper.pdf", f"{server}/named"],
-                                            "file": [io.BytesIO(PDF)]}, format="multipart")
+    response = api.post(
+        "/api/v1/batches",
+        {"source_url": [f"{server}/paper.pdf", f"{server}/named"], "file": [io.BytesIO(PDF)]},
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     names = [conversion["document"]["filename"] for conversion in response.json()["conversions"]]
     assert names[1:] == ["paper.pdf", "Annual report.pdf"] and Conversion.objects.count() == 3
 
 
 def test_a_failed_url_refuses_its_batch_naming_it(api, server, allowed, settings):
-    response = api.post("/api/v1/batches", {"source_url": [f"{server}/paper.pdf", f"{server}/missing"]},
-                        format="json")
+    response = api.post("/api/v1/batches", {"source_url": [f"{server}/paper.pdf", f"{server}/missing"]}, format="json")
     assert response.status_code == 400
     assert response.json()["detail"] == f"{server}/missing: source_url: The URL answered HTTP 404."
     assert nothing_stored(settings) and Conversion.objects.count() == 0

@@ -69,13 +69,16 @@ def test_finished_conversion_cannot_fail_or_complete_again(make_conversion):
     assert done.status == Status.COMPLETED and done.progress == 100 and done.error == ""
 
 
-@pytest.mark.parametrize("source,target", [
-    (Status.COMPLETED, Status.RUNNING),
-    (Status.COMPLETED, Status.QUEUED),
-    (Status.QUEUED, Status.COMPLETED),
-    (Status.QUEUED, Status.FAILED),
-    (Status.FAILED, Status.RUNNING),
-])
+@pytest.mark.parametrize(
+    "source,target",
+    [
+        (Status.COMPLETED, Status.RUNNING),
+        (Status.COMPLETED, Status.QUEUED),
+        (Status.QUEUED, Status.COMPLETED),
+        (Status.QUEUED, Status.FAILED),
+        (Status.FAILED, Status.RUNNING),
+    ],
+)
 def test_transitions_outside_the_machine_are_illegal(make_conversion, source, target):
     conversion = make_conversion()
     with pytest.raises(IllegalTransition):

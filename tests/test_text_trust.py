@@ -33,12 +33,15 @@ def test_shifted_tounicode_page_is_read_with_ocr_and_says_why():
     assert "pumps at the northern station" in text and "pressure tests passed" in text
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(documents.shifted_tounicode(3), id="shift-3"),
-    pytest.param(documents.scrambled_tounicode(7), id="scrambled-letters"),
-    pytest.param(documents.cid_font_text("none"), id="cid-font-without-tounicode"),
-    pytest.param(documents.cid_font_text("pua"), id="cid-font-mapped-to-private-use"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(documents.shifted_tounicode(3), id="shift-3"),
+        pytest.param(documents.scrambled_tounicode(7), id="scrambled-letters"),
+        pytest.param(documents.cid_font_text("none"), id="cid-font-without-tounicode"),
+        pytest.param(documents.cid_font_text("pua"), id="cid-font-mapped-to-private-use"),
+    ],
+)
 def test_other_wrong_unicode_maps_are_read_with_ocr(data):
     result = read(data)
     assert result.engine == "rapidocr", result.reason
@@ -109,24 +112,30 @@ def test_honest_non_latin_text_layers_are_trusted(script):
     assert result.reason.startswith("textlayer trusted: ")
 
 
-@pytest.mark.parametrize("text", [
-    "The pumps at the northern station were inspected in March. Two valves were replaced.",
-    "Die Pumpen der Nordstation wurden im März geprüft. Zwei Ventile wurden ersetzt, Angstschweiß inklusive.",
-    "Les pompes de la station nord ont été inspectées en mars. Deux vannes ont été remplacées.",
-    "Las bombas de la estación norte fueron inspeccionadas en marzo. Se reemplazaron dos válvulas.",
-    "Table 3: COVID-19 cases in 2021, A4 sheets, H2O levels and the x-axis labels of Fig. 2",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The pumps at the northern station were inspected in March. Two valves were replaced.",
+        "Die Pumpen der Nordstation wurden im März geprüft. Zwei Ventile wurden ersetzt, Angstschweiß inklusive.",
+        "Les pompes de la station nord ont été inspectées en mars. Deux vannes ont été remplacées.",
+        "Las bombas de la estación norte fueron inspeccionadas en marzo. Se reemplazaron dos válvulas.",
+        "Table 3: COVID-19 cases in 2021, A4 sheets, H2O levels and the x-axis labels of Fig. 2",
+    ],
+)
 def test_honest_latin_prose_is_trusted(text):
     assert judge_text(text).trust
 
 
-@pytest.mark.parametrize("text,why", [
-    ("\ufffd" * 40 + " Report", "unmapped"),
-    ("\x01\x02\x03 \x04\x05\x06\x07 \x08\x0e\x0f\x10 \x11\x12\x13 Maintenance", "unmapped"),
-    ("\ue030\ue044\ue04c\ue051 \ue057\ue048\ue051 \ue044\ue051\ue046 \ue048\ue003", "unmapped"),
-    ("!\"# $%&- ./0 0/12 &-\x02 33 !% 4!5#!-&6#!#&0 =>#5&6/\"./1", "letters or digits"),
-    ("Жq ω中 αbЯ 文 ﻳ שׁ ข ก ㄱ ᚠ ᛟ Ꭰ ꓐ ⴰ ⵣ", "scripts"),
-])
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ("\ufffd" * 40 + " Report", "unmapped"),
+        ("\x01\x02\x03 \x04\x05\x06\x07 \x08\x0e\x0f\x10 \x11\x12\x13 Maintenance", "unmapped"),
+        ("\ue030\ue044\ue04c\ue051 \ue057\ue048\ue051 \ue044\ue051\ue046 \ue048\ue003", "unmapped"),
+        ('!"# $%&- ./0 0/12 &-\x02 33 !% 4!5#!-&6#!#&0 =>#5&6/"./1', "letters or digits"),
+        ("Жq ω中 αbЯ 文 ﻳ שׁ ข ก ㄱ ᚠ ᛟ Ꭰ ꓐ ⴰ ⵣ", "scripts"),
+    ],
+)
 def test_text_that_is_not_language_is_rejected(text, why):
     verdict = judge_text(text)
     assert not verdict.trust and not verdict.verify

@@ -11,8 +11,12 @@ from workers.ocr.textlayer_tables import has_table_rules
 from workers.pdf import PdfPage, open_pdf
 
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
-TABLE = [["City", "Country", "Millions"], ["Oslo", "Norway", "0.71"], ["Lima", "Peru", "9.75"],
-         ["Quito", "Ecuador", "2.80"]]
+TABLE = [
+    ["City", "Country", "Millions"],
+    ["Oslo", "Norway", "0.71"],
+    ["Lima", "Peru", "9.75"],
+    ["Quito", "Ecuador", "2.80"],
+]
 
 
 def recognize(path, page_number=0):
@@ -52,7 +56,16 @@ def test_two_columns_are_read_left_column_first_with_full_width_blocks_in_place(
     cells = recognize(two_column_pdf(tmp_path / "columns.pdf")).cells
     assert cells[0].category == "Title" and cells[0].text == "# A Study In Two Columns"
     assert [cell.text.split()[0] for cell in cells[1:]] == [
-        "Ada", "left0", "left1", "left2", "right0", "right1", "right2", "closing", "7"]
+        "Ada",
+        "left0",
+        "left1",
+        "left2",
+        "right0",
+        "right1",
+        "right2",
+        "closing",
+        "7",
+    ]
 
 
 def test_single_column_page_is_read_top_to_bottom(tmp_path):
@@ -73,22 +86,30 @@ def test_large_fonts_are_title_and_section_header(tmp_path):
     page.insert_textbox(pymupdf.Rect(50, 190, 545, 400), paragraph("body") * 2, fontsize=10)
     cells = recognize(save(document, tmp_path / "headings.pdf")).cells
     assert [(cell.category, cell.text) for cell in cells[:2]] == [
-        ("Title", "# Annual Report"), ("Section-header", "## Results of the year")]
+        ("Title", "# Annual Report"),
+        ("Section-header", "## Results of the year"),
+    ]
     assert cells[2].category == "Text" and cells[2].text.startswith("body")
 
 
-@pytest.mark.parametrize("heading_size, bold_font, category", [
-    (14, "hebo", "Section-header"),  # a Word "Heading 1" as LibreOffice exports it: 14 pt bold over 11 pt
-    (18, "helv", "Title"),
-    (11, "hebo", "Section-header"),  # a run-in bold heading at body size
-])
+@pytest.mark.parametrize(
+    "heading_size, bold_font, category",
+    [
+        (14, "hebo", "Section-header"),  # a Word "Heading 1" as LibreOffice exports it: 14 pt bold over 11 pt
+        (18, "helv", "Title"),
+        (11, "hebo", "Section-header"),  # a run-in bold heading at body size
+    ],
+)
 def test_heading_set_close_above_its_paragraph_is_its_own_cell(tmp_path, heading_size, bold_font, category):
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
     # Close enough that MuPDF makes heading and paragraph one block.
     page.insert_text((72, 100), "Quarterly report", fontsize=heading_size, fontname=bold_font)
-    body = ["Revenue grew by 12 percent in the third quarter,", "which was a good quarter for everyone involved,",
-            "and the fourth is expected to be as good."]
+    body = [
+        "Revenue grew by 12 percent in the third quarter,",
+        "which was a good quarter for everyone involved,",
+        "and the fourth is expected to be as good.",
+    ]
     for number, line in enumerate(body):
         page.insert_text((72, 100 + heading_size - 2 + 13 * number), line, fontsize=11, fontname="tiro")
     path = save(document, tmp_path / "heading.pdf")
@@ -110,10 +131,14 @@ def test_bold_first_line_ending_a_sentence_stays_in_its_paragraph(tmp_path):
 def test_bulleted_and_numbered_lists_are_one_list_item_per_entry(tmp_path):
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
-    page.insert_htmlbox(pymupdf.Rect(50, 100, 545, 500), (
-        "<p>We need the following things for the trip to the mountains:</p>"
-        "<ul><li>warm boots for the snow</li><li>a map of the valley</li><li>matches</li></ul>"
-        "<ol><li>pack the car</li><li>leave at dawn</li></ol>"))
+    page.insert_htmlbox(
+        pymupdf.Rect(50, 100, 545, 500),
+        (
+            "<p>We need the following things for the trip to the mountains:</p>"
+            "<ul><li>warm boots for the snow</li><li>a map of the valley</li><li>matches</li></ul>"
+            "<ol><li>pack the car</li><li>leave at dawn</li></ol>"
+        ),
+    )
     cells = recognize(save(document, tmp_path / "list.pdf")).cells
     assert [(cell.category, cell.text) for cell in cells] == [
         ("Text", "We need the following things for the trip to the mountains:"),
@@ -140,10 +165,20 @@ def test_bullets_set_apart_from_their_text_still_start_list_items(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("text,is_marker", [
-    ("• apples", True), ("- apples", True), ("1. first", True), ("(ii) second", True), ("b) third", True),
-    ("-5 degrees below zero", False), ("0. Auflage, 2016", False), ("e.g. this", False), ("2019. The year", False),
-])
+@pytest.mark.parametrize(
+    "text,is_marker",
+    [
+        ("• apples", True),
+        ("- apples", True),
+        ("1. first", True),
+        ("(ii) second", True),
+        ("b) third", True),
+        ("-5 degrees below zero", False),
+        ("0. Auflage, 2016", False),
+        ("e.g. this", False),
+        ("2019. The year", False),
+    ],
+)
 def test_list_markers(text, is_marker):
     assert is_list_marker(text) is is_marker
 
@@ -157,8 +192,9 @@ def ruled_table_pdf(path, rows=TABLE, merged_header=False):
     left, top, column_width, row_height = 80, 170, 140, 24
     for row_index, row in enumerate(rows):
         for column_index, value in enumerate(row):
-            page.insert_text((left + column_index * column_width + 6, top + row_index * row_height + 16), value,
-                             fontsize=11)
+            page.insert_text(
+                (left + column_index * column_width + 6, top + row_index * row_height + 16), value, fontsize=11
+            )
     bottom, right = top + len(rows) * row_height, left + len(rows[0]) * column_width
     for row_index in range(len(rows) + 1):
         y = top + row_index * row_height
@@ -228,11 +264,14 @@ def empty_grid(page):
         page.draw_line((100, y), (300, y))
 
 
-@pytest.mark.parametrize("draw,expected", [
-    (table_rows, True),
-    (header_rule_and_box, False),  # rules, but not a table's
-    (empty_grid, False),  # a coordinate grid in a figure: aligned rules, no text rows
-])
+@pytest.mark.parametrize(
+    "draw,expected",
+    [
+        (table_rows, True),
+        (header_rule_and_box, False),  # rules, but not a table's
+        (empty_grid, False),  # a coordinate grid in a figure: aligned rules, no text rows
+    ],
+)
 def test_table_finding_runs_only_on_pages_ruled_like_a_table(draw, expected):
     document, page = rules_page(draw)
     assert has_table_rules(page, line_boxes(text_layout(page))) is expected

@@ -86,24 +86,32 @@ def test_a_page_turned_with_rotate_reads_as_the_same_page_upright(kind, rotation
 
 
 def inside(rect: pymupdf.Rect, bbox, slack: float = 3) -> bool:
-    return (rect.x0 >= bbox[0] - slack and rect.y0 >= bbox[1] - slack
-            and rect.x1 <= bbox[2] + slack and rect.y1 <= bbox[3] + slack)
+    return (
+        rect.x0 >= bbox[0] - slack
+        and rect.y0 >= bbox[1] - slack
+        and rect.x1 <= bbox[2] + slack
+        and rect.y1 <= bbox[3] + slack
+    )
 
 
 # --- kind 4: writing direction --------------------------------------------------------------
 
 OTHER_HEBREW = (
-    "מחיר: 12.50 ש\"ח (כולל מע\"מ)",
+    'מחיר: 12.50 ש"ח (כולל מע"מ)',
     "גרסה 2 של Word היא חדשה",
     "בשנת 2024 נפתחו 3 סניפים!",
 )
 
 
-@pytest.mark.parametrize("lines, script", [
-    (documents.HEBREW_LINES, "hebrew"),
-    (OTHER_HEBREW, "hebrew"),
-    (documents.ARABIC_LINES, "arabic"),
-], ids=["issue-sample", "numbers-punctuation-latin", "arabic"])
+@pytest.mark.parametrize(
+    "lines, script",
+    [
+        (documents.HEBREW_LINES, "hebrew"),
+        (OTHER_HEBREW, "hebrew"),
+        (documents.ARABIC_LINES, "arabic"),
+    ],
+    ids=["issue-sample", "numbers-punctuation-latin", "arabic"],
+)
 def test_right_to_left_lines_stored_in_visual_order_come_out_in_logical_order(lines, script):
     cells, _page = read(documents.rtl_visual_order(lines, script))
     assert [cell.text for cell in cells] == list(lines)
@@ -122,11 +130,15 @@ def test_corpus_arabic_keeps_its_text():
         assert "حَبيبي habibi" in markdown(cells)
 
 
-@pytest.mark.parametrize("columns", [
-    documents.TATEGAKI_COLUMNS,
-    ("春はあけぼの", "やうやう白くなりゆく", "山ぎは少しあかりて", "紫だちたる雲の"),
-    ("令和6年は2024年です", "第12回の会議、開催。"),
-], ids=["issue-sample", "four-columns", "digits-punctuation"])
+@pytest.mark.parametrize(
+    "columns",
+    [
+        documents.TATEGAKI_COLUMNS,
+        ("春はあけぼの", "やうやう白くなりゆく", "山ぎは少しあかりて", "紫だちたる雲の"),
+        ("令和6年は2024年です", "第12回の会議、開催。"),
+    ],
+    ids=["issue-sample", "four-columns", "digits-punctuation"],
+)
 @pytest.mark.parametrize("writing", ["vertical-cmap", "rotated"])
 def test_vertical_japanese_reads_column_by_column_from_the_right_without_spaces(columns, writing):
     cells, _page = read(documents.tategaki(columns, writing=writing))
@@ -145,12 +157,19 @@ def test_wrapped_horizontal_cjk_lines_join_without_a_space():
 # --- kind 5: form fields ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, rise, field_x", [
-    (documents.FORM_FIELDS, 1.0, 170),
-    ((("Invoice number:", "INV-2024-0042"), ("Due date:", "31 March 2025"), ("Amount due:", "1,250.00 EUR")),
-     0.5, 200),
-    ((("Name", "Grace Hopper"), ("Department", "Computing")), 2.0, 150),
-], ids=["issue-sample", "invoice", "labels-without-colons"])
+@pytest.mark.parametrize(
+    "fields, rise, field_x",
+    [
+        (documents.FORM_FIELDS, 1.0, 170),
+        (
+            (("Invoice number:", "INV-2024-0042"), ("Due date:", "31 March 2025"), ("Amount due:", "1,250.00 EUR")),
+            0.5,
+            200,
+        ),
+        ((("Name", "Grace Hopper"), ("Department", "Computing")), 2.0, 150),
+    ],
+    ids=["issue-sample", "invoice", "labels-without-colons"],
+)
 def test_filled_form_field_follows_its_label_on_the_same_line(fields, rise, field_x):
     cells, _page = read(documents.filled_form(fields, rise=rise, field_x=field_x))
     texts = [cell.text for cell in cells]
@@ -166,10 +185,14 @@ def test_corpus_libreoffice_form_value_follows_its_label():
 # --- kind 6: hyphens ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("keep, split", [
-    ("price-determining", "information"),
-    ("decision-making", "documentation"),
-], ids=["issue-sample", "other-words"])
+@pytest.mark.parametrize(
+    "keep, split",
+    [
+        ("price-determining", "information"),
+        ("decision-making", "documentation"),
+    ],
+    ids=["issue-sample", "other-words"],
+)
 def test_line_end_hyphen_joins_a_split_word_and_keeps_a_real_one(keep, split):
     cells, _page = read(documents.hyphenated_text(keep=keep, split=split))
     text = markdown(cells)
@@ -193,8 +216,11 @@ def test_line_end_hyphen_rule():
 # --- kind 7: crowded pages ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("markers, seed, one_path", [(1200, 7, False), (3000, 11, False), (1200, 5, True)],
-                         ids=["issue-sample", "3000-markers", "markers-in-one-path"])
+@pytest.mark.parametrize(
+    "markers, seed, one_path",
+    [(1200, 7, False), (3000, 11, False), (1200, 5, True)],
+    ids=["issue-sample", "3000-markers", "markers-in-one-path"],
+)
 def test_table_beside_a_scatter_plot_keeps_its_cells_and_caption_without_the_layout_model(markers, seed, one_path):
     data = documents.table_page(markers=markers, seed=seed, one_path=one_path)
     document = pymupdf.open("pdf", data)
@@ -206,8 +232,10 @@ def test_table_beside_a_scatter_plot_keeps_its_cells_and_caption_without_the_lay
     tables = [cell for cell in cells if cell.category == "Table"]
     assert len(tables) == 1
     for row in documents.TABLE_ROWS:
-        assert "".join(f"<td>{text}</td>" for text in row) in tables[0].text or \
-            "".join(f"<th>{text}</th>" for text in row) in tables[0].text
+        assert (
+            "".join(f"<td>{text}</td>" for text in row) in tables[0].text
+            or "".join(f"<th>{text}</th>" for text in row) in tables[0].text
+        )
     assert documents.TABLE_CAPTION in [cell.text for cell in cells]
 
 

@@ -13,7 +13,7 @@ from tests.live import free_port, start_web
 
 pytestmark = pytest.mark.acceptance
 LIMIT_MB = 5
-TWO_GB = 2 * 1024 ** 3
+TWO_GB = 2 * 1024**3
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,10 @@ def small_limit_web(live_env, tmp_path_factory):
 
 
 def request_head(port: int, length_header: str) -> bytes:
-    return (f"POST /api/v1/conversions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: multipart/form-data; boundary=xyz\r\n{length_header}\r\n\r\n").encode()
+    return (
+        f"POST /api/v1/conversions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary=xyz\r\n{length_header}\r\n\r\n"
+    ).encode()
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict]:
@@ -79,6 +81,9 @@ def test_uploads_within_the_limit_still_work(small_limit_web, transactional_db):
     import httpx
 
     port, _ = small_limit_web
-    response = httpx.post(f"http://127.0.0.1:{port}/api/v1/conversions", timeout=30,
-                          files={"file": ("ok.pdf", FOUR_PAGES.read_bytes(), "application/pdf")})
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/conversions",
+        timeout=30,
+        files={"file": ("ok.pdf", FOUR_PAGES.read_bytes(), "application/pdf")},
+    )
     assert response.status_code == 201, response.text

@@ -30,7 +30,9 @@ def daphne_pid(base_url: str) -> int:
 def queued_conversions(client: httpx.Client, count: int) -> list[str]:
     """Through daphne (one batch), so that its events reach daphne's channel layer."""
     pdf = ONE_PAGE.read_bytes()
-    batch = client.post("/api/v1/batches", files=[("file", (f"q{n}.pdf", pdf, "application/pdf")) for n in range(count)])
+    batch = client.post(
+        "/api/v1/batches", files=[("file", (f"q{n}.pdf", pdf, "application/pdf")) for n in range(count)]
+    )
     assert batch.status_code == 201, batch.text
     return [conversion["id"] for conversion in batch.json()["conversions"]]
 
@@ -46,14 +48,19 @@ def test_fifty_waiters_leave_health_and_new_submissions_prompt(live_web, live_cl
         limits = httpx.Limits(max_connections=WAITERS + 10, max_keepalive_connections=WAITERS + 10)
         async with httpx.AsyncClient(base_url=live_web, timeout=120, limits=limits) as client:
             began = time.monotonic()
-            waiters = [asyncio.create_task(client.get(f"/api/v1/conversions/{conversion_id}",
-                                                      headers={"Prefer": "wait=60"})) for conversion_id in ids]
+            waiters = [
+                asyncio.create_task(client.get(f"/api/v1/conversions/{conversion_id}", headers={"Prefer": "wait=60"}))
+                for conversion_id in ids
+            ]
             await asyncio.sleep(3)  # every waiter has been answered by Django once and now waits
             assert not any(waiter.done() for waiter in waiters), [w.result().status_code for w in waiters if w.done()]
             threads_waiting = daphne.num_threads()
             health = [await timed_async(client.get, "/health") for _ in range(10)]
-            submitted = await client.post("/api/v1/conversions", data={"engine": "textlayer"},
-                                          files={"file": ("new.pdf", pdf_of(1, "new"), "application/pdf")})
+            submitted = await client.post(
+                "/api/v1/conversions",
+                data={"engine": "textlayer"},
+                files={"file": ("new.pdf", pdf_of(1, "new"), "application/pdf")},
+            )
             still_waiting = sum(not waiter.done() for waiter in waiters)
             for conversion_id in ids:
                 assert (await client.post(f"/api/v1/conversions/{conversion_id}/cancel")).status_code == 200
@@ -70,8 +77,10 @@ def test_fifty_waiters_leave_health_and_new_submissions_prompt(live_web, live_cl
         assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
         assert answer.headers["Preference-Applied"] == "wait=60"
     assert ended - began < 60  # ended by the cancel, not by the wait running out
-    print(f"/health ms without waiters {sorted(ms for _, ms in health_before)}, "
-          f"with {WAITERS}: {sorted(ms for _, ms in health)}")
+    print(
+        f"/health ms without waiters {sorted(ms for _, ms in health_before)}, "
+        f"with {WAITERS}: {sorted(ms for _, ms in health)}"
+    )
 
 
 def timed(call, *args, **kwargs) -> tuple[int, float]:
@@ -87,8 +96,13 @@ async def timed_async(call, *args, **kwargs) -> tuple[int, float]:
 
 
 def test_create_with_prefer_wait_answers_with_the_completed_conversion(live_client, live_cluster):
-    created = live_client.post("/api/v1/conversions", headers={"Prefer": "wait=60"}, data={"engine": "textlayer"},
-                               files={"file": ("two.pdf", pdf_of(2, "waited"), "application/pdf")}, timeout=90)
+    created = live_client.post(
+        "/api/v1/conversions",
+        headers={"Prefer": "wait=60"},
+        data={"engine": "textlayer"},
+        files={"file": ("two.pdf", pdf_of(2, "waited"), "application/pdf")},
+        timeout=90,
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["status"] == "completed" and body["pages_done"] == 2
@@ -101,7 +115,9 @@ def test_create_with_prefer_wait_answers_with_the_completed_conversion(live_clie
 
 def test_create_with_wait_answers_202_with_the_queued_conversion_when_the_wait_runs_out(live_client):
     started = time.monotonic()
-    created = live_client.post("/api/v1/conversions?wait=2", files={"file": ("q.pdf", pdf_of(1, "q"), "application/pdf")})
+    created = live_client.post(
+        "/api/v1/conversions?wait=2", files={"file": ("q.pdf", pdf_of(1, "q"), "application/pdf")}
+    )
     assert time.monotonic() - started >= 2
     assert created.status_code == 202, created.text
     assert created.json()["status"] == "queued" and "Preference-Applied" not in created.headers
@@ -110,13 +126,14 @@ def test_create_with_wait_answers_202_with_the_queued_conversion_when_the_wait_r
 
 
 def test_get_with_wait_returns_once_the_conversion_is_cancelled(live_client):
-    conversion_id, = queued_conversions(live_client, 1)
+    (conversion_id,) = queued_conversions(live_client, 1)
     timer = threading.Timer(1.0, lambda: live_client.post(f"/api/v1/conversions/{conversion_id}/cancel"))
     timer.start()
     started = time.monotonic()
     try:
-        answer = live_client.get(f"/api/v1/conversions/{conversion_id}", headers={"Prefer": "respond-async, wait=50"},
-                                 timeout=90)
+        answer = live_client.get(
+            f"/api/v1/conversions/{conversion_id}", headers={"Prefer": "respond-async, wait=50"}, timeout=90
+        )
     finally:
         timer.join()
     assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
@@ -125,7 +142,7 @@ def test_get_with_wait_returns_once_the_conversion_is_cancelled(live_client):
 
 
 def test_get_with_wait_answers_the_current_state_when_the_wait_runs_out(live_client):
-    conversion_id, = queued_conversions(live_client, 1)
+    (conversion_id,) = queued_conversions(live_client, 1)
     started = time.monotonic()
     answer = live_client.get(f"/api/v1/conversions/{conversion_id}", headers={"Prefer": "wait=2"})
     assert time.monotonic() - started >= 2
@@ -147,13 +164,14 @@ def test_a_malformed_wait_parameter_is_a_400(live_client):
 
 
 def test_sync_wait_max_seconds_caps_the_wait(live_env, tmp_path, live_client):
-    conversion_id, = queued_conversions(live_client, 1)
+    (conversion_id,) = queued_conversions(live_client, 1)
     port = free_port()
     web = start_web({**live_env, "SYNC_WAIT_MAX_SECONDS": "1"}, port, tmp_path)
     try:
         started = time.monotonic()
-        answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/conversions/{conversion_id}", headers={"Prefer": "wait=600"},
-                           timeout=700)
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/conversions/{conversion_id}", headers={"Prefer": "wait=600"}, timeout=700
+        )
         waited = time.monotonic() - started
     finally:
         web.stop()

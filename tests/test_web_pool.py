@@ -20,8 +20,9 @@ print(settings.DATABASES["default"]["OPTIONS"].get("pool", {}).get("max_size"), 
 def test_the_asgi_process_pools_and_leaves_no_setting_behind():
     env = {key: value for key, value in python_env().items() if key != "DB_POOL_MAX"}
     env["DJANGO_SETTINGS_MODULE"] = "dotsocr_site.settings"
-    output = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.split()
+    output = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert output == ["20", "None"]
 
 

@@ -65,8 +65,7 @@ def test_two_web_processes_answer_requests_on_one_port(two_processes):
     assert answered == pids
 
 
-def test_a_socket_on_one_process_receives_the_event_of_a_request_served_by_the_other(two_processes,
-                                                                                    transactional_db):
+def test_a_socket_on_one_process_receives_the_event_of_a_request_served_by_the_other(two_processes, transactional_db):
     base_url, pids = two_processes
     with connect(base_url.replace("http", "ws") + "/ws/v1/queue", open_timeout=10) as queue_socket:
         assert json.loads(queue_socket.recv(timeout=10))["type"] == "queue"  # subscribed
@@ -95,8 +94,9 @@ def test_metrics_sum_the_open_websockets_of_every_web_process(two_processes, tra
 
 
 def queue_sockets(text: str) -> float:
-    line = next(line for line in text.splitlines()
-                if line.startswith('dotsocr_websocket_connections{consumer="QueueConsumer"}'))
+    line = next(
+        line for line in text.splitlines() if line.startswith('dotsocr_websocket_connections{consumer="QueueConsumer"}')
+    )
     return float(line.split()[-1])
 
 
@@ -171,6 +171,7 @@ def test_a_process_sharing_the_socket_accepts_one_connection_per_wake_up(mode, a
 
     from tests.live import REPO
 
-    output = subprocess.run([sys.executable, "-c", ACCEPT_PROBE, mode], cwd=REPO, capture_output=True, text=True,
-                            check=True, timeout=60).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", ACCEPT_PROBE, mode], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert int(output.split()[-1]) == accepted

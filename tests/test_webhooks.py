@@ -36,12 +36,18 @@ def create(client: Client, callback_url: str, path: str = "/api/v1/conversions")
         return client.post(path, {"file": upload, "callback_url": callback_url})
 
 
-@pytest.mark.parametrize("callback_url", [
-    "http://127.0.0.1:9/hooks", "http://localhost/hooks", "http://[::1]/hooks", "http://10.1.2.3/hooks",
-    "http://169.254.169.254/latest/meta-data", "http://192.168.0.10:8080/hooks",
-])
-def test_a_callback_url_on_a_private_or_metadata_address_is_refused_without_the_allow_list(
-        hooks_on, db, callback_url):
+@pytest.mark.parametrize(
+    "callback_url",
+    [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost/hooks",
+        "http://[::1]/hooks",
+        "http://10.1.2.3/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://192.168.0.10:8080/hooks",
+    ],
+)
+def test_a_callback_url_on_a_private_or_metadata_address_is_refused_without_the_allow_list(hooks_on, db, callback_url):
     for path in ("/api/v1/conversions", "/api/v1/batches"):
         answer = create(Client(), callback_url, path)
         assert answer.status_code == 400, answer.content
@@ -50,11 +56,14 @@ def test_a_callback_url_on_a_private_or_metadata_address_is_refused_without_the_
     assert not Document.objects.exists() and not Conversion.objects.exists()  # nothing stored
 
 
-@pytest.mark.parametrize("callback_url, reason", [
-    ("ftp://example.org/hooks", "Only http and https URLs"),
-    ("http://user:secret@example.org/hooks", "user name or password"),
-    ("hooks", "Only http and https URLs"),
-])
+@pytest.mark.parametrize(
+    "callback_url, reason",
+    [
+        ("ftp://example.org/hooks", "Only http and https URLs"),
+        ("http://user:secret@example.org/hooks", "user name or password"),
+        ("hooks", "Only http and https URLs"),
+    ],
+)
 def test_a_malformed_callback_url_is_a_400_naming_it(hooks_on, db, callback_url, reason):
     answer = create(Client(), callback_url)
     assert answer.status_code == 400 and reason in answer.json()["detail"]
@@ -64,8 +73,9 @@ def test_a_callback_url_needs_a_webhook_secret(settings, db):
     settings.WEBHOOK_SECRET = ""
     answer = create(Client(), "http://127.0.0.1/hooks")
     assert answer.status_code == 400
-    assert answer.json() == {"detail": "callback_url: webhooks are not enabled on this server "
-                                       "(WEBHOOK_SECRET is not set)."}
+    assert answer.json() == {
+        "detail": "callback_url: webhooks are not enabled on this server (WEBHOOK_SECRET is not set)."
+    }
 
 
 def test_an_allowed_host_is_accepted_and_shown(hooks_on, db):
@@ -76,7 +86,8 @@ def test_an_allowed_host_is_accepted_and_shown(hooks_on, db):
     batch = create(Client(), "http://127.0.0.1:9/batch-hooks", "/api/v1/batches")
     assert batch.status_code == 201, batch.content
     assert [conversion["callback_url"] for conversion in batch.json()["conversions"]] == [
-        "http://127.0.0.1:9/batch-hooks"]
+        "http://127.0.0.1:9/batch-hooks"
+    ]
 
 
 def deliver_messages() -> list[tuple[str, tuple]]:
@@ -85,7 +96,8 @@ def deliver_messages() -> list[tuple[str, tuple]]:
 
 
 def test_a_final_state_records_its_event_with_the_conversion_as_get_returns_it(
-        hooks_on, make_conversion, django_capture_on_commit_callbacks):
+    hooks_on, make_conversion, django_capture_on_commit_callbacks
+):
     hooked = make_conversion(ONE_PAGE, callback_url="http://127.0.0.1:9/hooks")
     plain = make_conversion(ONE_PAGE)
     with django_capture_on_commit_callbacks(execute=True):
@@ -93,8 +105,11 @@ def test_a_final_state_records_its_event_with_the_conversion_as_get_returns_it(
         services.cancel_conversion(conversion=plain)
 
     delivery = WebhookDelivery.objects.get()  # the conversion without a callback_url has none
-    assert (delivery.conversion_id, delivery.event_type, delivery.state) == (hooked.pk, "conversion.cancelled",
-                                                                             "pending")
+    assert (delivery.conversion_id, delivery.event_type, delivery.state) == (
+        hooked.pk,
+        "conversion.cancelled",
+        "pending",
+    )
     event = json.loads(delivery.body)
     assert event["data"] == Client().get(f"/api/v1/conversions/{hooked.pk}").json()
     assert event["type"] == "conversion.cancelled" and event["timestamp"].startswith(str(timezone.now().year))
@@ -121,7 +136,8 @@ def test_the_retry_schedule_backs_off_exponentially_with_jitter_for_about_a_day(
 
 
 def test_a_failed_attempt_is_recorded_and_retried_later_by_a_delayed_message(
-        hooks_on, make_conversion, django_capture_on_commit_callbacks):
+    hooks_on, make_conversion, django_capture_on_commit_callbacks
+):
     hooks_on.WEBHOOK_RETRY_BASE_SECONDS = 60
     hooked = make_conversion(ONE_PAGE, callback_url="http://127.0.0.1:9/hooks")  # not allowed when sent
     with django_capture_on_commit_callbacks(execute=True):
@@ -132,19 +148,20 @@ def test_a_failed_attempt_is_recorded_and_retried_later_by_a_delayed_message(
     with django_capture_on_commit_callbacks(execute=True):
         webhook_delivery.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
-    attempt, = delivery.attempts.all()
+    (attempt,) = delivery.attempts.all()
     assert attempt.status_code is None and "refused unless listed in WEBHOOK_ALLOW_HOSTS" in attempt.error
     assert delivery.state == "pending" and delivery.tries == 1
     assert 45 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 75
-    message, = OrmQ.objects.all()
+    (message,) = OrmQ.objects.all()
     assert message.lock == delivery.next_attempt_at  # no cluster takes it before then
     assert SignedPackage.loads(message.payload)["args"] == (str(delivery.pk),)
     assert webhook_delivery.attempt_delivery(delivery.pk).endswith("not due")  # early message: a no-op
     assert delivery.attempts.count() == 1
 
 
-def test_the_last_failed_attempt_ends_the_delivery_as_failed(hooks_on, make_conversion,
-                                                             django_capture_on_commit_callbacks):
+def test_the_last_failed_attempt_ends_the_delivery_as_failed(
+    hooks_on, make_conversion, django_capture_on_commit_callbacks
+):
     hooks_on.WEBHOOK_MAX_ATTEMPTS = 1
     hooked = make_conversion(ONE_PAGE, callback_url="http://127.0.0.1:9/hooks")
     services.cancel_conversion(conversion=hooked)
@@ -154,8 +171,9 @@ def test_the_last_failed_attempt_ends_the_delivery_as_failed(hooks_on, make_conv
     assert delivery.state == "failed" and delivery.next_attempt_at is None
 
 
-def test_the_reaper_resends_a_delivery_whose_message_was_lost(hooks_on, make_conversion,
-                                                              django_capture_on_commit_callbacks):
+def test_the_reaper_resends_a_delivery_whose_message_was_lost(
+    hooks_on, make_conversion, django_capture_on_commit_callbacks
+):
     hooked = make_conversion(ONE_PAGE, callback_url="http://127.0.0.1:9/hooks")
     services.cancel_conversion(conversion=hooked)  # on_commit never runs here: the message is "lost"
     delivery = WebhookDelivery.objects.get()

@@ -47,8 +47,16 @@ class Receiver:
                 except WebhookVerificationError as refusal:
                     event, error = None, f"{type(refusal).__name__}: {refusal}"
                 answer = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
-                receiver.received.append({"at": time.monotonic(), "headers": headers, "body": body, "event": event,
-                                          "error": error, "answer": answer})
+                receiver.received.append(
+                    {
+                        "at": time.monotonic(),
+                        "headers": headers,
+                        "body": body,
+                        "event": event,
+                        "error": error,
+                        "answer": answer,
+                    }
+                )
                 if answer == "hang":
                     receiver.release.wait(60)
                     return
@@ -109,8 +117,11 @@ def webhook_client(webhook_web, transactional_db, live_env, tmp_path):
 
 
 def submit_with_callback(client: httpx.Client, callback_url: str) -> dict:
-    created = client.post("/api/v1/conversions", data={"engine": "textlayer", "callback_url": callback_url},
-                          files={"file": ("hooked.pdf", pdf_of(2, "hooked"), "application/pdf")})
+    created = client.post(
+        "/api/v1/conversions",
+        data={"engine": "textlayer", "callback_url": callback_url},
+        files={"file": ("hooked.pdf", pdf_of(2, "hooked"), "application/pdf")},
+    )
     assert created.status_code == 201, created.text
     return created.json()
 
@@ -159,7 +170,7 @@ def test_a_receiver_that_hangs_does_not_hold_up_the_conversion(webhook_client, r
     later = submit_with_callback(webhook_client, receiver.url)  # the pool still runs jobs while hooks hang
     assert wait_for_status(webhook_client, later["id"])["status"] == "completed"
 
-    first, = attempts_of(conversion["id"], 1)
+    (first,) = attempts_of(conversion["id"], 1)
     assert first.status_code is None and first.error.startswith(f"timed out after {TIMEOUT_SECONDS:g} s")
     assert first.duration_ms >= TIMEOUT_SECONDS * 1000 * 0.9
     assert first.started_at >= Conversion.objects.get(pk=conversion["id"]).finished_at
@@ -181,8 +192,11 @@ def test_the_admin_redelivers_an_event_with_the_same_webhook_id(webhook_client, 
 
     staff = Client()
     staff.force_login(get_user_model().objects.create_superuser("hooks", "hooks@example.invalid", "pw"))
-    page = staff.post("/admin/conversions/conversion/", {
-        "action": "redeliver_webhooks", "_selected_action": [conversion["id"]]}, follow=True)
+    page = staff.post(
+        "/admin/conversions/conversion/",
+        {"action": "redeliver_webhooks", "_selected_action": [conversion["id"]]},
+        follow=True,
+    )
     assert "Redelivering 1 webhook event(s)." in page.content.decode()
 
     received = receiver.wait_for(2)

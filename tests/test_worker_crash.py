@@ -19,7 +19,9 @@ def test_killed_worker_job_is_resumed_by_another(live_client, live_env, tmp_path
     # A long lease: recovery must not come from the lease reaper.
     cluster = start_cluster({**live_env, "LEASE_SECONDS": "600", "NUM_WORKERS": "1"}, tmp_path)
     try:
-        response = live_client.post("/api/v1/conversions", files={"file": ("crash.pdf", long_pdf("crash"), "application/pdf")})
+        response = live_client.post(
+            "/api/v1/conversions", files={"file": ("crash.pdf", long_pdf("crash"), "application/pdf")}
+        )
         conversion_id = response.json()["id"]
         deadline = time.monotonic() + 60
         while Conversion.objects.get(pk=conversion_id).pages_done < 2:

@@ -31,7 +31,7 @@ class NotifiedOrmBroker(ORM):
 
     def dequeue(self):
         self._drain()  # notifications of messages this query is about to see anyway
-        tasks = self.get_connection().filter(key=self.list_key, lock__lt=self._now())[0:Conf.BULK]
+        tasks = self.get_connection().filter(key=self.list_key, lock__lt=self._now())[0 : Conf.BULK]
         if tasks:
             task_list = []
             for task in tasks:

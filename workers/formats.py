@@ -19,20 +19,44 @@ from html.parser import HTMLParser
 import markdown
 import nh3
 
-ALLOWED_TAGS = nh3.ALLOWED_TAGS | {"table", "thead", "tbody", "tr", "th", "td", "img", "pre", "code", "hr", "sup",
-                                   "sub", "blockquote"}
-ALLOWED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt"}, "td": {"colspan", "rowspan"},
-                      "th": {"colspan", "rowspan"}}
+ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "img",
+    "pre",
+    "code",
+    "hr",
+    "sup",
+    "sub",
+    "blockquote",
+}
+ALLOWED_ATTRIBUTES = {
+    **nh3.ALLOWED_ATTRIBUTES,
+    "img": {"src", "alt"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
 EMBEDDED_JPEG = re.compile(r"data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}")
-STYLE = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.5}"
-         "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .4em}img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.5}"
+    "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .4em}img{max-width:100%}"
+)
 
 
 def rendered_html(text: str) -> str:
     """The sanitised HTML fragment of Markdown ``text``."""
     fragment = markdown.markdown(text, extensions=["tables", "fenced_code"])
-    return nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
-                     url_schemes={"http", "https", "data"}, attribute_filter=keep_attribute)
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "data"},
+        attribute_filter=keep_attribute,
+    )
 
 
 def keep_attribute(element: str, attribute: str, value: str) -> str | None:
@@ -44,13 +68,38 @@ def keep_attribute(element: str, attribute: str, value: str) -> str | None:
 
 def html_document(text: str, *, title: str) -> str:
     """A whole HTML page (UTF-8) of Markdown ``text``, titled ``title``."""
-    return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            f"{rendered_html(text)}\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"{rendered_html(text)}\n</body>\n</html>\n"
+    )
 
 
-BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "tr", "table", "thead", "tbody",
-          "blockquote", "pre", "hr", "br", "dl", "dt", "dd", "caption"}
+BLOCKS = {
+    "p",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "thead",
+    "tbody",
+    "blockquote",
+    "pre",
+    "hr",
+    "br",
+    "dl",
+    "dt",
+    "dd",
+    "caption",
+}
 CELLS = {"td", "th"}
 SKIPPED = {"script", "style", "img"}
 

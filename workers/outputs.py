@@ -127,8 +127,9 @@ def join_markdown(pages: list[tuple[str, int, int | None]]) -> str:
     selected = any(source_page_of(page_no, source) != page_no + 1 for _, page_no, source in pages)
     if not selected:
         return "\n\n".join(markdown for markdown, _, _ in pages)
-    return "\n\n".join(f"<!-- page {source_page_of(page_no, source)} -->\n\n{markdown}"
-                         for markdown, page_no, source in pages)
+    return "\n\n".join(
+        f"<!-- page {source_page_of(page_no, source)} -->\n\n{markdown}" for markdown, page_no, source in pages
+    )
 
 
 def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> None:
@@ -151,9 +152,14 @@ def page_files(stem: str, page_no: int) -> dict[str, str]:
 def jsonl_record(stem: str, page: PageOutput) -> dict:
     """One JSONL line: the page's files and cells, which engine path produced it and why,
     and, for a page that could not be read, its status and error."""
-    record = {"page_no": page.page_no, "source_page": source_page_of(page.page_no, page.source_page),
-              "engine": page.engine, "engine_reason": page.engine_reason, **page_files(stem, page.page_no),
-              "cells": page.cells}
+    record = {
+        "page_no": page.page_no,
+        "source_page": source_page_of(page.page_no, page.source_page),
+        "engine": page.engine,
+        "engine_reason": page.engine_reason,
+        **page_files(stem, page.page_no),
+        "cells": page.cells,
+    }
     if page.error:
         record |= {"status": page.status, "error": page.error}
     return record

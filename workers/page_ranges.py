@@ -29,16 +29,16 @@ def parse(text: str) -> list[PageRange]:
     if len(text) > MAX_SELECTION_CHARS:
         raise PageRangeError(f"pages: the selection is longer than {MAX_SELECTION_CHARS} characters.")
     if not text.strip():
-        raise PageRangeError("pages: the selection is empty; give pages like \"1-3,7,10-\".")
+        raise PageRangeError('pages: the selection is empty; give pages like "1-3,7,10-".')
     return [parse_part(part.strip()) for part in text.split(",")]
 
 
 def parse_part(part: str) -> PageRange:
     if not part:
-        raise PageRangeError("pages: an empty part between commas; give pages like \"1-3,7,10-\".")
+        raise PageRangeError('pages: an empty part between commas; give pages like "1-3,7,10-".')
     match = PART.fullmatch(part)
     if match is None or match["start"] is None:
-        raise PageRangeError(f"pages: {part!r} is not a page number or a range like \"2-5\" or \"10-\".")
+        raise PageRangeError(f'pages: {part!r} is not a page number or a range like "2-5" or "10-".')
     start = int(match["start"])
     end = None if match["dash"] and match["end"] is None else int(match["end"] or start)
     if start < 1:
@@ -55,10 +55,18 @@ def resolve(ranges: list[PageRange], page_count: int) -> list[int]:
     for page_range in ranges:
         last = page_range.end or page_range.start
         if last > page_count:
-            shown = f"{page_range.start}-" if page_range.end is None else (
-                f"{page_range.start}" if page_range.end == page_range.start else f"{page_range.start}-{page_range.end}")
-            raise PageRangeError(f"pages: {shown!r} is out of range: the document has {page_count} "
-                                 f"page{'s' if page_count != 1 else ''}.")
+            shown = (
+                f"{page_range.start}-"
+                if page_range.end is None
+                else (
+                    f"{page_range.start}"
+                    if page_range.end == page_range.start
+                    else f"{page_range.start}-{page_range.end}"
+                )
+            )
+            raise PageRangeError(
+                f"pages: {shown!r} is out of range: the document has {page_count} page{'s' if page_count != 1 else ''}."
+            )
         selected.update(range(page_range.start - 1, (page_range.end or page_count)))
     return sorted(selected)
 

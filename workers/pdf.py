@@ -175,8 +175,9 @@ class PdfPage:
             return bytes(region.tobytes("jpeg", jpg_quality=quality))
 
 
-def iter_pages(document: pymupdf.Document, dpi: int, content_limit_mb: int = MAX_PAGE_CONTENT_MB,
-               numbers: list[int] | None = None) -> Iterator[PdfPage]:
+def iter_pages(
+    document: pymupdf.Document, dpi: int, content_limit_mb: int = MAX_PAGE_CONTENT_MB, numbers: list[int] | None = None
+) -> Iterator[PdfPage]:
     """The pages in order (only ``numbers``, 0-based, when given), each checked against the
     content budget before any engine reads it. Raises InvalidPdf naming the page that
     cannot be read or is too large."""
@@ -196,10 +197,29 @@ def iter_pages(document: pymupdf.Document, dpi: int, content_limit_mb: int = MAX
 REFERENCE = re.compile(rb"(\d+)\s+\d+\s+R\b")
 # Keys that lead away from what a page draws: up the page tree, to other pages (links,
 # destinations, actions, article beads), or to data no renderer reads.
-NOT_DRAWN_KEYS = frozenset({
-    "Parent", "P", "Dest", "D", "A", "AA", "PA", "Next", "Prev", "First", "Last", "B", "Thumb",
-    "Metadata", "PieceInfo", "StructParent", "StructParents", "IRT", "Popup",
-})
+NOT_DRAWN_KEYS = frozenset(
+    {
+        "Parent",
+        "P",
+        "Dest",
+        "D",
+        "A",
+        "AA",
+        "PA",
+        "Next",
+        "Prev",
+        "First",
+        "Last",
+        "B",
+        "Thumb",
+        "Metadata",
+        "PieceInfo",
+        "StructParent",
+        "StructParents",
+        "IRT",
+        "Popup",
+    }
+)
 
 
 class PageContentBudget:

@@ -138,7 +138,14 @@ def run_claimed(conversion: Conversion) -> tuple[str, bool]:
         return "lost", False
     except (OperationalError, InterfaceError) as error:
         return recover_from_database_outage(conversion, error), False
-    except (InvalidPdf, inputs.InvalidInput, EngineError, JobTimedOut, PageTimedOut, page_ranges.PageRangeError) as error:
+    except (
+        InvalidPdf,
+        inputs.InvalidInput,
+        EngineError,
+        JobTimedOut,
+        PageTimedOut,
+        page_ranges.PageRangeError,
+    ) as error:
         services.fail_conversion(conversion=conversion, error=str(error))
         logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
         return "failed", isinstance(error, PageTimedOut)
@@ -198,10 +205,13 @@ def convert(conversion: Conversion) -> None:
             job_page_of = {number: index for index, number in enumerate(selection)}  # job page i: selection[i]
             # pages_done counts the job's checkpoints (services.checkpoint_page): none, none to skip.
             done = selectors.checkpointed_page_numbers(conversion) if conversion.pages_done else set()
-            pages = (page for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
-                     if job_page_of[page.number] not in done)
+            pages = (
+                page
+                for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
+                if job_page_of[page.number] not in done
+            )
             PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
-        if conversion.pages_total > 1:  # a one-page job goes from its page to its end
+        if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
         final = publish_outputs(conversion, staging, stem, pdf_path)
     services.complete_conversion(conversion=conversion, output_dir=str(final))
@@ -219,10 +229,19 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
         yield Path(document.stored_path)
         return
     with tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch:
-        office = inputs.OfficeOptions(soffice=settings.SOFFICE_BINARY, timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
-                                      interrupt=lambda: stop_if_asked(conversion))
-        yield inputs.to_pdf(Path(document.stored_path), input_type, Path(scratch), dpi=settings.RENDER_DPI,
-                            max_pixels=settings.MAX_IMAGE_PIXELS, office=office)
+        office = inputs.OfficeOptions(
+            soffice=settings.SOFFICE_BINARY,
+            timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
+            interrupt=lambda: stop_if_asked(conversion),
+        )
+        yield inputs.to_pdf(
+            Path(document.stored_path),
+            input_type,
+            Path(scratch),
+            dpi=settings.RENDER_DPI,
+            max_pixels=settings.MAX_IMAGE_PIXELS,
+            office=office,
+        )
 
 
 def repair_if_unreadable(conversion: Conversion) -> None:
@@ -235,8 +254,9 @@ def repair_if_unreadable(conversion: Conversion) -> None:
     target = path.with_name(f"{path.stem}.repaired.pdf")
     outcome = repair.repair_if_unreadable(path, target)
     if outcome is not None:
-        services.record_document_repair(document=document, repaired_path=target, repair=outcome,
-                                        page_count=outcome.pages)
+        services.record_document_repair(
+            document=document, repaired_path=target, repair=outcome, page_count=outcome.pages
+        )
         logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
 
 
@@ -325,8 +345,11 @@ class PageRunner:
                 self.checkpoint_finished()
             # Asked while the last page ran: the flag its checkpoint returned says (that
             # write was the last moment), or the row when this attempt wrote no page.
-            if self.conversion.cancel_requested if self.writer.pages_written else selectors.cancel_requested(
-                    self.conversion):
+            if (
+                self.conversion.cancel_requested
+                if self.writer.pages_written
+                else selectors.cancel_requested(self.conversion)
+            ):
                 raise Cancelled()
         except shutdown.ShuttingDown:
             self.finish_in_flight(self.limits.shutdown_grace_seconds)
@@ -382,7 +405,8 @@ class PageRunner:
         for page, started in self.in_flight.values():
             if now - started > self.limits.page_seconds:
                 raise PageTimedOut(
-                    f"Page {page.number + 1} did not finish within {self.limits.page_seconds:g} s (PAGE_TIMEOUT_SECONDS)."
+                    f"Page {page.number + 1} did not finish within {self.limits.page_seconds:g} s "
+                    "(PAGE_TIMEOUT_SECONDS)."
                 )
 
     def finish_in_flight(self, timeout: float) -> None:
@@ -432,8 +456,14 @@ class PageWriter:
             duration_ms=duration_ms,
         )
         self.pages_written += 1
-        logger.info("conversion=%s page=%s engine=%s cells=%s ms=%s", self.conversion.pk, page.number,
-                    result.engine, len(result.cells), duration_ms)
+        logger.info(
+            "conversion=%s page=%s engine=%s cells=%s ms=%s",
+            self.conversion.pk,
+            page.number,
+            result.engine,
+            len(result.cells),
+            duration_ms,
+        )
 
     def skip(self, page: PdfPage, reason: str) -> None:
         """Checkpoint a page the engine could not read as failed, its Markdown a visible
@@ -441,10 +471,15 @@ class PageWriter:
         page_no = self.job_page_of.get(page.number, page.number)
         outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), {})
         notice = partial.failure_markdown(page.number + 1, reason)
-        services.checkpoint_page(conversion=self.conversion, page_no=page_no, source_page=page.number + 1,
-                                 page=PageOcr(cells=[], engine=partial.SKIPPED_ENGINE, reason="skipped: " + reason,
-                                              error=reason),
-                                 markdown=notice, markdown_nohf=notice, duration_ms=0)
+        services.checkpoint_page(
+            conversion=self.conversion,
+            page_no=page_no,
+            source_page=page.number + 1,
+            page=PageOcr(cells=[], engine=partial.SKIPPED_ENGINE, reason="skipped: " + reason, error=reason),
+            markdown=notice,
+            markdown_nohf=notice,
+            duration_ms=0,
+        )
         self.pages_written += 1
         logger.warning("conversion=%s page=%s skipped reason=%r", self.conversion.pk, page.number, reason)
 
@@ -491,8 +526,9 @@ def ensure_page_images(pdf_path: Path, staging: Path, stem: str, pages: list[out
         return
     with open_pdf(pdf_path) as document:
         for result in absent:
-            page = PdfPage(page=document[outputs.source_page_of(result.page_no, result.source_page) - 1],
-                           dpi=settings.RENDER_DPI)
+            page = PdfPage(
+                page=document[outputs.source_page_of(result.page_no, result.source_page) - 1], dpi=settings.RENDER_DPI
+            )
             pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))
             outputs.write_page_images(staging, stem, result.page_no, page.jpeg(), pictures)
 

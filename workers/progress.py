@@ -66,8 +66,9 @@ def publish_state(conversion, *, page_no: int | None = None, status_changed: boo
         messages = [(group, group_message(group, "conversion.event", event))]
         if conversion.batch_id is not None:
             in_batch = batch_group(conversion.batch_id)
-            messages.append((in_batch, group_message(in_batch, "batch.event",
-                                                     {**event, "batch_id": str(conversion.batch_id)})))
+            messages.append(
+                (in_batch, group_message(in_batch, "batch.event", {**event, "batch_id": str(conversion.batch_id)}))
+            )
         if status_changed:
             queue_event = {**event, "queue": selectors.queue_counts()}
             messages.append((QUEUE_GROUP, group_message(QUEUE_GROUP, "queue.event", queue_event)))
@@ -79,7 +80,7 @@ def publish_state(conversion, *, page_no: int | None = None, status_changed: boo
 def send_all(layer, messages: list[tuple[str, dict]]) -> None:
     """Send (group, message) pairs in order. A layer that can send from this thread at
     once (the PostgreSQL layer: one INSERT on this thread's database connection, see
-    dotsocr_site/channel_layers.py) does so in one statement, with no hop to an event loop."""
+    dotsocr_site/patches/channels_postgres.py) does so in one statement, with no hop to an event loop."""
     # Looked up on the class: the Redis pub/sub layer answers any attribute of an
     # instance through a layer of the running event loop, and there is none here.
     if getattr(type(layer), "group_send_now", None) is not None:

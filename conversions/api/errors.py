@@ -13,8 +13,8 @@ from conversions.exceptions import (
     Gone,
     IdempotencyConflict,
     IllegalTransition,
-    InvalidParameter,
     InvalidPageSelection,
+    InvalidParameter,
     InvalidRequest,
     NotFound,
     QueueFull,
@@ -41,8 +41,10 @@ STATUS_FOR = (
 def exception_handler(error, context):
     if isinstance(error, RequestDataTooBig):
         limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
-        return Response({"detail": f"The request body is larger than the {limit_mb:g} MB limit for non-file data."},
-                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(
+            {"detail": f"The request body is larger than the {limit_mb:g} MB limit for non-file data."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(error, (TooManyFieldsSent, TooManyFilesSent)):
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(error, DomainError):
@@ -67,4 +69,3 @@ def validation_summary(detail) -> str:
     if isinstance(detail, list):
         return " ".join(validation_summary(item) for item in detail)
     return str(detail)
-

@@ -1,5 +1,7 @@
 """Input and output shapes of the native API. No business rules here."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
@@ -16,8 +18,19 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "filename", "size", "sha256", "page_count", "content_type", "kind", "source_url", "repaired",
-                  "repair_note", "created_at"]
+        fields = [
+            "id",
+            "filename",
+            "size",
+            "sha256",
+            "page_count",
+            "content_type",
+            "kind",
+            "source_url",
+            "repaired",
+            "repair_note",
+            "created_at",
+        ]
 
 
 class DocumentUploadSerializer(serializers.Serializer):
@@ -35,14 +48,34 @@ class ConversionSerializer(serializers.ModelSerializer):
     links = serializers.SerializerMethodField()
     pages = serializers.CharField(source="page_selection", read_only=True)
     queue_position = serializers.SerializerMethodField(
-        help_text="Queued: how many queued conversions will be claimed before this one (0: next); else null.")
+        help_text="Queued: how many queued conversions will be claimed before this one (0: next); else null."
+    )
 
     class Meta:
         model = Conversion
         fields = [
-            "id", "document", "batch", "status", "priority", "engine", "prompt_mode", "pages", "on_page_error",
-            "progress", "message", "pages_total", "pages_done", "pages_failed", "queue_position", "attempts", "error",
-            "created_at", "started_at", "finished_at", "expired_at", "links",
+            "id",
+            "document",
+            "batch",
+            "status",
+            "priority",
+            "engine",
+            "prompt_mode",
+            "pages",
+            "on_page_error",
+            "progress",
+            "message",
+            "pages_total",
+            "pages_done",
+            "pages_failed",
+            "queue_position",
+            "attempts",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "expired_at",
+            "links",
             "callback_url",
         ]
 
@@ -78,7 +111,7 @@ CONVERSION_FAST_FIELDS = {
     **{name: fast_fields.integer(name) for name in ("priority", "progress", "pages_total", "pages_done", "attempts")},
     **{name: fast_fields.moment(name) for name in ("created_at", "started_at", "finished_at")},
 }
-DOCUMENT_SUMMARY_FIELDS = {
+DOCUMENT_SUMMARY_FIELDS: dict[str, Callable[[Document], object]] = {
     "id": fast_fields.uuid_text("pk"),
     "filename": fast_fields.text("filename"),
     "page_count": fast_fields.integer("page_count"),
@@ -93,15 +126,26 @@ class ConversionOptionsSerializer(serializers.Serializer):
     engine = serializers.ChoiceField(choices=ENGINES, required=False)
     prompt_mode = serializers.ChoiceField(choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
     priority = serializers.IntegerField(default=0, min_value=-1000, max_value=1000)
-    pages = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000,
-                                  help_text='Pages to convert, 1-based: "1-3,7,10-". Blank: all.')
+    pages = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=1000,
+        help_text='Pages to convert, 1-based: "1-3,7,10-". Blank: all.',
+    )
     on_page_error = serializers.ChoiceField(
-        choices=["fail", "skip"], default="fail",
+        choices=["fail", "skip"],
+        default="fail",
         help_text="A page that still fails after the engine's retries: `fail` the job, or `skip` it (listed in "
-                  "pages_failed, marked in the Markdown) and complete the others.")
-    callback_url = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048,
-                                         help_text="An http(s) URL that receives the final state as a signed "
-                                                   "webhook event (README: Webhooks).")
+        "pages_failed, marked in the Markdown) and complete the others.",
+    )
+    callback_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2048,
+        help_text="An http(s) URL that receives the final state as a signed webhook event (README: Webhooks).",
+    )
 
     def validate(self, data):
         data.setdefault("engine", settings.OCR_ENGINE)
@@ -119,7 +163,8 @@ class ConversionCreateSerializer(ConversionOptionsSerializer):
     def validate(self, data):
         if sum(name in data for name in ("file", "source_url", "document")) != 1:
             raise serializers.ValidationError(
-                "Give exactly one of 'file' (an upload), 'source_url' (a URL to download) or 'document' (an id).")
+                "Give exactly one of 'file' (an upload), 'source_url' (a URL to download) or 'document' (an id)."
+            )
         return super().validate(data)
 
 
@@ -150,8 +195,19 @@ class PageResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PageResult
-        fields = ["page_no", "source_page", "status", "engine", "engine_reason", "duration_ms", "error", "cells",
-                  "markdown", "markdown_nohf", "edited"]
+        fields = [
+            "page_no",
+            "source_page",
+            "status",
+            "engine",
+            "engine_reason",
+            "duration_ms",
+            "error",
+            "cells",
+            "markdown",
+            "markdown_nohf",
+            "edited",
+        ]
 
     def served(self, text: str) -> str:
         serve = self.context.get("serve")

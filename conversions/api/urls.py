@@ -12,13 +12,20 @@ urlpatterns = [
     path("conversions/<str:conversion_id>", views.ConversionDetailView.as_view(), name="conversion-detail"),
     path("conversions/<str:conversion_id>/cancel", views.ConversionCancelView.as_view(), name="conversion-cancel"),
     path("conversions/<str:conversion_id>/retry", views.ConversionRetryView.as_view(), name="conversion-retry"),
-    path("conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"),
+    path(
+        "conversions/<str:conversion_id>/markdown", views.ConversionMarkdownView.as_view(), name="conversion-markdown"
+    ),
     path("conversions/<str:conversion_id>/html", views.ConversionHtmlView.as_view(), name="conversion-html"),
     path("conversions/<str:conversion_id>/text", views.ConversionTextView.as_view(), name="conversion-text"),
     path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
-    path("conversions/<str:conversion_id>/pages/<int:page_no>/image", views.ConversionPageImageView.as_view(),
-         name="conversion-page-image"),
-    path("conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"),
+    path(
+        "conversions/<str:conversion_id>/pages/<int:page_no>/image",
+        views.ConversionPageImageView.as_view(),
+        name="conversion-page-image",
+    ),
+    path(
+        "conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"
+    ),
     path("conversions/<str:conversion_id>/download.zip", views.ConversionZipView.as_view(), name="conversion-zip"),
     path("batches", views.BatchListView.as_view(), name="batch-list"),
     path("batches/<str:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),

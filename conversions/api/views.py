@@ -45,17 +45,25 @@ def acting_user(request):
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Any unique string up to 255 printable ASCII characters; a retried request with the same key "
-                "returns the conversion the first one created.",
+    "returns the conversion the first one created.",
 )
 
 
 # Served by conversions/waiting.py, in front of these views (README: Waiting for the result).
 WAIT_PARAMETERS = [
-    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
-                     description="`wait=N` (RFC 7240): answer once the conversion is final, waiting at most N seconds "
-                                 "(SYNC_WAIT_MAX_SECONDS caps it); then `Preference-Applied: wait=N`."),
+    OpenApiParameter(
+        "Prefer",
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        description="`wait=N` (RFC 7240): answer once the conversion is final, waiting at most N seconds "
+        "(SYNC_WAIT_MAX_SECONDS caps it); then `Preference-Applied: wait=N`.",
+    ),
     OpenApiParameter("wait", int, required=False, description="The same as `Prefer: wait=N`."),
 ]
 
@@ -135,10 +143,16 @@ class ConversionListView(ListAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         conversion, created = services.submit_conversion(
-            owner=acting_user(request), upload=data.get("file"), document_id=data.get("document"),
-            source_url=data.get("source_url"), pages=data["pages"],
-            priority=data["priority"], engine=data["engine"], prompt_mode=data["prompt_mode"],
-            idempotency_key=idempotency_key_of(request), max_queued=settings.MAX_QUEUED_PER_USER,
+            owner=acting_user(request),
+            upload=data.get("file"),
+            document_id=data.get("document"),
+            source_url=data.get("source_url"),
+            pages=data["pages"],
+            priority=data["priority"],
+            engine=data["engine"],
+            prompt_mode=data["prompt_mode"],
+            idempotency_key=idempotency_key_of(request),
+            max_queued=settings.MAX_QUEUED_PER_USER,
             on_page_error=data["on_page_error"],
             callback_url=data["callback_url"],
         )
@@ -161,10 +175,17 @@ class BatchListView(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         batch = batches.submit_batch(
-            owner=acting_user(request), uploads=data["file"], source_urls=data["source_url"],
-            options=batches.BatchOptions(engine=data["engine"], prompt_mode=data["prompt_mode"],
-                                         priority=data["priority"], pages=data["pages"],
-                                         on_page_error=data["on_page_error"], callback_url=data["callback_url"]),
+            owner=acting_user(request),
+            uploads=data["file"],
+            source_urls=data["source_url"],
+            options=batches.BatchOptions(
+                engine=data["engine"],
+                prompt_mode=data["prompt_mode"],
+                priority=data["priority"],
+                pages=data["pages"],
+                on_page_error=data["on_page_error"],
+                callback_url=data["callback_url"],
+            ),
             max_queued=settings.MAX_QUEUED_PER_USER,
         )
         body = BatchSerializer(batch).data
@@ -218,7 +239,10 @@ class ConversionCancelView(APIView):
 
 
 IMAGES_PARAMETER = OpenApiParameter(
-    "images", str, enum=IMAGE_MODES, required=False,
+    "images",
+    str,
+    enum=IMAGE_MODES,
+    required=False,
     description="Pictures as absolute `links` to .../files/<name> (default), `embedded` data URLs, or `none`.",
 )
 
@@ -232,6 +256,7 @@ def markdown_query(request) -> MarkdownQuerySerializer:
 
 def markdown_server(request, conversion: Conversion, mode: str):
     """``serve(text)``: a page's or document's Markdown with its pictures as ``mode`` asks."""
+
     def link(name: str) -> str:
         return request.build_absolute_uri(reverse("api:conversion-file", args=[conversion.pk, name]))
 
@@ -292,8 +317,9 @@ class ConversionTextView(APIView):
     """The whole document as plain text in reading order, without markup or pictures;
     ``?headers_footers=false`` drops page headers/footers."""
 
-    @extend_schema(parameters=[OpenApiParameter("headers_footers", bool, required=False)],
-                   responses={(200, "text/plain"): str})
+    @extend_schema(
+        parameters=[OpenApiParameter("headers_footers", bool, required=False)], responses={(200, "text/plain"): str}
+    )
     def get(self, request, conversion_id):
         query = markdown_query(request)
         conversion = completed_conversion(request, conversion_id)
@@ -312,13 +338,15 @@ class ConversionPagesView(APIView):
         ensure_not_expired(conversion)
         serve = markdown_server(request, conversion, query.validated_data["images"])
         pages = PageResultSerializer(selectors.page_results(conversion), many=True, context={"serve": serve}).data
-        return Response({
-            "conversion_id": str(conversion.pk),
-            "status": conversion.status,
-            "complete": conversion.status == Conversion.Status.COMPLETED,
-            "pages_total": conversion.pages_total,
-            "pages": pages,
-        })
+        return Response(
+            {
+                "conversion_id": str(conversion.pk),
+                "status": conversion.status,
+                "complete": conversion.status == Conversion.Status.COMPLETED,
+                "pages_total": conversion.pages_total,
+                "pages": pages,
+            }
+        )
 
 
 class ConversionFileView(APIView):
@@ -377,8 +405,9 @@ class AuthTokenView(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
 
-    @extend_schema(request=AuthTokenSerializer,
-                   responses=inline_serializer("ApiToken", {"token": serializers.CharField()}))
+    @extend_schema(
+        request=AuthTokenSerializer, responses=inline_serializer("ApiToken", {"token": serializers.CharField()})
+    )
     def post(self, request):
         credentials = AuthTokenSerializer(data=request.data, context={"request": request})
         credentials.is_valid(raise_exception=True)

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversions', '0001_initial'),
+        ("conversions", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conversion',
-            name='event_seq',
+            model_name="conversion",
+            name="event_seq",
             field=models.PositiveBigIntegerField(default=0),
         ),
     ]

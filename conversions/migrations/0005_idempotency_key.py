@@ -5,25 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversions', '0004_lease_reaper_schedule'),
+        ("conversions", "0004_lease_reaper_schedule"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conversion',
-            name='idempotency_key',
+            model_name="conversion",
+            name="idempotency_key",
             field=models.CharField(blank=True, max_length=255, null=True),
         ),
         migrations.AddField(
-            model_name='conversion',
-            name='request_fingerprint',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="conversion",
+            name="request_fingerprint",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='conversion',
-            constraint=models.UniqueConstraint(fields=('owner', 'idempotency_key'), name='one_conversion_per_idempotency_key'),
+            model_name="conversion",
+            constraint=models.UniqueConstraint(
+                fields=("owner", "idempotency_key"), name="one_conversion_per_idempotency_key"
+            ),
         ),
     ]

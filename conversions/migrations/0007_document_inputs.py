@@ -4,25 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("conversions", "0006_queue_admin_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='document',
-            name='kind',
-            field=models.CharField(choices=[('pdf', 'Pdf'), ('image', 'Image'), ('office', 'Office')], default='pdf', max_length=16),
+            model_name="document",
+            name="kind",
+            field=models.CharField(
+                choices=[("pdf", "Pdf"), ("image", "Image"), ("office", "Office")], default="pdf", max_length=16
+            ),
         ),
         migrations.AlterField(
-            model_name='document',
-            name='content_type',
-            field=models.CharField(default='application/pdf', help_text='Detected from the bytes.', max_length=100),
+            model_name="document",
+            name="content_type",
+            field=models.CharField(default="application/pdf", help_text="Detected from the bytes.", max_length=100),
         ),
         migrations.AlterField(
-            model_name='document',
-            name='page_count',
-            field=models.PositiveIntegerField(blank=True, help_text='Unknown (null) for Office documents until a worker has converted one.', null=True),
+            model_name="document",
+            name="page_count",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="Unknown (null) for Office documents until a worker has converted one.", null=True
+            ),
         ),
     ]

@@ -21,7 +21,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="document",
             name="original_path",
-            field=models.CharField(blank=True, default="", max_length=500,
-                                   help_text="The file as uploaded, when the stored one is its repair."),
+            field=models.CharField(
+                blank=True,
+                default="",
+                max_length=500,
+                help_text="The file as uploaded, when the stored one is its repair.",
+            ),
         ),
     ]

@@ -18,7 +18,6 @@ def delete_schedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("conversions", "0012_webhooks"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
@@ -26,35 +25,41 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
-            model_name='conversion',
-            name='expired_at',
-            field=models.DateTimeField(blank=True, help_text='When RESULT_TTL_HOURS removed its files.', null=True),
+            model_name="conversion",
+            name="expired_at",
+            field=models.DateTimeField(blank=True, help_text="When RESULT_TTL_HOURS removed its files.", null=True),
         ),
         migrations.AddField(
-            model_name='conversion',
-            name='on_page_error',
-            field=models.CharField(choices=[('fail', 'fail'), ('skip', 'skip')], default='fail', max_length=8),
+            model_name="conversion",
+            name="on_page_error",
+            field=models.CharField(choices=[("fail", "fail"), ("skip", "skip")], default="fail", max_length=8),
         ),
         migrations.AddField(
-            model_name='conversion',
-            name='output_bytes',
-            field=models.BigIntegerField(default=0, help_text='Bytes of the output folder when it was published.'),
+            model_name="conversion",
+            name="output_bytes",
+            field=models.BigIntegerField(default=0, help_text="Bytes of the output folder when it was published."),
         ),
         migrations.AddField(
-            model_name='conversion',
-            name='pages_failed',
-            field=models.JSONField(blank=True, default=list, 
-                help_text='Pages without a result, set on completion: [{page, source_page, reason}].'),
+            model_name="conversion",
+            name="pages_failed",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Pages without a result, set on completion: [{page, source_page, reason}].",
+            ),
         ),
         migrations.AddField(
-            model_name='document',
-            name='expired_at',
-            field=models.DateTimeField(blank=True, help_text='When its stored file was removed.', null=True),
+            model_name="document",
+            name="expired_at",
+            field=models.DateTimeField(blank=True, help_text="When its stored file was removed.", null=True),
         ),
         migrations.AddIndex(
-            model_name='conversion',
-            index=models.Index(condition=models.Q(('status', 'queued')), fields=['owner', '-priority', 'created_at', 'id'],
-                               name='conversion_queue_by_owner'),
+            model_name="conversion",
+            index=models.Index(
+                condition=models.Q(("status", "queued")),
+                fields=["owner", "-priority", "created_at", "id"],
+                name="conversion_queue_by_owner",
+            ),
         ),
         migrations.RunPython(create_schedule, delete_schedule),
     ]

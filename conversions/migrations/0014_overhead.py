@@ -15,7 +15,6 @@ from conversions import notify
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("conversions", "0013_results"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
@@ -26,14 +25,22 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="conversion",
             name="owner",
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
-                                    related_name="conversions", to=settings.AUTH_USER_MODEL),
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="conversions",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
             model_name="pageresult",
             name="conversion",
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="pages",
-                                    to="conversions.conversion"),
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="pages",
+                to="conversions.conversion",
+            ),
         ),
         migrations.RunSQL(notify.CREATE_TRIGGER, notify.DROP_TRIGGER),
     ]

@@ -93,8 +93,9 @@ class PostgresChannelLayer(BasePostgresChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         base = self.django_db
-        self.django_db = LiveMembershipDatabaseLayer(base.psycopg_options, base.db_params, using=base.using,
-                                                     logger=base.logger)
+        self.django_db = LiveMembershipDatabaseLayer(
+            base.psycopg_options, base.db_params, using=base.using, logger=base.logger
+        )
         # A pooled connection the server has dropped (restart, failover) is noticed on
         # checkout and replaced, instead of failing the consumer that drew it.
         idle_check = IdleConnectionCheck()
@@ -118,12 +119,14 @@ class PostgresChannelLayer(BasePostgresChannelLayer):
         params = []
         for order, (group, message) in enumerate(messages):
             params += [self._group_key(group), self.serialize(message), order]
-        query = (f"INSERT INTO {connection.ops.quote_name(MESSAGE_TABLE)} (channel, message, expire) "
-                 f"SELECT member.channel, sent.message, %s "
-                 f"FROM (VALUES {values}) AS sent(group_key, message, position) "
-                 f"JOIN (SELECT DISTINCT group_key, channel FROM {connection.ops.quote_name(GROUP_CHANNEL_TABLE)} "
-                 "WHERE expire > now()) AS member ON member.group_key = sent.group_key "
-                 "ORDER BY sent.position, member.channel")
+        query = (
+            f"INSERT INTO {connection.ops.quote_name(MESSAGE_TABLE)} (channel, message, expire) "
+            f"SELECT member.channel, sent.message, %s "
+            f"FROM (VALUES {values}) AS sent(group_key, message, position) "
+            f"JOIN (SELECT DISTINCT group_key, channel FROM {connection.ops.quote_name(GROUP_CHANNEL_TABLE)} "
+            "WHERE expire > now()) AS member ON member.group_key = sent.group_key "
+            "ORDER BY sent.position, member.channel"
+        )
         with connection.cursor() as cursor:
             cursor.execute(query, [timezone.now() + timedelta(seconds=self.expiry), *params])
 

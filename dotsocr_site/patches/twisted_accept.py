@@ -24,8 +24,10 @@ TWISTED_VERSION = "26.10.0"
 def check_version() -> None:
     installed = version("twisted")
     if installed != TWISTED_VERSION:
-        raise UnsupportedVersion(f"dotsocr_site/patches/twisted_accept.py was written for Twisted {TWISTED_VERSION}; "
-                                 f"{installed} is installed: check Port.doRead's accept loop and update the patch.")
+        raise UnsupportedVersion(
+            f"dotsocr_site/patches/twisted_accept.py was written for Twisted {TWISTED_VERSION}; "
+            f"{installed} is installed: check Port.doRead's accept loop and update the patch."
+        )
 
 
 def install() -> None:
@@ -42,5 +44,5 @@ def install() -> None:
         self.numberAccepts = 1  # doRead grows it again after a full batch
         return original_do_read(self)
 
-    tcp.Port.doRead = do_read
-    tcp.Port._dotsocr_one_accept = True
+    tcp.Port.doRead = do_read  # type: ignore[method-assign]
+    tcp.Port._dotsocr_one_accept = True  # type: ignore[attr-defined]

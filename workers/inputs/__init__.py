@@ -22,19 +22,27 @@ class OfficeOptions:
     interrupt: Callable[[], None] = field(default=lambda: None)  # raises to stop a conversion
 
 
-def to_pdf(source: Path, input_type: InputType, scratch: Path, *, dpi: int, max_pixels: int,
-           office: OfficeOptions) -> Path:
+def to_pdf(
+    source: Path, input_type: InputType, scratch: Path, *, dpi: int, max_pixels: int, office: OfficeOptions
+) -> Path:
     """``source`` as a PDF file inside ``scratch`` (a PDF is returned as it is).
 
     Images: one page per frame, sized so the page renders back at the image's own
     resolution at ``dpi``. Office and text: LibreOffice headless. Raises InvalidInput
     with a reason for the user.
     """
-    from workers.inputs import images, office as office_documents
+    from workers.inputs import images
+    from workers.inputs import office as office_documents
 
     if input_type.kind == "pdf":
         return source
     if input_type.kind == "image":
         return images.image_to_pdf(source, scratch / "document.pdf", dpi=dpi, max_pixels=max_pixels)
-    return office_documents.convert_to_pdf(source, input_type, scratch, soffice=office.soffice,
-                                           timeout_seconds=office.timeout_seconds, interrupt=office.interrupt)
+    return office_documents.convert_to_pdf(
+        source,
+        input_type,
+        scratch,
+        soffice=office.soffice,
+        timeout_seconds=office.timeout_seconds,
+        interrupt=office.interrupt,
+    )

@@ -59,8 +59,15 @@ class OfficeConversionFailed(InvalidInput):
     """LibreOffice is missing, timed out, or could not read the file."""
 
 
-def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffice: str,
-                   timeout_seconds: float, interrupt: Callable[[], None] = lambda: None) -> Path:
+def convert_to_pdf(
+    source: Path,
+    input_type: InputType,
+    scratch: Path,
+    *,
+    soffice: str,
+    timeout_seconds: float,
+    interrupt: Callable[[], None] = lambda: None,
+) -> Path:
     """Convert ``source`` (of ``input_type``) to ``scratch/out/document.pdf``.
 
     ``scratch`` is an empty folder the caller removes afterwards. Raises
@@ -80,20 +87,27 @@ def convert_to_pdf(source: Path, input_type: InputType, scratch: Path, *, soffic
     profile = scratch / "profile"
     (profile / "user").mkdir(parents=True, exist_ok=True)
     (profile / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
-    command = [program, "--headless", "--norestore", "--nolockcheck", "--nodefault", "--nologo",
-               f"-env:UserInstallation={profile.as_uri()}"]
+    command = [
+        program,
+        "--headless",
+        "--norestore",
+        "--nolockcheck",
+        "--nodefault",
+        "--nologo",
+        f"-env:UserInstallation={profile.as_uri()}",
+    ]
     if document.suffix in IMPORT_FILTERS:
         command.append(f"--infilter={IMPORT_FILTERS[document.suffix]}")
     command += ["--convert-to", "pdf", "--outdir", str(out), str(document)]
-    output = run_group(command, timeout_seconds=timeout_seconds, cwd=scratch, label=input_type.label,
-                       interrupt=interrupt)
+    output = run_group(
+        command, timeout_seconds=timeout_seconds, cwd=scratch, label=input_type.label, interrupt=interrupt
+    )
     produced = out / f"{document.stem}.pdf"
     if not produced.is_file() or produced.stat().st_size == 0:
         said = " ".join(" ".join(line.split()) for line in output.splitlines() if "javaldx" not in line)
         said = said.strip()[-STDERR_CHARS:]
         raise OfficeConversionFailed(
-            f"LibreOffice could not read the file as a {input_type.label} document"
-            + (f" ({said})." if said else ".")
+            f"LibreOffice could not read the file as a {input_type.label} document" + (f" ({said})." if said else ".")
         )
     return produced
 
@@ -104,8 +118,9 @@ def prepare_input(source: Path, input_type: InputType, folder: Path) -> Path:
     if input_type.content_type == "text/markdown":
         target = folder / "document.html"
         body = markdown.markdown(decoded_text(source), extensions=MARKDOWN_EXTENSIONS, output_format="html")
-        target.write_text(f'<!doctype html><html><head><meta charset="utf-8"></head><body>{body}</body></html>',
-                          encoding="utf-8")
+        target.write_text(
+            f'<!doctype html><html><head><meta charset="utf-8"></head><body>{body}</body></html>', encoding="utf-8"
+        )
     elif input_type.content_type in TEXT_TYPES:
         target = folder / f"document{input_type.suffix}"
         target.write_text(decoded_text(source), encoding="utf-8")
@@ -130,13 +145,20 @@ def decoded_text(path: Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def run_group(command: list[str], *, timeout_seconds: float, cwd: Path, label: str,
-              interrupt: Callable[[], None] = lambda: None) -> str:
+def run_group(
+    command: list[str], *, timeout_seconds: float, cwd: Path, label: str, interrupt: Callable[[], None] = lambda: None
+) -> str:
     """Run ``command`` in a new process group; kill the whole group on expiry or when
     ``interrupt`` raises. Its output."""
     deadline = time.monotonic() + timeout_seconds
-    process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         while True:
             try:

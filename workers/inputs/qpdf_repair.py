@@ -39,7 +39,8 @@ import pikepdf
 WHITE = rb"[\0\t\n\f\r ]"  # PDF 32000-1, 7.2.2: the six white-space characters
 DELIMITER = rb"[\0\t\n\f\r /<>\[\]()%{}]"
 OBJECT_HEADER = re.compile(
-    rb"(?<![0-9])([0-9]{1,10})" + WHITE + rb"{1,8}([0-9]{1,5})" + WHITE + rb"{1,8}obj(?=" + DELIMITER + b")")
+    rb"(?<![0-9])([0-9]{1,10})" + WHITE + rb"{1,8}([0-9]{1,5})" + WHITE + rb"{1,8}obj(?=" + DELIMITER + b")"
+)
 PAGE_TYPE = re.compile(rb"/Type" + WHITE + rb"*/Page(?=" + DELIMITER + b")")
 ENCRYPTED = re.compile(rb"/Encrypt" + WHITE + rb"*(?:[0-9]+" + WHITE + rb"+[0-9]+" + WHITE + rb"+R|<<)")
 # How far past an object header its dictionary is looked for: a page dictionary is a few
@@ -207,7 +208,7 @@ def xref_table(offsets: dict[int, tuple[int, int]]) -> bytes:
     run_start = 0
     for index, number in enumerate(numbers):
         if index + 1 == len(numbers) or numbers[index + 1] != number + 1:
-            run = numbers[run_start:index + 1]
+            run = numbers[run_start : index + 1]
             lines.append(b"%d %d\n" % (run[0], len(run)))
             lines.extend(b"%010d %05d n \n" % (offsets[n][1], offsets[n][0]) for n in run)
             run_start = index + 1
@@ -232,8 +233,13 @@ def adopt_pages(pdf: pikepdf.Pdf) -> None:
 def save(pdf: pikepdf.Pdf, target: Path) -> None:
     # Streams are copied as they are, never decoded: a Flate bomb stays a few compressed
     # bytes here, and the page budget of workers/pdf.py judges it where it is drawn.
-    pdf.save(target, stream_decode_level=pikepdf.StreamDecodeLevel.none, compress_streams=False,
-             object_stream_mode=pikepdf.ObjectStreamMode.preserve, fix_metadata_version=False)
+    pdf.save(
+        target,
+        stream_decode_level=pikepdf.StreamDecodeLevel.none,
+        compress_streams=False,
+        object_stream_mode=pikepdf.ObjectStreamMode.preserve,
+        fix_metadata_version=False,
+    )
 
 
 if __name__ == "__main__":

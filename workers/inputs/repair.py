@@ -56,8 +56,9 @@ class RepairOutcome:
         return f"{recovered}; the file's structure was damaged"
 
 
-def inspect_or_repair(path: Path, repaired: Path, *,
-                      max_pages: int = DEFAULT_MAX_PAGES) -> tuple[PdfInfo, RepairOutcome | None]:
+def inspect_or_repair(
+    path: Path, repaired: Path, *, max_pages: int = DEFAULT_MAX_PAGES
+) -> tuple[PdfInfo, RepairOutcome | None]:
     """``inspect_pdf`` of ``path``; when MuPDF cannot read it, of a repair written to
     ``repaired`` (then the outcome too). Raises InvalidPdf with the first reason when
     nothing can be recovered, or the repair's own reason (encrypted, more than
@@ -102,8 +103,14 @@ def repair_or_refuse(path: Path, repaired: Path, unreadable: UnreadablePdf, *, m
     return outcome
 
 
-def repair_pdf(source: Path, target: Path, *, max_pages: int = DEFAULT_MAX_PAGES, seconds: float = REPAIR_SECONDS,
-               memory_mb: int = REPAIR_MEMORY_MB) -> RepairOutcome:
+def repair_pdf(
+    source: Path,
+    target: Path,
+    *,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    seconds: float = REPAIR_SECONDS,
+    memory_mb: int = REPAIR_MEMORY_MB,
+) -> RepairOutcome:
     """Write a repaired copy of ``source`` to ``target`` with qpdf, in a bounded child.
 
     Raises NothingToRecover when no page can be recovered, InvalidPdf when the file is
@@ -126,8 +133,9 @@ def run_child(source: Path, target: Path, scratch: Path, limits: list[int], *, s
     output_bytes = 2 * source.stat().st_size + OUTPUT_SLACK_MB * 1024 * 1024
     arguments = [str(source), str(target), str(scratch), *(str(limit) for limit in [*limits, output_bytes])]
     try:
-        finished = subprocess.run([sys.executable, "-I", str(CHILD), *arguments],
-                                  capture_output=True, timeout=seconds, check=False)
+        finished = subprocess.run(
+            [sys.executable, "-I", str(CHILD), *arguments], capture_output=True, timeout=seconds, check=False
+        )
     except subprocess.TimeoutExpired:
         raise RepairFailed(f"the repair took longer than {seconds:g} s") from None
     answer = last_json_line(finished.stdout)

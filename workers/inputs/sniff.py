@@ -38,15 +38,20 @@ def _types(kind: str, rows: str) -> dict[str, InputType]:
 
 TYPES: dict[str, InputType] = {
     **_types("pdf", "PDF .pdf application/pdf"),
-    **_types("image", """
+    **_types(
+        "image",
+        """
         PNG .png image/png
         JPEG .jpg image/jpeg
         TIFF .tif image/tiff
         WebP .webp image/webp
         BMP .bmp image/bmp
         GIF .gif image/gif
-    """),
-    **_types("office", """
+    """,
+    ),
+    **_types(
+        "office",
+        """
         DOCX .docx application/vnd.openxmlformats-officedocument.wordprocessingml.document
         DOC .doc application/msword
         ODT .odt application/vnd.oasis.opendocument.text
@@ -61,7 +66,8 @@ TYPES: dict[str, InputType] = {
         CSV .csv text/csv
         HTML .html text/html
         Markdown .md text/markdown
-    """),
+    """,
+    ),
 }
 SUPPORTED = ", ".join(input_type.label for input_type in TYPES.values())
 # Other names libmagic gives the same formats.
@@ -81,8 +87,11 @@ OOXML_PARTS = {
 # A bare OLE2 container (Compound File Binary): DOC, XLS and PPT all are one, and so are
 # MSI installers and Outlook messages; the extension says which Office file it claims to be.
 OLE_CONTAINERS = {"application/x-ole-storage", "application/CDFV2", "application/vnd.ms-office"}
-OLE_BY_SUFFIX = {".doc": "application/msword", ".xls": "application/vnd.ms-excel",
-                 ".ppt": "application/vnd.ms-powerpoint"}
+OLE_BY_SUFFIX = {
+    ".doc": "application/msword",
+    ".xls": "application/vnd.ms-excel",
+    ".ppt": "application/vnd.ms-powerpoint",
+}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 # The extensions people give files of these types.
 INPUT_SUFFIXES = frozenset({*(t.suffix for t in TYPES.values()), ".jpeg", ".tiff", ".htm", ".markdown"})

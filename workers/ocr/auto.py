@@ -36,21 +36,27 @@ class AutoEngine:
             layer = self.textlayer.recognize(page, prompt_mode=prompt_mode)
             agreement = word_agreement(text_of(layer), text_of(read))
             if agreement >= AGREEMENT:
-                return dataclasses.replace(layer, reason=f"textlayer trusted after checking it against OCR "
-                                                         f"({verdict.reason}; {round(agreement * 100)}% "
-                                                         "of its words read by rapidocr too)")
-            verdict = Verdict(False, False, f"{verdict.reason}; only {round(agreement * 100)}% "
-                                            "of its words read by rapidocr")
+                return dataclasses.replace(
+                    layer,
+                    reason=f"textlayer trusted after checking it against OCR "
+                    f"({verdict.reason}; {round(agreement * 100)}% "
+                    "of its words read by rapidocr too)",
+                )
+            verdict = Verdict(
+                False, False, f"{verdict.reason}; only {round(agreement * 100)}% of its words read by rapidocr"
+            )
         if read.cells:
             return dataclasses.replace(read, reason=f"{rejection(verdict)}; {read.reason}")
         return self.nothing_read(page, prompt_mode, verdict, read)
 
     def nothing_read(self, page: PdfPage, prompt_mode: str, verdict: Verdict, read: PageOcr) -> PageOcr:
         """No text anywhere: keep what the text layer sees besides text (pictures), and say so."""
-        pictures = [cell for cell in self.textlayer.recognize(page, prompt_mode=prompt_mode).cells
-                    if cell.category == "Picture"]
-        return PageOcr(cells=pictures, engine="rapidocr-no-text",
-                       reason=f"{rejection(verdict)}; rapidocr found no text")
+        pictures = [
+            cell for cell in self.textlayer.recognize(page, prompt_mode=prompt_mode).cells if cell.category == "Picture"
+        ]
+        return PageOcr(
+            cells=pictures, engine="rapidocr-no-text", reason=f"{rejection(verdict)}; rapidocr found no text"
+        )
 
 
 def rejection(verdict: Verdict) -> str:

@@ -70,8 +70,7 @@ PROMPTS = {
     ),
     "prompt_ocr": "Extract the text content from this image.",
     "prompt_grounding_ocr": (
-        "Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\n"
-        "Bounding Box:\n"
+        "Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n"
     ),
 }
 # dots_ocr/model/inference.py: without these tokens before the prompt vLLM v1 inserts "\n".
@@ -247,7 +246,6 @@ def is_http_url(url: str) -> bool:
 
 
 # --- the image the model sees ----------------------------------------------------------
-
 
 
 @dataclass(frozen=True)
@@ -446,21 +444,29 @@ class DotsOcrEngine:
         first = self.complete(model_input, PROMPTS[prompt_mode], temperature=self.config.temperature)
         raw_cells = parse_layout(first.content)
         if raw_cells:
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr",
-                           reason=f"dots.ocr read the layout ({prompt_mode})")
+            return PageOcr(
+                cells=page_cells(raw_cells, model_input),
+                engine="dotsocr",
+                reason=f"dots.ocr read the layout ({prompt_mode})",
+            )
         log_unusable(first, page_number, "retrying at a higher temperature")
         second = self.complete(model_input, PROMPTS[prompt_mode], temperature=self.retry_temperature)
         raw_cells = parse_layout(second.content)
         if raw_cells:
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-retry",
-                           reason=f"dots.ocr read the layout ({prompt_mode}) on a retry at a higher temperature: "
-                                  "its first answer was not valid layout JSON")
+            return PageOcr(
+                cells=page_cells(raw_cells, model_input),
+                engine="dotsocr-retry",
+                reason=f"dots.ocr read the layout ({prompt_mode}) on a retry at a higher temperature: "
+                "its first answer was not valid layout JSON",
+            )
         raw_cells = max(salvage_layout(second.content), salvage_layout(first.content), key=len)
         if raw_cells:
             log_unusable(second, page_number, f"salvaged {len(raw_cells)} complete cells")
-            return PageOcr(cells=page_cells(raw_cells, model_input), engine="dotsocr-salvaged",
-                           reason=f"dots.ocr's layout answers were cut off twice; {len(raw_cells)} complete cells "
-                                  "salvaged")
+            return PageOcr(
+                cells=page_cells(raw_cells, model_input),
+                engine="dotsocr-salvaged",
+                reason=f"dots.ocr's layout answers were cut off twice; {len(raw_cells)} complete cells salvaged",
+            )
         log_unusable(second, page_number, "nothing to salvage, falling back to plain OCR")
         return self.read_text(model_input, page_number=page_number, fallback=True)
 
@@ -475,8 +481,11 @@ class DotsOcrEngine:
         if not text:
             raise EngineError("dots.ocr found no content on the page, neither as layout nor as plain text.")
         width, height = model_input.page_size
-        return PageOcr(cells=[Cell(bbox=(0, 0, width, height), category="Text", text=text)], engine=engine,
-                       reason=TEXT_REASONS[engine])
+        return PageOcr(
+            cells=[Cell(bbox=(0, 0, width, height), category="Text", text=text)],
+            engine=engine,
+            reason=TEXT_REASONS[engine],
+        )
 
     def retry_text(self, model_input: ModelInput, first: Completion) -> tuple[str, Completion]:
         retry = self.complete(model_input, PROMPTS["prompt_ocr"], temperature=self.retry_temperature)
@@ -601,5 +610,8 @@ def page_cells(raw_cells: list[RawCell], model_input: ModelInput) -> list[Cell]:
 def log_unusable(completion: Completion, page_number: int, action: str) -> None:
     logger.warning(
         "dots.ocr answer unusable page=%d finish_reason=%s chars=%d action=%r",
-        page_number + 1, completion.finish_reason, len(completion.content), action,
+        page_number + 1,
+        completion.finish_reason,
+        len(completion.content),
+        action,
     )

@@ -19,6 +19,7 @@ DUPLICATE_TEXT_LIMIT = 5
 MAX_REPEATED_LINES = 2
 CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
+
 class RawCell(TypedDict):
     """A layout cell as the model answers it, checked (`normalized_cell`); bbox in model pixels."""
 

@@ -52,6 +52,9 @@ def with_headers_footers(cells: list[Cell], body: str) -> str:
     def no_pictures(index: int, cell: Cell) -> str:  # headers and footers are text cells
         return ""
 
-    parts = (cells_to_markdown(above, picture_link=no_pictures), body,
-             cells_to_markdown(below, picture_link=no_pictures))
+    parts = (
+        cells_to_markdown(above, picture_link=no_pictures),
+        body,
+        cells_to_markdown(below, picture_link=no_pictures),
+    )
     return "\n\n".join(part for part in parts if part)

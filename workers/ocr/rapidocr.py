@@ -70,8 +70,10 @@ def reading_to_cells(reading: Reading, page: PdfPage) -> list[Cell]:
     if not reading.turn:
         return cells
     width, height = page.size_px
-    return [Cell(bbox=unturn_box(cell.bbox, reading.turn, width, height), category=cell.category, text=cell.text)
-            for cell in cells]
+    return [
+        Cell(bbox=unturn_box(cell.bbox, reading.turn, width, height), category=cell.category, text=cell.text)
+        for cell in cells
+    ]
 
 
 def lines_to_cells(lines: list[OcrLine]) -> list[Cell]:

@@ -80,14 +80,18 @@ class TextLayerEngine:
             blocks, pictures = read_blocks(page.page, layout, covered=covered, words=self.words_of(page.page))
             zoom, height = page.zoom, page.page.rect.height
         body_size = dominant_font_size(blocks)
-        regions = [Region(block.bbox, rows=block.rows, vertical=block.vertical,
-                          **classify(block, body_size, height)) for block in blocks]
+        regions = [
+            Region(block.bbox, rows=block.rows, vertical=block.vertical, **classify(block, body_size, height))
+            for block in blocks
+        ]
         regions += [Region(table.bbox, "Table", table.html) for table in tables]
         table_boxes = [table.bbox for table in tables]
         regions += [Region(bbox, "Picture") for bbox in pictures if not mostly_inside_any(bbox, table_boxes)]
         return PageOcr(
-            cells=[Cell(bbox=to_pixels(region.bbox, zoom), category=region.category, text=region.text)
-                   for region in reading_order(regions)],
+            cells=[
+                Cell(bbox=to_pixels(region.bbox, zoom), category=region.category, text=region.text)
+                for region in reading_order(regions)
+            ],
             engine=self.name,
         )
 
@@ -101,12 +105,18 @@ class TextLayerEngine:
 
 
 def line_boxes(layout: dict[str, Any]) -> list[Box]:
-    return [tuple(line["bbox"]) for block in layout["blocks"] if block["type"] == 0 for line in block["lines"]
-            if any(span["text"].strip() for span in line["spans"])]
+    return [
+        tuple(line["bbox"])
+        for block in layout["blocks"]
+        if block["type"] == 0
+        for line in block["lines"]
+        if any(span["text"].strip() for span in line["spans"])
+    ]
 
 
-def read_blocks(page: pymupdf.Page, layout: dict[str, Any], covered: Sequence[Box] = (),
-                words: DocumentWords | None = None) -> tuple[list[TextBlock], list[Box]]:
+def read_blocks(
+    page: pymupdf.Page, layout: dict[str, Any], covered: Sequence[Box] = (), words: DocumentWords | None = None
+) -> tuple[list[TextBlock], list[Box]]:
     """Text blocks (lists split into items, tategaki as columns from the right), and the
     bboxes of images drawn on the page. Lines whose centre falls in a ``covered`` box (a
     table cell) are left out; ``words`` decides hyphens at line ends."""
@@ -119,13 +129,15 @@ def read_blocks(page: pymupdf.Page, layout: dict[str, Any], covered: Sequence[Bo
             if not rect.is_empty and abs(rect) > page_area * 0.001:  # skip specks and rules
                 pictures.append(tuple(rect))
             continue
-        lines = [line for line in block["lines"]
-                 if line_text(line) and not center_inside_any(line["bbox"], covered)]
+        lines = [line for line in block["lines"] if line_text(line) and not center_inside_any(line["bbox"], covered)]
         if lines and is_tategaki(lines):
             blocks.append(text_block(vertical_columns(lines), words, vertical=True))
         else:
-            blocks += [text_block(rows, words) for item in split_list_items(visual_rows(lines))
-                       for rows in split_at_style_changes(item)]
+            blocks += [
+                text_block(rows, words)
+                for item in split_list_items(visual_rows(lines))
+                for rows in split_at_style_changes(item)
+            ]
     return blocks, pictures
 
 
@@ -144,13 +156,19 @@ def visual_rows(lines: list[dict[str, Any]]) -> list[Row]:
         text = line_text(line)
         if not text:
             continue
-        spans = tuple((span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG))
-                      for span in line["spans"])
+        spans = tuple(
+            (span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG)) for span in line["spans"]
+        )
         bbox, glyphs, rtl = tuple(line["bbox"]), tuple(line.get("glyphs", ())), has_rtl(text)
         if rows and same_baseline(rows[-1].bbox, bbox, either_way=rtl or rows[-1].rtl):
             previous = rows[-1]
-            rows[-1] = Row(union(previous.bbox, bbox), f"{previous.text} {text}", previous.spans + spans,
-                           previous.glyphs + glyphs, previous.rtl or rtl)
+            rows[-1] = Row(
+                union(previous.bbox, bbox),
+                f"{previous.text} {text}",
+                previous.spans + spans,
+                previous.glyphs + glyphs,
+                previous.rtl or rtl,
+            )
         else:
             rows.append(Row(bbox, text, spans, glyphs, rtl))
     return [in_logical_order(row) for row in rows]
@@ -197,8 +215,9 @@ def column_row(column: list[dict[str, Any]]) -> Row:
         touching = box[1] - bbox[3] < (box[2] - box[0]) * 0.25
         text = text + ("" if touching else separator(text, piece)) + piece if text else piece
         bbox = union(bbox, box)
-        spans += tuple((span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG))
-                       for span in line["spans"])
+        spans += tuple(
+            (span["size"], len(span_text(span).strip()), bool(span["flags"] & BOLD_FLAG)) for span in line["spans"]
+        )
     return Row(bbox, text, spans)
 
 

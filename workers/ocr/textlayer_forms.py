@@ -31,8 +31,12 @@ def field_boxes(page: pymupdf.Page) -> list[Box]:
 def place_field_values(layout: dict[str, Any], fields: list[Box]) -> None:
     """Move the text of each filled field after its label's line, in place."""
     for field in fields:
-        values = [(block, line) for block in text_blocks(layout) for line in block["lines"]
-                  if center_inside_any(line["bbox"], [field])]
+        values = [
+            (block, line)
+            for block in text_blocks(layout)
+            for line in block["lines"]
+            if center_inside_any(line["bbox"], [field])
+        ]
         if not values:
             continue
         label = label_of(layout, values[0][1]["bbox"], fields)

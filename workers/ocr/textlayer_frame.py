@@ -41,8 +41,11 @@ def attach_glyphs(layout: dict[str, Any], raw: dict[str, Any]) -> None:
     """Each line's characters with their horizontal extent."""
     for block, raw_block in zip(layout["blocks"], raw["blocks"], strict=False):
         for line, raw_line in zip(block.get("lines", ()), raw_block.get("lines", ()), strict=False):
-            line["glyphs"] = [(CONTROL_CHARACTERS.sub(" ", char["c"]), char["bbox"][0], char["bbox"][2])
-                              for span in raw_line["spans"] for char in span["chars"]]
+            line["glyphs"] = [
+                (CONTROL_CHARACTERS.sub(" ", char["c"]), char["bbox"][0], char["bbox"][2])
+                for span in raw_line["spans"]
+                for char in span["chars"]
+            ]
 
 
 def display_drawings(page: pymupdf.Page) -> list[dict[str, Any]]:

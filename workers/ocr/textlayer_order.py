@@ -31,7 +31,6 @@ class Region:
     vertical: bool = False  # a tategaki column
 
 
-
 def reading_order(regions: list[Region]) -> list[Region]:
     """Page header, then the body column by column, then page footer.
 
@@ -58,8 +57,9 @@ def vertical_order(regions: list[Region]) -> list[Region]:
     top = min(region.bbox[1] for region in columns)
     above = [region for region in regions if not region.vertical and middle_y(region.bbox) < top]
     below = [region for region in regions if not region.vertical and all(region is not other for other in above)]
-    return (by_position(above) + sorted(columns, key=lambda region: (-region.bbox[2], region.bbox[1]))
-            + by_position(below))
+    return (
+        by_position(above) + sorted(columns, key=lambda region: (-region.bbox[2], region.bbox[1])) + by_position(below)
+    )
 
 
 def by_position(regions: list[Region]) -> list[Region]:
@@ -92,17 +92,22 @@ def column_gutters(regions: list[Region]) -> list[tuple[float, float]]:
     columnar = [text for text in texts if text.bbox[2] - text.bbox[0] <= width * COLUMN_MAX_SHARE]
     paragraphs = [text.bbox for text in columnar if text.rows >= 2]
     min_column_height = height * COLUMN_MIN_HEIGHT_SHARE
-    return [(start, end) for start, end in low_coverage_strips([text.bbox for text in columnar])
-            if end - start >= MIN_GUTTER_PT
-            and sum(box[3] - box[1] for box in paragraphs if box[2] <= start + 1) >= min_column_height
-            and sum(box[3] - box[1] for box in paragraphs if box[0] >= end - 1) >= min_column_height]
+    return [
+        (start, end)
+        for start, end in low_coverage_strips([text.bbox for text in columnar])
+        if end - start >= MIN_GUTTER_PT
+        and sum(box[3] - box[1] for box in paragraphs if box[2] <= start + 1) >= min_column_height
+        and sum(box[3] - box[1] for box in paragraphs if box[0] >= end - 1) >= min_column_height
+    ]
 
 
 def low_coverage_strips(boxes: list[Box]) -> list[tuple[float, float]]:
     """Strips between piles of boxes where the boxes' heights, summed, are low."""
     edges_x = sorted({x for box in boxes for x in (box[0], box[2])})
-    piles = [(start, end, sum(box[3] - box[1] for box in boxes if box[0] <= start and box[2] >= end))
-             for start, end in pairwise(edges_x)]
+    piles = [
+        (start, end, sum(box[3] - box[1] for box in boxes if box[0] <= start and box[2] >= end))
+        for start, end in pairwise(edges_x)
+    ]
     if not piles:
         return []
     low = max(pile for _start, _end, pile in piles) * GUTTER_MAX_COVERAGE

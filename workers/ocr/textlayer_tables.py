@@ -74,15 +74,23 @@ def find_ruled_tables(page: pymupdf.Page, text_lines: list[Box]) -> list[FoundTa
         characters = text_characters(table.textpage)
         grid = [[None if box is None else cell_text(characters, box) for box in row] for row in boxes]
         if looks_like_a_table(grid):
-            found.append(FoundTable(tuple(table.bbox), table_html(grid, boxes),
-                                    [tuple(box) for row in boxes for box in row if box is not None]))
+            found.append(
+                FoundTable(
+                    tuple(table.bbox),
+                    table_html(grid, boxes),
+                    [tuple(box) for row in boxes for box in row if box is not None],
+                )
+            )
     return found
 
 
 def ruled_match(located: Table, ruled: list[Table]) -> Table | None:
     """The ruled table covering most of a located table, if one covers nearly all of it."""
-    overlap, best = max(((area(intersection(tuple(located.bbox), tuple(table.bbox))), table) for table in ruled),
-                        key=lambda pair: pair[0], default=(0.0, None))
+    overlap, best = max(
+        ((area(intersection(tuple(located.bbox), tuple(table.bbox))), table) for table in ruled),
+        key=lambda pair: pair[0],
+        default=(0.0, None),
+    )
     return best if overlap >= area(tuple(located.bbox)) * 0.8 > 0 else None
 
 
@@ -127,8 +135,7 @@ def has_table_rules(page: pymupdf.Page, text_lines: list[Box], drawings: list[di
     rules = horizontal_rules(page, display_drawings(page) if drawings is None else drawings)
     for left, right, heights in aligned_rules(rules):
         gaps = list(pairwise(heights))
-        with_text = sum(1 for top, bottom in gaps
-                        if any(left <= x <= right and top < y < bottom for x, y in centers))
+        with_text = sum(1 for top, bottom in gaps if any(left <= x <= right and top < y < bottom for x, y in centers))
         if len(gaps) >= MIN_ALIGNED_RULES - 1 and with_text >= max(2, len(gaps) * TEXT_ROWS_SHARE):
             return True
     return False
@@ -177,9 +184,13 @@ def horizontal_rules(page: pymupdf.Page, drawings: list[dict[str, Any]]) -> list
 def text_characters(textpage: pymupdf.TextPage) -> list[list[tuple[str, float, float]]]:
     """The characters of a page line by line, each with the centre of its box."""
     return [
-        [(char["c"], (char["bbox"][0] + char["bbox"][2]) / 2, (char["bbox"][1] + char["bbox"][3]) / 2)
-         for span in line["spans"] for char in span["chars"]]
-        for block in textpage.extractRAWDICT()["blocks"] if block["type"] == 0
+        [
+            (char["c"], (char["bbox"][0] + char["bbox"][2]) / 2, (char["bbox"][1] + char["bbox"][3]) / 2)
+            for span in line["spans"]
+            for char in span["chars"]
+        ]
+        for block in textpage.extractRAWDICT()["blocks"]
+        if block["type"] == 0
         for line in block["lines"]
     ]
 
@@ -215,8 +226,9 @@ def table_html(grid: list[list[str | None]], boxes: list[list[Sequence[float] | 
         for text, box in zip(texts, row_boxes, strict=True):
             if box is None:
                 continue  # covered by a merged cell to its left or above
-            spans = span_attributes(spans_between(column_edges, box[0], box[2]),
-                                    spans_between(row_edges, box[1], box[3]))
+            spans = span_attributes(
+                spans_between(column_edges, box[0], box[2]), spans_between(row_edges, box[1], box[3])
+            )
             cells_html.append(f"<{tag}{spans}>{html.escape(text or '', quote=False)}</{tag}>")
         rows_html.append(f"<tr>{''.join(cells_html)}</tr>")
     return f"<table>{''.join(rows_html)}</table>"

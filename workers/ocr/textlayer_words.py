@@ -70,4 +70,3 @@ def count_words(document: pymupdf.Document) -> Counter[str]:
         for word in words:
             counts.update(found.lower() for found in WORD.findall(word[4]))
     return counts
-

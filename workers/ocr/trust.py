@@ -104,8 +104,11 @@ def judge_text(text: str) -> Verdict:
     total = len(characters) or 1
     unmapped = sum(1 for character in characters if is_unmapped(character))
     if unmapped / total > MAX_UNMAPPED_SHARE:
-        return Verdict(False, False, f"{percent(unmapped, total)} of characters unmapped "
-                                     "(U+FFFD, control or private-use characters)")
+        return Verdict(
+            False,
+            False,
+            f"{percent(unmapped, total)} of characters unmapped (U+FFFD, control or private-use characters)",
+        )
     letters = [character for character in characters if character.isalpha()]
     alnum = len(letters) + sum(1 for character in characters if character.isdigit())
     if alnum / total < MIN_ALNUM_SHARE:
@@ -123,14 +126,20 @@ def judge_text(text: str) -> Verdict:
 def judge_latin_words(text: str) -> Verdict:
     # Parts of compounds ("Weingarten-Abbildung") are words; one- and two-letter
     # tokens are often symbols of a formula ("xn", "Zd") and say nothing.
-    words = [part for word in WORD.findall(text) for part in re.split(r"['’-]", word)
-             if sum(character.isalpha() for character in part) >= 3]
+    words = [
+        part
+        for word in WORD.findall(text)
+        for part in re.split(r"['’-]", word)
+        if sum(character.isalpha() for character in part) >= 3
+    ]
     if len(words) < MIN_WORDS:
         return Verdict(True, False, f"{len(words)} words")
     shaped = sum(1 for word in words if word_shaped(word)) / len(words)
     alternation = vowel_alternation(words)
-    summary = (f"{round(shaped * 100)}% of {len(words)} words look like words, "
-               f"vowels and consonants alternate at {round(alternation * 100)}% of letters")
+    summary = (
+        f"{round(shaped * 100)}% of {len(words)} words look like words, "
+        f"vowels and consonants alternate at {round(alternation * 100)}% of letters"
+    )
     if shaped < WORD_SHAPE_REJECT or alternation < ALTERNATION_REJECT:
         return Verdict(False, False, summary)
     if shaped < WORD_SHAPE_TRUST or alternation < ALTERNATION_TRUST:
@@ -217,8 +226,10 @@ def ink_mask(page: PdfPage, *, outside: Sequence[tuple[int, int, int, int]] = ()
     around = np.ones(grey.shape, dtype=bool)
     scale = INK_DPI / 72 / page.zoom  # rendered pixels -> these pixels
     for x1, y1, x2, y2 in outside:  # a pixel of margin: the boxes' edges are anti-aliased
-        around[max(0, math.floor(y1 * scale) - 1):math.ceil(y2 * scale) + 1,
-               max(0, math.floor(x1 * scale) - 1):math.ceil(x2 * scale) + 1] = False
+        around[
+            max(0, math.floor(y1 * scale) - 1) : math.ceil(y2 * scale) + 1,
+            max(0, math.floor(x1 * scale) - 1) : math.ceil(x2 * scale) + 1,
+        ] = False
     if not around.any():
         return around
     background = float(np.median(grey[around]))
@@ -248,6 +259,8 @@ def explain_empty(page: PdfPage, result: PageOcr) -> PageOcr:
     if result.cells and mask.mean() < INK_MIN_SHARE:
         return dataclasses.replace(result, reason=f"{reason}; a picture without text, kept as a picture")
     share = float(mask.mean())
-    error = (f"Page {page.number + 1} shows ink ({share:.1%} of the page, outside its pictures) "
-             f"but no text could be read from it: {reason}.")
+    error = (
+        f"Page {page.number + 1} shows ink ({share:.1%} of the page, outside its pictures) "
+        f"but no text could be read from it: {reason}."
+    )
     return dataclasses.replace(result, reason=f"{reason}; no text on a page with ink", error=error)

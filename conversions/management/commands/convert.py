@@ -19,14 +19,17 @@ from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
 
 
 class Command(BaseCommand):
-    help = ("Queue files (PDF, images, Office and text documents; a folder: each file in it) for conversion; "
-            "--batch queues them as one batch, all or none; --wait follows them with progress bars, --sync runs "
-            "them here.")
+    help = (
+        "Queue files (PDF, images, Office and text documents; a folder: each file in it) for conversion; "
+        "--batch queues them as one batch, all or none; --wait follows them with progress bars, --sync runs "
+        "them here."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER")
-        parser.add_argument("--batch", action="store_true",
-                            help="one batch: every file is checked before any is queued")
+        parser.add_argument(
+            "--batch", action="store_true", help="one batch: every file is checked before any is queued"
+        )
         parser.add_argument("--pages", default="", help='pages to convert, 1-based: "1-3,7,10-" (default: all)')
         parser.add_argument("--engine", choices=ENGINES, default=settings.OCR_ENGINE)
         parser.add_argument("--prompt-mode", choices=PROMPT_MODES, default=DEFAULT_PROMPT_MODE)
@@ -58,14 +61,20 @@ class Command(BaseCommand):
     def queue(self, path: Path, owner, options) -> Conversion:
         with open(path, "rb") as handle:
             try:
-                document = services.create_document(owner=owner, upload=File(handle, name=path.name),
-                                                    max_pages=settings.MAX_PAGES)
+                document = services.create_document(
+                    owner=owner, upload=File(handle, name=path.name), max_pages=settings.MAX_PAGES
+                )
             except InvalidDocument as error:
                 raise CommandError(f"{path}: {error.detail}") from None
         try:
-            conversion = services.create_conversion(document=document, owner=owner, priority=options["priority"],
-                                                     engine=options["engine"], prompt_mode=options["prompt_mode"],
-                                                     pages=options["pages"])
+            conversion = services.create_conversion(
+                document=document,
+                owner=owner,
+                priority=options["priority"],
+                engine=options["engine"],
+                prompt_mode=options["prompt_mode"],
+                pages=options["pages"],
+            )
         except DomainError as error:
             document.delete()
             Path(document.stored_path).unlink(missing_ok=True)
@@ -78,9 +87,17 @@ class Command(BaseCommand):
         with ExitStack() as stack:
             uploads = [File(stack.enter_context(open(path, "rb")), name=path.name) for path in paths]
             try:
-                batch = batches.submit_batch(owner=owner, uploads=uploads, source_urls=[], options=batches.BatchOptions(
-                    engine=options["engine"], prompt_mode=options["prompt_mode"], priority=options["priority"],
-                    pages=options["pages"]))
+                batch = batches.submit_batch(
+                    owner=owner,
+                    uploads=uploads,
+                    source_urls=[],
+                    options=batches.BatchOptions(
+                        engine=options["engine"],
+                        prompt_mode=options["prompt_mode"],
+                        priority=options["priority"],
+                        pages=options["pages"],
+                    ),
+                )
             except DomainError as error:
                 raise CommandError(f"nothing queued: {error.detail}") from None
         conversions = list(selectors.batch_conversions(batch))
@@ -89,8 +106,10 @@ class Command(BaseCommand):
 
     def follow(self, conversions: list[Conversion], timeout: float) -> None:
         """One progress bar per file, from the database (the truth), until every job ends."""
-        bars = {c.pk: tqdm(total=100, desc=c.document.filename[:30], unit="%", position=i, leave=True)
-                for i, c in enumerate(conversions)}
+        bars = {
+            c.pk: tqdm(total=100, desc=c.document.filename[:30], unit="%", position=i, leave=True)
+            for i, c in enumerate(conversions)
+        }
         deadline = time.monotonic() + timeout
         pending = set(bars)
         while pending and time.monotonic() < deadline:
@@ -118,8 +137,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"{conversion.document.filename}: {conversion.status}: {conversion.error}")
             elif options["sync"]:
                 failed = True
-                self.stderr.write(f"{conversion.document.filename}: {conversion.status}, not run here: "
-                                  f"another worker claimed it first")
+                self.stderr.write(
+                    f"{conversion.document.filename}: {conversion.status}, not run here: "
+                    f"another worker claimed it first"
+                )
         if failed:
             raise CommandError("some conversions did not complete")
 

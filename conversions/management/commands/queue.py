@@ -37,13 +37,18 @@ class Command(BaseCommand):
 
     def show(self, limit: int) -> None:
         counts = selectors.queue_counts()
-        self.stdout.write(f"queued {counts['queued']}  running {counts['running']}  "
-                          f"workers {selectors.live_worker_count()}")
+        self.stdout.write(
+            f"queued {counts['queued']}  running {counts['running']}  workers {selectors.live_worker_count()}"
+        )
         running = Conversion.objects.filter(status="running").select_related("document").order_by("started_at")
         for conversion in running[:limit]:
-            self.stdout.write(f"  running  {conversion.pk}  {conversion.progress:3d}%  "
-                              f"{conversion.pages_done}/{conversion.pages_total}  {conversion.worker_id}  "
-                              f"{conversion.document.filename}")
-        waiting = Conversion.objects.filter(status="queued").select_related("document").order_by("-priority", "created_at")
+            self.stdout.write(
+                f"  running  {conversion.pk}  {conversion.progress:3d}%  "
+                f"{conversion.pages_done}/{conversion.pages_total}  {conversion.worker_id}  "
+                f"{conversion.document.filename}"
+            )
+        waiting = (
+            Conversion.objects.filter(status="queued").select_related("document").order_by("-priority", "created_at")
+        )
         for conversion in waiting[:limit]:
             self.stdout.write(f"  queued   {conversion.pk}  p={conversion.priority}  {conversion.document.filename}")

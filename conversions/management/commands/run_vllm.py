@@ -54,22 +54,30 @@ def vllm_command(
 ) -> list[str]:
     """The ``vllm serve`` command line, each flag with where the reference uses it."""
     command = [
-        binary, "serve", model,
+        binary,
+        "serve",
+        model,
         # README ("vllm serve rednote-hilab/dots.ocr --trust-remote-code ...") and
         # demo/launch_model_vllm.sh: the checkpoint ships its own processor code.
         "--trust-remote-code",
         # demo/launch_model_vllm.sh, docker/docker-compose.yml, README of dots.ocr-1.5.
-        "--tensor-parallel-size", str(tensor_parallel_size),
-        "--gpu-memory-utilization", f"{gpu_memory_utilization:g}",
+        "--tensor-parallel-size",
+        str(tensor_parallel_size),
+        "--gpu-memory-utilization",
+        f"{gpu_memory_utilization:g}",
         # demo/launch_model_vllm.sh, docker/docker-compose.yml, README of dots.ocr-1.5:
         # the chat template takes the message content as one string, into which the
         # client's <|img|><|imgpad|><|endofimg|> text already places the image.
-        "--chat-template-content-format", "string",
+        "--chat-template-content-format",
+        "string",
         # demo/launch_model_vllm.sh (--served-model-name ${model_name}); the name the
         # workers send (VLLM_MODEL_NAME; dots_ocr/parser.py's default is "model").
-        "--served-model-name", served_model_name,
-        "--host", host,
-        "--port", str(port),
+        "--served-model-name",
+        served_model_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
     ]
     if async_scheduling:
         # The README recommended it from vLLM 0.11 (rednote-hilab/dots.ocr PR #222) and
@@ -154,25 +162,34 @@ class Command(BaseCommand):
         parser.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local path (default {DEFAULT_MODEL}).")
         parser.add_argument("--vllm-binary", default="vllm", help="The vllm executable: a name on PATH or a path.")
         parser.add_argument(
-            "--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION,
+            "--gpu-memory-utilization",
+            type=float,
+            default=DEFAULT_GPU_MEMORY_UTILIZATION,
             help=f"Share of GPU memory vLLM may take (default {DEFAULT_GPU_MEMORY_UTILIZATION}, as dots.ocr's README).",
         )
         parser.add_argument("--tensor-parallel-size", type=int, default=DEFAULT_TENSOR_PARALLEL_SIZE)
         parser.add_argument("--host", help="Address to listen on (default: the host of VLLM_IP / OCR_ENGINE_URLS).")
-        parser.add_argument("--port", type=int, help="Port to listen on (default: the port of VLLM_PORT / OCR_ENGINE_URLS).")
         parser.add_argument(
-            "--ready-timeout", type=float, default=DEFAULT_READY_TIMEOUT_SECONDS,
+            "--port", type=int, help="Port to listen on (default: the port of VLLM_PORT / OCR_ENGINE_URLS)."
+        )
+        parser.add_argument(
+            "--ready-timeout",
+            type=float,
+            default=DEFAULT_READY_TIMEOUT_SECONDS,
             help=f"Seconds to wait for GET /health to answer 200 (default {DEFAULT_READY_TIMEOUT_SECONDS:g}).",
         )
         parser.add_argument(
-            "--async-scheduling", action="store_true",
+            "--async-scheduling",
+            action="store_true",
             help="Pass vLLM's --async-scheduling (faster; dots.ocr withdrew it over output quality).",
         )
         parser.add_argument("vllm_args", nargs="*", help="Further vLLM flags, after `--`.")
 
     def handle(self, *args, **options):
         if not 0 < options["gpu_memory_utilization"] <= 1:
-            raise CommandError(f"--gpu-memory-utilization must be in (0, 1], got {options['gpu_memory_utilization']:g}.")
+            raise CommandError(
+                f"--gpu-memory-utilization must be in (0, 1], got {options['gpu_memory_utilization']:g}."
+            )
         binary = find_vllm(options["vllm_binary"])
         host, port = served_address(host=options["host"], port=options["port"])
         if port_in_use(host, port):
