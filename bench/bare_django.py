@@ -31,6 +31,6 @@ def health(request):
 urlpatterns = [path("health", health)]
 application = get_asgi_application()
 if int(os.environ.get("WEB_CONCURRENCY", "1")) > 1:  # as the service's processes on one socket
-    from dotsocr_site.patches import twisted_accept
+    from dotsocr_site.patches import twisted as twisted_patches
 
-    twisted_accept.install()
+    twisted_patches.install_one_accept()

@@ -18,12 +18,12 @@ if pool_chosen_here:
 from django.conf import settings  # noqa: E402
 
 from dotsocr_site.patches import daphne as daphne_patches  # noqa: E402
-from dotsocr_site.patches import twisted_accept  # noqa: E402
+from dotsocr_site.patches import twisted as twisted_patches  # noqa: E402
 
 # daphne refuses oversized bodies as they stream, and sweeps its sockets in slices
 daphne_patches.install(settings.MAX_UPLOAD_MB, settings.MAX_BATCH_UPLOAD_MB)
 if settings.WEB_CONCURRENCY > 1:
-    twisted_accept.install()  # processes sharing one socket take turns (dotsocr_site/web_tier.py)
+    twisted_patches.install_one_accept()  # processes sharing one socket take turns (dotsocr_site/web_tier.py)
 
 # Imported after Django is set up: consumers use the ORM.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

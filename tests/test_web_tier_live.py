@@ -151,8 +151,8 @@ ACCEPT_PROBE = """
 import socket, sys
 from twisted.internet import protocol, reactor
 if sys.argv[1] == "patched":
-    from dotsocr_site.patches import twisted_accept
-    twisted_accept.install()
+    from dotsocr_site.patches import twisted as twisted_patches
+    twisted_patches.install_one_accept()
 accepted = []
 factory = protocol.Factory.forProtocol(protocol.Protocol)
 factory.buildProtocol = lambda address: accepted.append(address) or protocol.Protocol()

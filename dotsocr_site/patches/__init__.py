@@ -15,7 +15,7 @@ channels.py            a copy of Channels' ``AsyncConsumer.__call__`` and ``disp
 channels_postgres.py   channels_postgres' group query; its private message read and LISTEN loop wrapped
 daphne.py              daphne's ``WebRequest`` body handling and ``Server.timeout_checker``
 django_q.py            django-q2's cluster stop (``Sentinel.stop`` and around), ``Queue.get``, ``Stat.save``
-twisted.py             reads Twisted's private ``HTTPChannel._path`` (the path before the body)
+twisted.py             reads Twisted's private ``HTTPChannel._path``; one accept per wake-up (``Port.doRead``)
 =====================  ===========================================================
 """
 
