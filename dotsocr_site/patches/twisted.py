@@ -1,7 +1,8 @@
 """Twisted, two places: the private ``HTTPChannel._path`` read, and one accept per wake-up.
 
 1. ``HTTPChannel._path``: the request's path before its body arrives. Replaces: nothing;
-it reads ``HTTPChannel._path``, which ``HTTPChannel.lineReceived`` sets from the request line, before the headers end and ``Request.gotLength`` runs.
+it reads ``HTTPChannel._path``, which ``HTTPChannel.lineReceived`` sets from the request
+line, before the headers end and ``Request.gotLength`` runs.
 Twisted gives the request its public ``path``/``uri`` only in ``requestReceived``, after
 the whole body, too late for the body limit in patches/daphne.py, which needs the path
 to tell a batch upload (a larger limit) from any other body.
