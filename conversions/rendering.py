@@ -5,26 +5,9 @@ import re
 import markdown
 import nh3
 
-ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-    "img",
-    "pre",
-    "code",
-    "hr",
-    "sup",
-    "sub",
-}
-ALLOWED_ATTRIBUTES = {
-    **nh3.ALLOWED_ATTRIBUTES,
-    "img": {"src", "alt"},
-    "td": {"colspan", "rowspan"},
-    "th": {"colspan", "rowspan"},
-}
+# One sanitiser policy for every HTML the service serves (the output formats' own).
+from workers.formats import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
+
 LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\(([A-Za-z0-9._-]+\.jpg)\)")
 
 

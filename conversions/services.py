@@ -64,9 +64,9 @@ ALLOWED_TRANSITIONS = {
     Status.CANCELLED: {Status.QUEUED},
     Status.COMPLETED: set(),
 }
-# What a transition of a job in hand hands back (UPDATE ... RETURNING): the fields any
-# transition writes, so the caller's instance matches the row and its event needs no read.
-TRANSITION_STATE = (
+# What a running job's writes hand back (UPDATE ... RETURNING): enough for its progress
+# event without reading the row again, and whether a cancel was asked for meanwhile.
+RUNNING_STATE = (
     "status",
     "progress",
     "message",
@@ -75,6 +75,11 @@ TRANSITION_STATE = (
     "event_seq",
     "batch_id",
     "cancel_requested",
+)
+
+# What a transition of a job in hand hands back (UPDATE ... RETURNING): the fields any
+# transition writes, so the caller's instance matches the row and its event needs no read.
+TRANSITION_STATE = RUNNING_STATE + (
     "error",
     "output_dir",
     "worker_id",
@@ -549,20 +554,6 @@ def _owners_by_fair_share(*, priority: int) -> list:
 
 
 # --- conversions: progress of a running job ---------------------------------------------
-
-
-# What a running job's writes hand back (UPDATE ... RETURNING): enough for its progress
-# event without reading the row again, and whether a cancel was asked for meanwhile.
-RUNNING_STATE = (
-    "status",
-    "progress",
-    "message",
-    "pages_done",
-    "pages_total",
-    "event_seq",
-    "batch_id",
-    "cancel_requested",
-)
 
 
 def _update_running(conversion: Conversion, *, page_no: int | None = None, announce: bool = True, **fields) -> None:
