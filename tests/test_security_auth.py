@@ -61,6 +61,8 @@ ANONYMOUS_GETS = {
     "api/v1/conversions/<str:conversion_id>/cancel": (f"/api/v1/conversions/{SOME_ID}/cancel", API),
     "api/v1/conversions/<str:conversion_id>/retry": (f"/api/v1/conversions/{SOME_ID}/retry", API),
     "api/v1/conversions/<str:conversion_id>/markdown": (f"/api/v1/conversions/{SOME_ID}/markdown", API),
+    "api/v1/conversions/<str:conversion_id>/html": (f"/api/v1/conversions/{SOME_ID}/html", API),
+    "api/v1/conversions/<str:conversion_id>/text": (f"/api/v1/conversions/{SOME_ID}/text", API),
     "api/v1/conversions/<str:conversion_id>/pages": (f"/api/v1/conversions/{SOME_ID}/pages", API),
     "api/v1/conversions/<str:conversion_id>/pages/<int:page_no>/image": (
         f"/api/v1/conversions/{SOME_ID}/pages/0/image",
