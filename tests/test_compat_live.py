@@ -24,8 +24,9 @@ def follow(url: str, into: list) -> None:
 
 
 def worker_count_settles(client, expected: int, timeout: float = 10) -> None:
-    """The stats of a cluster another test stopped just before live on for up to 3 s
-    (django-q2's Stat TTL) and count in /worker-pool-status until then."""
+    """Wait until /worker-pool-status counts ``expected`` workers. The cluster is shared
+    with the tests before this one, and its django-q2 stats (rewritten each guard cycle,
+    kept 3 s) once read otherwise at the start of this test in CI, cause not pinned down."""
     deadline = time.monotonic() + timeout
     while client.get("/worker-pool-status").json()["num_workers"] != expected and time.monotonic() < deadline:
         time.sleep(0.2)
