@@ -194,22 +194,47 @@ def empty_queue() -> None:
         cursor.execute(f"TRUNCATE {', '.join(JOB_TABLES)}")
 
 
-def enqueue_bulk(count: int, *, with_messages: bool = True, batch: int = 2000) -> float:
-    """Insert ``count`` queued noop jobs of the sample document, as create_conversion
-    would leave them (a Conversion row and its django-q2 message), in bulk. Returns the
-    seconds it took. Workers should be stopped, or they start on the first batch."""
-    from django.db import transaction
+def enqueue_messages(rows) -> None:
+    """The django-q2 message of each of ``rows`` (queued Conversions), in bulk: the package
+    django_q.tasks.async_task builds for services._enqueue."""
     from django.utils import timezone
     from django_q.brokers import get_broker
     from django_q.humanhash import uuid as task_uuid
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from conversions.models import Conversion
     from conversions.services import TASK_FUNCTION
 
+    list_key, now = get_broker().list_key, timezone.now()
+    OrmQ.objects.bulk_create(
+        OrmQ(
+            key=list_key,
+            lock=now,
+            payload=SignedPackage.dumps(
+                {
+                    "id": task_uuid()[1],
+                    "name": f"conversion-{row.pk}",
+                    "func": TASK_FUNCTION,
+                    "args": (str(row.pk),),
+                    "ack_failure": True,
+                    "kwargs": {},
+                    "started": now,
+                }
+            ),
+        )
+        for row in rows
+    )
+
+
+def enqueue_bulk(count: int, *, with_messages: bool = True, batch: int = 2000) -> float:
+    """Insert ``count`` queued noop jobs of the sample document, as create_conversion
+    would leave them (a Conversion row and its django-q2 message), in bulk. Returns the
+    seconds it took. Workers should be stopped, or they start on the first batch."""
+    from django.db import transaction
+
+    from conversions.models import Conversion
+
     document = sample_document()
-    list_key = get_broker().list_key
     started = time.perf_counter()
     for offset in range(0, count, batch):
         size = min(batch, count - offset)
@@ -221,26 +246,7 @@ def enqueue_bulk(count: int, *, with_messages: bool = True, batch: int = 2000) -
                 for _ in range(size)
             )
             if with_messages:
-                now = timezone.now()
-                # The package django_q.tasks.async_task builds for services._enqueue.
-                OrmQ.objects.bulk_create(
-                    OrmQ(
-                        key=list_key,
-                        lock=now,
-                        payload=SignedPackage.dumps(
-                            {
-                                "id": task_uuid()[1],
-                                "name": f"conversion-{row.pk}",
-                                "func": TASK_FUNCTION,
-                                "args": (str(row.pk),),
-                                "ack_failure": True,
-                                "kwargs": {},
-                                "started": now,
-                            }
-                        ),
-                    )
-                    for row in rows
-                )
+                enqueue_messages(rows)
     return time.perf_counter() - started
 
 

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.harness import Bench, empty_queue, finished_timeline, job_counts, wait_drained
+from bench.harness import Bench, empty_queue, enqueue_messages, finished_timeline, job_counts, wait_drained
 
 
 def invoice_pdf(index: int) -> bytes:
@@ -70,17 +70,10 @@ def store_documents(files: int, folder: Path) -> list[str]:
 
 def enqueue_textlayer(batch: int = 2000) -> int:
     from django.db import transaction
-    from django.utils import timezone
-    from django_q.brokers import get_broker
-    from django_q.humanhash import uuid as task_uuid
-    from django_q.models import OrmQ
-    from django_q.signing import SignedPackage
 
     from conversions.models import Conversion, Document
-    from conversions.services import TASK_FUNCTION
 
     documents = list(Document.objects.filter(filename__startswith="invoice-").order_by("filename"))
-    list_key = get_broker().list_key
     for offset in range(0, len(documents), batch):
         with transaction.atomic():
             rows = Conversion.objects.bulk_create(
@@ -89,25 +82,7 @@ def enqueue_textlayer(batch: int = 2000) -> int:
                 )
                 for document in documents[offset : offset + batch]
             )
-            now = timezone.now()
-            OrmQ.objects.bulk_create(
-                OrmQ(
-                    key=list_key,
-                    lock=now,
-                    payload=SignedPackage.dumps(
-                        {
-                            "id": task_uuid()[1],
-                            "name": f"conversion-{row.pk}",
-                            "func": TASK_FUNCTION,
-                            "args": (str(row.pk),),
-                            "ack_failure": True,
-                            "kwargs": {},
-                            "started": now,
-                        }
-                    ),
-                )
-                for row in rows
-            )
+            enqueue_messages(rows)
     return len(documents)
 
 
