@@ -54,8 +54,8 @@ STAGES = {
     ("services.py", "record_finalizing"): "record_finalizing (UPDATE)",
     ("pipeline.py", "publish_outputs"): "publish outputs (files, rename, symlink)",
     ("services.py", "complete_conversion"): "complete_conversion (UPDATE)",
-    ("progress.py", "publish"): "progress events (SELECT + channel layer)",
-    ("progress.py", "publish_state"): "progress events (channel layer)",
+    ("groups.py", "send_stored_state"): "progress events (SELECT + channel layer)",
+    ("groups.py", "send_state"): "progress events (channel layer)",
 }
 OTHER = "other (task entry, logging, ORM glue)"
 

@@ -119,7 +119,7 @@ async def send_rounds(layer, ids, rounds: int, interval: float, burst: bool, fir
     """One event per conversion per round. Paced: each conversion's event at its own
     moment of the interval, as independent workers send them; burst: every conversion's
     at the same instant (the worst case)."""
-    from workers.progress import conversion_group, group_message
+    from conversions.progress.groups import build_group_message, conversion_group
 
     publishers = asyncio.Semaphore(PUBLISHERS)
 
@@ -134,7 +134,7 @@ async def send_rounds(layer, ids, rounds: int, interval: float, burst: bool, fir
                 "sent_at": time.time(),
             }
             group = conversion_group(conversion_id)
-            await layer.group_send(group, group_message(group, "conversion.event", event))
+            await layer.group_send(group, build_group_message(group, "conversion.event", event))
 
     started = time.monotonic()
     sends = []

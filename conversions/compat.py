@@ -15,12 +15,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversions import events, selectors, services
+from conversions import selectors, services
 from conversions.api.parsers import JSONParser
 from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
 from conversions.exceptions import InvalidParameter, InvalidRequest, NotFound
 from conversions.models import Conversion
+from conversions.progress import events
 from conversions.retention import ensure_not_expired
 from workers import outputs
 from workers.ocr.base import DEFAULT_PROMPT_MODE, PROMPT_MODES
@@ -155,7 +156,9 @@ class ConvertView(CompatView):
 
 class ConversionStatusView(CompatView):
     def get(self, request, conversion_id):
-        return Response(events.original_status_record(selectors.conversion_for(acting_user(request), conversion_id)))
+        return Response(
+            events.build_original_status_record(selectors.conversion_for(acting_user(request), conversion_id))
+        )
 
 
 class WorkerPoolStatusView(CompatView):

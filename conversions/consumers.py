@@ -1,4 +1,5 @@
-"""WebSocket consumers: a database snapshot on connect, then live events from the group.
+"""WebSocket consumers: a database snapshot on connect, then live events from the group,
+the last step of progress (conversions/progress: build, send, deliver).
 
 Close codes: 4401 without a signed-in user (unless ALLOW_ANONYMOUS) or with a bad token
 (conversions/ws_auth.py); 4404 when the conversion does not exist or is not the caller's
@@ -9,10 +10,10 @@ reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "d
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from conversions import events, fanout, metrics, selectors, services, ws_auth
+from conversions import metrics, selectors, services, ws_auth
 from conversions.exceptions import NotFound
+from conversions.progress import QUEUE_GROUP, batch_group, conversion_group, events, fanout
 from dotsocr_site.patches.channels import HubInboxConsumer
-from workers.progress import QUEUE_GROUP, batch_group, conversion_group
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -21,7 +22,7 @@ CLOSE_NOT_FOUND = 4404
 class AuthenticatedConsumer(HubInboxConsumer, AsyncJsonWebsocketConsumer):
     """Accepts, then refuses with 4401 a caller who may not connect; else ``connected``.
 
-    Group messages reach it through this process's fan-out hub (conversions/fanout.py)
+    Group messages reach it through this process's fan-out hub (conversions/progress/fanout.py)
     instead of a layer channel of its own (how: dotsocr_site/patches/channels.py)."""
 
     group: str | None = None
@@ -71,7 +72,7 @@ class ConversionConsumer(AuthenticatedConsumer):
         await self.subscribe(conversion_group(self.conversion_id))
         snapshot = await self.load_snapshot()
         if snapshot is not None:
-            await self.send_event(snapshot)
+            await self.deliver_event(snapshot)
 
     @database_sync_to_async
     def load_snapshot(self) -> dict | None:
@@ -82,12 +83,12 @@ class ConversionConsumer(AuthenticatedConsumer):
         return self.initial_message(conversion)
 
     def initial_message(self, conversion) -> dict:
-        return events.conversion_event(conversion)
+        return events.build_conversion_event(conversion)
 
     async def conversion_event(self, message: dict):
-        await self.send_event(message["event"])
+        await self.deliver_event(message["event"])
 
-    async def send_event(self, event: dict):
+    async def deliver_event(self, event: dict):
         """Forward events in order; an older snapshot than one already sent is dropped."""
         if event["seq"] <= self.last_seq:
             return
@@ -102,12 +103,12 @@ class OriginalConversionConsumer(ConversionConsumer):
     """``/ws/conversion/<id>``: the original app's messages and status strings."""
 
     def initial_message(self, conversion) -> dict:
-        return {**events.original_status_record(conversion), "seq": conversion.event_seq}
+        return {**events.build_original_status_record(conversion), "seq": conversion.event_seq}
 
     def shape(self, event: dict) -> dict:
         if "conversion_id" not in event:  # the initial status record is already shaped
             return event
-        return events.original_event(event)
+        return events.build_original_event(event)
 
 
 class QueueConsumer(AuthenticatedConsumer):
@@ -159,7 +160,9 @@ class BatchConsumer(AuthenticatedConsumer):
             "type": "batch",
             "batch_id": str(batch.pk),
             "counts": selectors.batch_counts(batch),
-            "conversions": [events.conversion_event(conversion) for conversion in selectors.batch_conversions(batch)],
+            "conversions": [
+                events.build_conversion_event(conversion) for conversion in selectors.batch_conversions(batch)
+            ],
         }
 
     async def batch_event(self, message: dict):

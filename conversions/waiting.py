@@ -12,7 +12,7 @@ views are synchronous, and one of our middlewares (WhiteNoise) is too, so even a
 view would keep a thread blocked for the whole wait. Here the request first goes
 through Django as usual (authentication, ownership, the create itself); only if its
 answer is a conversion that is not final does this wrapper wait, as a coroutine on the
-event loop, on the conversion's channel-layer group (conversions/fanout.py, where
+event loop, on the conversion's channel-layer group (conversions/progress/fanout.py, where
 workers' progress events arrive), then ask Django once more for the conversion
 (``GET``, with the caller's credentials) to build the answer. The row is re-read once
 after subscribing (an event sent before the subscription is never seen) and every
@@ -156,8 +156,8 @@ async def wait_until_final(conversion_id: str, deadline: float, receive) -> bool
     """True once the conversion is final, False at ``deadline``, None if the client left."""
     from channels.layers import get_channel_layer
 
-    from conversions.fanout import hub_for
-    from workers.progress import conversion_group
+    from conversions.progress import conversion_group
+    from conversions.progress.fanout import hub_for
 
     loop = asyncio.get_running_loop()
     hub, group = hub_for(get_channel_layer()), conversion_group(conversion_id)

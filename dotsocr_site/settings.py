@@ -363,11 +363,11 @@ SPECTACULAR_SETTINGS = {
 # Progress travels from worker processes to the web process(es) through a channel layer
 # that crosses processes: Redis when CHANNEL_LAYER_URL is redis://... (channels_redis'
 # pub/sub layer: a web process subscribes once per group and fans out to its sockets,
-# conversions/fanout.py), else PostgreSQL (LISTEN/NOTIFY, no extra server). "memory" is
+# conversions/progress/fanout.py), else PostgreSQL (LISTEN/NOTIFY, no extra server). "memory" is
 # for single-process unit tests only.
 #
 # A group membership left by a web process that died lapses after this long; live ones
-# are renewed at a quarter of it (conversions/fanout.py). Redis pub/sub needs neither:
+# are renewed at a quarter of it (conversions/progress/fanout.py). Redis pub/sub needs neither:
 # its subscriptions end with the connection.
 CHANNEL_GROUP_EXPIRY_SECONDS = 600
 

@@ -5,7 +5,7 @@ core for every HTTP request and socket. The launcher binds the listening socket 
 starts each daphne on its file descriptor (``daphne --fd N``), the way pre-fork servers
 (gunicorn, uvicorn --workers) do: the kernel hands each new connection to one of the
 processes waiting in ``accept``. Each process has its own database pool
-(dotsocr_site/asgi.py), channel-layer connection and fan-out hub (conversions/fanout.py).
+(dotsocr_site/asgi.py), channel-layer connection and fan-out hub (conversions/progress/fanout.py).
 
 What must be right across processes, and how it is:
 - WebSocket events: the channel layer is PostgreSQL or Redis (never the in-memory one

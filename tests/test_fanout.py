@@ -1,4 +1,4 @@
-"""The per-process fan-out hub (conversions/fanout.py), the layer details it relies on,
+"""The per-process fan-out hub (conversions/progress/fanout.py), the layer details it relies on,
 and daphne's spread-out timeout checks."""
 
 import asyncio
@@ -11,11 +11,10 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from daphne.server import Server
 
-from conversions import fanout
+from conversions.progress import fanout, groups
 from dotsocr_site.asgi import application
 from dotsocr_site.patches import daphne as timeout_checks
 from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
-from workers import progress
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def members(layer: InMemoryChannelLayer, group: str) -> set:
 @pytest.mark.django_db(transaction=True)
 def test_sockets_on_one_conversion_share_one_layer_membership(memory_layer, make_conversion):
     conversion = make_conversion()
-    group = progress.conversion_group(conversion.pk)
+    group = groups.conversion_group(conversion.pk)
     path = f"/ws/v1/conversions/{conversion.pk}"
 
     async def scenario():
@@ -41,7 +40,7 @@ def test_sockets_on_one_conversion_share_one_layer_membership(memory_layer, make
             await socket.receive_json_from()  # the snapshot
         membership_with_three = members(memory_layer, group)
         event = {"seq": 10_000, "status": "running", "progress": 42, "conversion_id": str(conversion.pk)}
-        await memory_layer.group_send(group, progress.group_message(group, "conversion.event", event))
+        await memory_layer.group_send(group, groups.build_group_message(group, "conversion.event", event))
         received = [await socket.receive_json_from(timeout=5) for socket in sockets]
         await sockets[0].disconnect()
         await sockets[1].disconnect()
@@ -65,8 +64,8 @@ def test_the_pump_survives_messages_it_cannot_route():
         inbox = asyncio.Queue()
         await hub.join("conversion.a", inbox)
         await layer.group_send("conversion.a", {"type": "conversion.event", "event": {}})  # names no group
-        await layer.group_send("conversion.a", progress.group_message("conversion.b", "conversion.event", {}))
-        await layer.group_send("conversion.a", progress.group_message("conversion.a", "conversion.event", {"n": 1}))
+        await layer.group_send("conversion.a", groups.build_group_message("conversion.b", "conversion.event", {}))
+        await layer.group_send("conversion.a", groups.build_group_message("conversion.a", "conversion.event", {"n": 1}))
         message = await asyncio.wait_for(inbox.get(), 5)
         hub.leave("conversion.a", inbox)
         return message, inbox.qsize()
@@ -83,7 +82,7 @@ def test_memberships_are_renewed_before_the_layer_forgets_them():
         inbox = asyncio.Queue()
         await hub.join("conversion.a", inbox)
         await asyncio.sleep(3)  # longer than the expiry
-        await layer.group_send("conversion.a", progress.group_message("conversion.a", "conversion.event", {"n": 1}))
+        await layer.group_send("conversion.a", groups.build_group_message("conversion.a", "conversion.event", {"n": 1}))
         message = await asyncio.wait_for(inbox.get(), 5)
         hub.leave("conversion.a", inbox)
         return message
@@ -131,18 +130,18 @@ def test_sends_outside_the_web_server_use_this_process_loop(settings):
     }
     layer = get_channel_layer()
     in_worker = []
-    thread = threading.Thread(target=lambda: in_worker.append((progress.serving_asgi(), progress.sender_for(layer))))
+    thread = threading.Thread(target=lambda: in_worker.append((groups.serving_asgi(), groups.sender_for(layer))))
     thread.start()
     thread.join()
 
     async def request_thread():
-        return await sync_to_async(lambda: (progress.serving_asgi(), progress.sender_for(layer)))()
+        return await sync_to_async(lambda: (groups.serving_asgi(), groups.sender_for(layer)))()
 
     in_request = async_to_sync(request_thread)()  # runs the lambda on this (main) thread
     assert in_worker[0][0] is False and not isinstance(in_worker[0][1], AsyncToSync)
     assert in_request[0] is True and isinstance(in_request[1], AsyncToSync)
-    assert progress.serving_asgi() is False  # once that loop has ended
-    in_worker[0][1]("conversion.nobody", progress.group_message("conversion.nobody", "conversion.event", {}))
+    assert groups.serving_asgi() is False  # once that loop has ended
+    in_worker[0][1]("conversion.nobody", groups.build_group_message("conversion.nobody", "conversion.event", {}))
 
 
 class RecordingProtocol:

@@ -9,8 +9,9 @@ import pymupdf
 import pytest
 from django.test import Client
 
-from conversions import events, services
+from conversions import services
 from conversions.models import Conversion
+from conversions.progress import events
 from tests.dotsocr_standin import HTTP_500, NORMAL, DotsOcrStandin
 from workers import pipeline
 from workers.ocr.dotsocr import DotsOcrConfig
@@ -84,7 +85,7 @@ def test_the_markdown_the_api_and_the_final_event_say_which_page_is_missing(
     body = client.get(f"/api/v1/conversions/{conversion.pk}").json()
     assert body["status"] == "completed" and body["on_page_error"] == "skip"
     assert body["pages_failed"] == conversion.pages_failed and len(body["pages_failed"]) == 1
-    final = events.conversion_event(conversion)
+    final = events.build_conversion_event(conversion)
     assert final["status"] == "completed" and final["pages_failed"] == conversion.pages_failed
     assert "page 2" in final["message"]
 
@@ -106,7 +107,7 @@ def test_a_job_without_failures_lists_none(dotsocr_settings, standin, make_docum
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
     conversion.refresh_from_db()
     assert conversion.pages_failed == [] and conversion.message == "Conversion completed successfully"
-    assert "pages_failed" not in events.conversion_event(conversion)
+    assert "pages_failed" not in events.build_conversion_event(conversion)
 
 
 def test_on_page_error_is_accepted_on_create_and_in_batches_and_checked(db, three_pages):

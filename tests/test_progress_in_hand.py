@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from conversions import services
 from conversions.models import Conversion
+from conversions.progress import groups
 from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
 from tests.conftest import FOUR_PAGES, ONE_PAGE
-from workers import pipeline, progress
+from workers import pipeline
 from workers.ocr.base import PageOcr
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,12 +34,12 @@ class RecordingLayer:
 @pytest.fixture
 def recorded(monkeypatch):
     layer = RecordingLayer()
-    monkeypatch.setattr(progress, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(groups, "get_channel_layer", lambda: layer)
     return layer
 
 
 def events_of(layer: RecordingLayer, conversion) -> list[dict]:
-    group = progress.conversion_group(conversion.pk)
+    group = groups.conversion_group(conversion.pk)
     return [message["event"] for sent_to, message in layer.sent if sent_to == group]
 
 
@@ -56,7 +57,7 @@ def test_a_one_page_job_sends_its_start_its_page_and_its_end(make_conversion, re
     assert events[1]["message"] == "Processing pages: 1/1" and events[1]["pages_done"] == 1
     final = Conversion.objects.get(pk=conversion.pk)
     assert events[-1]["seq"] == final.event_seq and events[-1]["progress"] == 100 and len(events[-1]["results"]) == 1
-    queue_events = [message["event"] for group, message in recorded.sent if group == progress.QUEUE_GROUP]
+    queue_events = [message["event"] for group, message in recorded.sent if group == groups.QUEUE_GROUP]
     assert [event["status"] for event in queue_events] == ["running", "completed"]
 
 
@@ -121,7 +122,7 @@ def test_the_postgres_layer_delivers_a_send_from_a_worker_thread(settings, monke
     loop = asyncio.new_event_loop()
     try:
         channel = loop.run_until_complete(member())
-        message = progress.group_message("conversion.x", "conversion.event", {"n": 1})
+        message = groups.build_group_message("conversion.x", "conversion.event", {"n": 1})
         with CaptureQueriesContext(connection) as captured:
             layer.group_send_now([("conversion.x", message), ("conversion.nobody", message)])
         assert len(captured.captured_queries) == 1  # one INSERT for every group
@@ -144,5 +145,5 @@ def test_the_redis_layer_still_sends_through_this_process_loop(settings, make_co
         }
     }
     conversion = make_conversion(ONE_PAGE)
-    progress.publish_state(conversion, status_changed=True)
+    groups.send_state(conversion, status_changed=True)
     assert "progress event not sent" not in caplog.text

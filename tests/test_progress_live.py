@@ -1,4 +1,4 @@
-"""Progress across processes: a real qcluster publishes through the real channel layer
+"""Progress across processes: a real qcluster sends through the real channel layer
 (PostgreSQL or Redis), a real daphne forwards to real WebSocket clients."""
 
 import json

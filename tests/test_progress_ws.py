@@ -6,8 +6,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from conversions import services
+from conversions.progress import groups
 from dotsocr_site.asgi import application
-from workers import pipeline, progress
+from workers import pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,8 +82,8 @@ def test_stale_events_are_dropped(make_conversion):
         socket = await connected(f"/ws/v1/conversions/{conversion.pk}")
         final = await socket.receive_json_from()
         stale = {"seq": 1, "status": "running", "progress": 10, "conversion_id": str(conversion.pk)}
-        group = progress.conversion_group(conversion.pk)
-        await get_channel_layer().group_send(group, progress.group_message(group, "conversion.event", stale))
+        group = groups.conversion_group(conversion.pk)
+        await get_channel_layer().group_send(group, groups.build_group_message(group, "conversion.event", stale))
         nothing = await socket.receive_nothing(timeout=0.3)
         await socket.disconnect()
         return final, nothing
@@ -171,9 +172,9 @@ def test_queue_socket_reports_counts_and_state_changes(make_conversion):
     assert cancelled["status"] == "cancelled" and cancelled["queue"] == {"queued": 0, "running": 0}
 
 
-def test_publishing_never_breaks_the_caller(make_conversion, settings):
+def test_sending_never_breaks_the_caller(make_conversion, settings):
     conversion = make_conversion()
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1"]}}
     }
-    progress.publish(conversion.pk)  # logs the failure, does not raise
+    groups.send_stored_state(conversion.pk)  # logs the failure, does not raise

@@ -13,8 +13,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from conversions import events, services
+from conversions import services
 from conversions.models import Conversion
+from conversions.progress import events
 from conversions.queue_position import claim_order, with_queue_positions
 from tests.conftest import ONE_PAGE, upload_of
 
@@ -139,8 +140,8 @@ def test_the_admin_queue_page_lists_them_in_the_same_order(busy_worker_and_five_
 
 def test_events_of_a_queued_job_carry_its_position_and_a_running_one_none(busy_worker_and_five_jobs):
     busy, jobs = busy_worker_and_five_jobs
-    assert events.conversion_event(Conversion.objects.get(pk=jobs["ana0a"].pk))["queue_position"] == 3
-    assert "queue_position" not in events.conversion_event(Conversion.objects.get(pk=busy.pk))
+    assert events.build_conversion_event(Conversion.objects.get(pk=jobs["ana0a"].pk))["queue_position"] == 3
+    assert "queue_position" not in events.build_conversion_event(Conversion.objects.get(pk=busy.pk))
 
 
 @pytest.mark.django_db(transaction=True)

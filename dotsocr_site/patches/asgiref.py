@@ -4,7 +4,7 @@ Replaces: nothing; it reads ``main_event_loop`` and ``main_event_loop_pid``, whi
 asgiref's ``SyncToAsync.__call__`` leaves on the thread-local of the thread it runs a
 sync function in (asgiref/sync.py), to tell whether a progress event sent from this
 thread can go through ``async_to_sync`` on the server's own running loop
-(workers/progress.py). asgiref has no public way to ask.
+(conversions/progress/groups.py). asgiref has no public way to ask.
 
 Written against asgiref 3.13.0. It can go when asgiref offers a public "the event loop
 this sync thread was called from" (or when progress is sent from async code only);

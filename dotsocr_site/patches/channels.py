@@ -4,7 +4,7 @@ Replaces (in the consumers that inherit `HubInboxConsumer`, conversions/consumer
 
 - ``AsyncConsumer.__call__``: the same, except that the socket's own channel-layer
   channel (``new_channel``, and a ``receive`` on it per socket) is an in-memory inbox
-  that this process's fan-out hub fills (conversions/fanout.py): one layer channel per
+  that this process's fan-out hub fills (conversions/progress/fanout.py): one layer channel per
   web process instead of one per socket. And ``unsubscribe()`` runs however the
   consumer ends.
 - ``AsyncConsumer.dispatch``: the same, without ``aclose_old_connections()`` before

@@ -77,7 +77,7 @@ class LiveMembershipDatabaseLayer(DatabaseLayer):
     their expiry. channels_postgres keeps them until a cleanup that only a group_discard
     schedules, so the channels of a web process that died (and never discarded them)
     would get every later message of their groups: a row and a notification each, for
-    nobody. Live members renew theirs (conversions/fanout.py)."""
+    nobody. Live members renew theirs (conversions/progress/fanout.py)."""
 
     async def retrieve_group_channels(self, group_key: str) -> list[str]:
         query = sql.SQL("SELECT DISTINCT channel FROM {table} WHERE group_key = %s AND expire > now()").format(

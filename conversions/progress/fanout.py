@@ -1,4 +1,7 @@
-"""One channel-layer subscription per group per web process, fanned out in memory.
+"""Deliver: group messages to this web process's sockets, through one channel-layer
+subscription per group per process, fanned out in memory. The consumers that own the
+sockets are in conversions/consumers.py (``deliver_event``); the long-poll wait of the
+API (conversions/waiting.py) subscribes here too.
 
 Plain Channels gives every WebSocket its own layer channel and adds each one to its
 group, so one event for a conversion watched by ten sockets crosses the layer ten times
@@ -7,7 +10,7 @@ With a thousand sockets that traffic, not the sockets, is what one daphne spends
 time on (bench/ws_fanout.py). Here each process keeps a single layer channel, adds it to
 a group when its first local socket subscribes and discards it when its last one leaves,
 and one pump task hands every message to the local subscribers' inboxes, as
-Phoenix.PubSub does. Messages name their group (workers/progress.group_message)
+Phoenix.PubSub does. Messages name their group (groups.build_group_message)
 because the layer delivers them without it.
 
 The pump is started once per event loop and never cancelled while it waits: cancelling

@@ -1,4 +1,6 @@
-"""Progress events: what WebSocket clients receive, built from the database (the truth).
+"""Build: a conversion's progress event, what WebSocket clients receive, from the
+conversion as written (in hand, with the values its ``UPDATE ... RETURNING`` handed back,
+or read from the database, the truth).
 
 Native events (``/ws/v1/conversions/<id>``) carry the Conversion's own status strings;
 the original app's socket (``/ws/conversion/<id>``) gets its status strings and shapes.
@@ -20,7 +22,12 @@ ORIGINAL_STATUS: dict[str, str] = {
 }
 
 
-def conversion_event(conversion: Conversion, *, page_no: int | None = None) -> dict:
+def build_conversion_event(conversion: Conversion, *, page_no: int | None = None) -> dict:
+    """The native event: ``type``, ``conversion_id``, ``status``, ``progress`` (0-100),
+    ``message``, ``pages_done``, ``pages_total``, ``seq`` (the row's ``event_seq``); plus
+    ``page_no`` (0-based) for a page's event, ``queue_position`` while queued, ``results``
+    (and ``pages_failed`` when some were skipped) once completed, ``error`` once failed or
+    cancelled. Reads the queue while queued and the document once completed."""
     event = {
         "type": "conversion",
         "conversion_id": str(conversion.pk),
@@ -54,13 +61,13 @@ def result_files(conversion: Conversion) -> list[dict]:
     ]
 
 
-def original_status_record(conversion: Conversion) -> dict:
+def build_original_status_record(conversion: Conversion) -> dict:
     """The original app's conversion status record (`GET /conversion-status/{id}`)."""
     record = {
         "id": str(conversion.pk),
         "filename": conversion.document.filename,
         "status": ORIGINAL_STATUS[conversion.status],
-        # The original reported 0 once a conversion failed (as original_event does).
+        # The original reported 0 once a conversion failed (as build_original_event does).
         "progress": 0 if conversion.status in (Status.FAILED, Status.CANCELLED) else conversion.progress,
         "message": conversion.message,
         "created_at": iso(conversion.created_at),
@@ -73,7 +80,7 @@ def original_status_record(conversion: Conversion) -> dict:
     return record
 
 
-def original_event(event: dict) -> dict:
+def build_original_event(event: dict) -> dict:
     """A native event in the original app's shape (its frontend reads status/progress/message)."""
     status = event["status"]
     shaped = {**event, "status": ORIGINAL_STATUS[status]}
