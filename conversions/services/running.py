@@ -8,12 +8,11 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from conversions import checkpoints
+from conversions import checkpoints, progress
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion, PageResult
 from conversions.returning import update_returning
 from conversions.services.transitions import RUNNING_STATE, _finish
-from workers import progress
 from workers.ocr.base import PageOcr
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def _update_running(conversion: Conversion, *, page_no: int | None = None, annou
     for name, value in state.items():
         setattr(conversion, name, value)
     if announce:
-        progress.publish_state_after_commit(conversion, page_no=page_no)
+        progress.send_state_after_commit(conversion, page_no=page_no)
 
 
 def _progress(value: int):
@@ -101,7 +100,7 @@ def checkpoint_page(
         logger.info("page already checkpointed conversion=%s page=%s", conversion.pk, page_no)
     for name, value in state.items():
         setattr(conversion, name, value)
-    progress.publish_state_after_commit(conversion, page_no=page_no)
+    progress.send_state_after_commit(conversion, page_no=page_no)
 
 
 def without_nul(text: str) -> str:

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django_q.tasks import async_task
 
-from conversions import page_selection, webhooks
+from conversions import page_selection, progress, webhooks
 from conversions.exceptions import (
     IdempotencyConflict,
     InvalidRequest,
@@ -17,7 +17,6 @@ from conversions.exceptions import (
 )
 from conversions.models import Conversion, Document
 from conversions.services.documents import create_document, create_document_from_url
-from workers import progress
 from workers.ocr import ENGINES
 from workers.ocr.base import PROMPT_MODES
 
@@ -228,7 +227,7 @@ def create_conversion(
     )
     _enqueue(conversion.pk)
     if announce:
-        progress.publish_after_commit(conversion.pk, status_changed=True)
+        progress.send_stored_state_after_commit(conversion.pk, status_changed=True)
     return conversion
 
 

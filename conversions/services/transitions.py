@@ -20,12 +20,11 @@ from django.db import transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
-from conversions import webhooks
+from conversions import progress, webhooks
 from conversions.claiming import claim_in_one_statement
 from conversions.exceptions import IllegalTransition
 from conversions.models import Conversion
 from conversions.returning import update_returning
-from workers import progress
 
 Status = Conversion.Status
 
@@ -105,11 +104,11 @@ def _transition(
     if not changed:
         return 0
     if state is None:
-        progress.publish_after_commit(conversion_id, status_changed=True)
+        progress.send_stored_state_after_commit(conversion_id, status_changed=True)
         return changed
     for name, value in state.items():
         setattr(in_hand, name, value)
-    progress.publish_state_after_commit(in_hand, status_changed=True)
+    progress.send_state_after_commit(in_hand, status_changed=True)
     return 1
 
 
@@ -169,7 +168,7 @@ def claim_next(*, worker_id: str) -> Conversion | None:
     """
     claimed = claim_in_one_statement(worker_id=worker_id)
     if claimed is not None:
-        progress.publish_state_after_commit(claimed, status_changed=True)
+        progress.send_state_after_commit(claimed, status_changed=True)
         return claimed
     waiting = Conversion.objects.filter(status=Status.QUEUED).select_for_update(skip_locked=True)
     while True:

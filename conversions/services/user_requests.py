@@ -4,11 +4,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from conversions import progress
 from conversions.exceptions import IllegalTransition
 from conversions.models import Conversion
 from conversions.services.submission import _enqueue, _lock_owner, ensure_queue_room
 from conversions.services.transitions import _transition
-from workers import progress
 
 Status = Conversion.Status
 
@@ -30,7 +30,7 @@ def cancel_conversion(*, conversion: Conversion) -> Conversion:
     if Conversion.objects.filter(pk=conversion.pk, status=Status.RUNNING).update(
         cancel_requested=True, message="Cancelling...", updated_at=timezone.now(), event_seq=F("event_seq") + 1
     ):
-        progress.publish_after_commit(conversion.pk)
+        progress.send_stored_state_after_commit(conversion.pk)
         return Conversion.objects.get(pk=conversion.pk)
     current = Conversion.objects.get(pk=conversion.pk)
     raise IllegalTransition(f"Conversion {conversion.pk} is {current.status} and cannot be cancelled.")
@@ -73,5 +73,5 @@ def set_priority(*, conversion: Conversion, priority: int) -> Conversion:
     if not changed:
         current = Conversion.objects.get(pk=conversion.pk)
         raise IllegalTransition(f"Conversion {conversion.pk} is {current.status}; its priority can no longer change.")
-    progress.publish_after_commit(conversion.pk)
+    progress.send_stored_state_after_commit(conversion.pk)
     return Conversion.objects.select_related("document").get(pk=conversion.pk)
