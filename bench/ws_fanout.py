@@ -1,7 +1,7 @@
 """WebSocket fan-out: 1,000 clients on one daphne subscribed to 100 conversions.
 
 For each channel layer (PostgreSQL, Redis) it starts a daphne on a scratch database,
-connects the clients, publishes rounds of progress events into the conversions' groups
+connects the clients, sends rounds of progress events into the conversions' groups
 from this process (as workers do, eight sends in flight) and reports event latency
 (send -> receive) and messages/s, twice: paced (each conversion's event at its own
 moment of the interval, as independent workers send them) and burst (all conversions at
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 LAYERS = {"postgres": "postgres", "redis": "redis://127.0.0.1:6379/1"}
-PUBLISHERS = 8  # group_sends in flight at once, as from eight worker processes
+SENDERS = 8  # group_sends in flight at once, as from eight worker processes
 MODES = ("paced", "burst")
 
 
@@ -78,7 +78,7 @@ async def measure(port, ids, clients, rounds, interval, layer) -> dict:
     gc.disable()
     latencies = []
     listeners = [asyncio.create_task(listen(socket, latencies)) for socket in sockets]
-    # One unmeasured round first: the publisher's connection pool and prepared
+    # One unmeasured round first: the sender's connection pool and prepared
     # statements are warm in a running worker.
     await send_rounds(layer, ids, 1, interval, burst=False, first_seq=1)
     await asyncio.sleep(1)
@@ -121,10 +121,10 @@ async def send_rounds(layer, ids, rounds: int, interval: float, burst: bool, fir
     at the same instant (the worst case)."""
     from conversions.progress.groups import build_group_message, conversion_group
 
-    publishers = asyncio.Semaphore(PUBLISHERS)
+    senders = asyncio.Semaphore(SENDERS)
 
-    async def publish(conversion_id, number):
-        async with publishers:
+    async def send(conversion_id, number):
+        async with senders:
             event = {
                 "seq": first_seq + number,
                 "status": "running",
@@ -142,7 +142,7 @@ async def send_rounds(layer, ids, rounds: int, interval: float, burst: bool, fir
         for index, conversion_id in enumerate(ids):
             offset = 0 if burst else interval * index / len(ids)
             await asyncio.sleep(max(0.0, started + number * interval + offset - time.monotonic()))
-            sends.append(asyncio.create_task(publish(conversion_id, number)))
+            sends.append(asyncio.create_task(send(conversion_id, number)))
     await asyncio.gather(*sends)
 
 

@@ -82,7 +82,7 @@ def queue_counts() -> dict[str, int]:
 
 
 def conversion_by_id(conversion_id) -> Conversion:
-    """Any conversion, for internal use (workers, event publishing): no owner check."""
+    """Any conversion, for internal use (workers, progress events): no owner check."""
     return Conversion.objects.select_related("document").get(pk=conversion_id)
 
 
