@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from conversions import batches, services
+from conversions import batches, selectors, services
 from conversions.api import fast_fields
 from conversions.api.serializers import ConversionSerializer
 from conversions.models import Conversion
@@ -83,3 +83,14 @@ def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversi
     assert serializer.data and "fields" not in serializer.__dict__
     assert {row.status for row in rows} >= {"queued", "running", "completed"}
     assert queued.pk in {row.pk for row in rows}
+
+
+def test_the_queue_page_of_an_idle_queue_reads_no_queue_plan(db, owner):
+    """With nothing queued when counted, the Queue page's rows cost no query; with jobs
+    queued, the page is read as before."""
+    with CaptureQueriesContext(connection) as captured:
+        page = selectors.queued_page(1, page_size=20, queued_count=0)
+    assert list(page.object_list) == [] and page.number == 1 and len(captured.captured_queries) == 0
+    add_jobs(owner, 3)
+    page = selectors.queued_page(1, page_size=20, queued_count=3)
+    assert len(page.object_list) == 3
