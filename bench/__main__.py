@@ -17,6 +17,9 @@ or rendering. Scenarios, in order (see each module's docstring):
   queries     SQL statements per request of the list endpoints (N+1 check)
   lists       requests/s of the list endpoints against /health on the same process
   textlayer   10,000 one-page born-digital PDFs through `textlayer` against raw PyMuPDF
+  textlayer_profile
+              300 of those jobs run by the worker's task under pyinstrument, beside the
+              engine alone and raw PyMuPDF on the same files (what bounds the ratio)
   web_tier    GET /health and submissions/s at WEB_CONCURRENCY 1 and 2 beside a bare Django app
   wait_health /health p99 with and without 50 requests waiting (Prefer: wait)
 
@@ -49,6 +52,7 @@ SCENARIOS = (
     "queries",
     "lists",
     "textlayer",
+    "textlayer_profile",
     "web_tier",
     "wait_health",
 )
@@ -166,6 +170,13 @@ def main(argv=None) -> int:
         scenario("queries", queries.run)
         scenario("lists", list_throughput.run, bench, seconds=3 if small else 6)
         scenario("textlayer", textlayer_batch.run, bench, files=args.textlayer_files, seconds=args.textlayer_seconds)
+        scenario(
+            "textlayer_profile",
+            textlayer_batch.run_profile,
+            bench,
+            files=100 if small else 300,
+            results_dir=args.output.parent,
+        )
         scenario("web_tier", web_tier.run, bench, seconds=4 if small else 8)
         scenario("wait_health", wait_health.run, bench, requests=100 if small else 300, rounds=2 if small else 3)
         if args.keep:
@@ -420,6 +431,17 @@ def issue_20_goals(results: dict) -> list[dict]:
                 f"{batch['ratio_to_raw_pymupdf']:.3f}x ({batch['pages_per_s']:.0f} / {raw['pages_per_s']:.0f} pages/s)",
                 ">= 0.5x",
                 batch["ratio_to_raw_pymupdf"] >= 0.5,
+            )
+        )
+    profiled = results.get("textlayer_profile")
+    if profiled:
+        top = ", ".join(f"{name} {ms}" for name, ms in list(profiled["stages_ms_per_job"].items())[:4])
+        rows.append(
+            row(
+                "issue 20",
+                "one-page textlayer job in one process, ms (what bounds the ratio)",
+                f"job {profiled['ms_per_job']}; engine alone {profiled['textlayer_engine_ms_per_file']}; "
+                f"raw PyMuPDF {profiled['raw_pymupdf_ms_per_file']}; {top}",
             )
         )
     return rows

@@ -155,3 +155,83 @@ def run(bench: Bench, *, files: int, seconds: float) -> dict:
         flush=True,
     )
     return result
+
+
+# --- where a textlayer job's time goes ------------------------------------------------------
+
+
+def engine_only_ms(paths: list[str]) -> dict:
+    """Per file, in this process: raw PyMuPDF (open + ``get_text()``), and the textlayer
+    engine alone on the same page (open + ``TextLayerEngine.recognize``, no queue, no
+    outputs), in ms. The gap between the two is the layout analysis; the gap between the
+    engine and a job is the service."""
+    import pymupdf
+
+    from workers.ocr.textlayer import TextLayerEngine
+    from workers.pdf import iter_pages, open_pdf
+
+    started = time.perf_counter()
+    for path in paths:
+        with pymupdf.open(path) as document:
+            for page in document:
+                page.get_text()
+    raw = (time.perf_counter() - started) / len(paths) * 1000
+    started = time.perf_counter()
+    for path in paths:
+        engine = TextLayerEngine()
+        with open_pdf(Path(path)) as document:
+            for page in iter_pages(document, 200):
+                engine.recognize(page, prompt_mode="prompt_layout_all_en")
+    engine_ms = (time.perf_counter() - started) / len(paths) * 1000
+    return {"raw_pymupdf_ms_per_file": round(raw, 2), "textlayer_engine_ms_per_file": round(engine_ms, 2)}
+
+
+def run_profile(bench: Bench, *, files: int, results_dir: Path) -> dict:
+    """``files`` one-page textlayer jobs run one after another by the workers' task
+    function in this process under pyinstrument (profile-textlayer.txt/.html in
+    ``results_dir``), with the time per stage (bench/throughput.py's stages), beside the
+    engine alone and raw PyMuPDF on the same files (engine_only_ms)."""
+    from pyinstrument import Profiler
+
+    from bench.throughput import stage_times
+    from conversions.models import Document
+    from workers.tasks import run_conversion
+
+    empty_queue()
+    paths = store_documents(files, bench.workdir / "data" / "invoices")
+    jobs = enqueue_textlayer()
+    assert run_conversion("profile") == "completed"  # warm: imports, connection, engine
+    baseline = engine_only_ms(paths[:200])
+    profiler = Profiler(interval=0.0005)
+    done = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    profiler.start()
+    while done < jobs - 1 and run_conversion("profile") == "completed":
+        done += 1
+    profiler.stop()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "profile-textlayer.txt").write_text(profiler.output_text(unicode=False, color=False))
+    (results_dir / "profile-textlayer.html").write_text(profiler.output_html())
+    stages = stage_times(profiler.last_session.root_frame())
+    result = {
+        "jobs": done,
+        "ms_per_job": round(elapsed / max(done, 1) * 1000, 2),
+        "cpu_ms_per_job": round(cpu / max(done, 1) * 1000, 2),  # profiler included
+        **baseline,
+        "stages_ms_per_job": {
+            name: round(seconds / max(done, 1) * 1000, 2)
+            for name, seconds in sorted(stages.items(), key=lambda item: -item[1])
+        },
+        "profile_files": [str(results_dir / "profile-textlayer.txt"), str(results_dir / "profile-textlayer.html")],
+    }
+    empty_queue()
+    Document.objects.filter(filename__startswith="invoice-").delete()
+    top = ", ".join(f"{name} {ms}" for name, ms in list(result["stages_ms_per_job"].items())[:6])
+    print(
+        f"  textlayer profile: {done} one-page jobs in one process, {result['ms_per_job']} ms/job; engine alone "
+        f"{result['textlayer_engine_ms_per_file']} ms, raw PyMuPDF {result['raw_pymupdf_ms_per_file']} ms per file; "
+        f"{top}",
+        flush=True,
+    )
+    return result

@@ -45,7 +45,7 @@ STAGES = {
     ("running.py", "record_pdf_loaded"): "record_pdf_loaded (UPDATE)",
     ("selectors.py", "checkpointed_page_numbers"): "resume check (SELECT pages)",
     ("selectors.py", "cancel_requested"): "cancel check (SELECT)",
-    ("pipeline.py", "recognize"): "engine.recognize (noop)",
+    ("pipeline.py", "recognize"): "engine.recognize",
     ("pdf.py", "render"): "render page image",
     ("pdf.py", "jpeg"): "JPEG encode",
     ("outputs.py", "write_page_images"): "write page image",
@@ -245,7 +245,8 @@ def statement_kind(text: str) -> str:
 def stage_of(frame) -> str | None:
     path = frame.file_path or ""
     for (file_name, function), stage in STAGES.items():
-        if frame.function == function and path.endswith(file_name):
+        # conversions/services.py may be a package (conversions/services/<part>.py)
+        if frame.function == function and (path.endswith(file_name) or f"/{file_name[:-3]}/" in path):
             return stage
     return None
 

@@ -300,6 +300,9 @@ def queued_page(number, *, page_size: int, queued_count: int) -> Page:
     paginator: Paginator = Paginator([], page_size)
     paginator.count = queued_count  # a cached_property: set, it is never queried
     page = paginator.get_page(number)
+    if not queued_count:  # nothing queued when counted: no plan to read (an idle queue's usual case)
+        page.object_list = []
+        return page
     start = (page.number - 1) * page_size
     ids, _ = queued_ids(start, start + page_size)
     rows = Conversion.objects.select_related("document", "owner").in_bulk(ids)

