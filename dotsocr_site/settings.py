@@ -25,7 +25,7 @@ from dotsocr_site.env import (
     env_str,
     env_webhook_secret,
 )
-from workers.ocr.dotsocr import DotsOcrConfig
+from workers.ocr.dotsocr_config import DotsOcrConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -35,8 +35,10 @@ from tests.dotsocr_standin import (
     refused_url,
 )
 from workers.ocr.base import Cell, EngineError
-from workers.ocr.dotsocr import PROMPTS, DotsOcrConfig, DotsOcrEngine
+from workers.ocr.dotsocr import DotsOcrEngine
+from workers.ocr.dotsocr_config import DotsOcrConfig
 from workers.ocr.dotsocr_output import salvage_layout
+from workers.ocr.dotsocr_protocol import PROMPTS
 from workers.ocr.smart_resize import MAX_PIXELS, MIN_PIXELS, bbox_to_page, smart_resize
 from workers.pdf import PdfPage, open_pdf
 

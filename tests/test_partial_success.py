@@ -13,7 +13,7 @@ from conversions import events, services
 from conversions.models import Conversion
 from tests.dotsocr_standin import HTTP_500, NORMAL, DotsOcrStandin
 from workers import pipeline
-from workers.ocr.dotsocr import DotsOcrConfig
+from workers.ocr.dotsocr_config import DotsOcrConfig
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from conversions.models import Conversion
 from tests.dotsocr_standin import HTTP_500, DotsOcrStandin
 from workers import pipeline
-from workers.ocr.dotsocr import DotsOcrConfig
+from workers.ocr.dotsocr_config import DotsOcrConfig
 
 PAGES = 8
 

@@ -2,7 +2,8 @@
 
 from workers.ocr.auto import AutoDotsOcr, AutoEngine
 from workers.ocr.base import EngineError, OcrEngine
-from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
+from workers.ocr.dotsocr import DotsOcrEngine
+from workers.ocr.dotsocr_config import DotsOcrConfig
 from workers.ocr.noop import NoopEngine
 from workers.ocr.rapidocr import RapidOcrEngine
 from workers.ocr.textlayer import TextLayerEngine
