@@ -7,12 +7,12 @@ Everything configurable comes from the environment through the typed readers in
 import hashlib
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from dotsocr_site import secret_key
+from dotsocr_site.engine_settings import dotsocr_configured, dotsocr_settings, original_app_config
 from dotsocr_site.env import (
     env_bool,
     env_choice,
@@ -25,7 +25,6 @@ from dotsocr_site.env import (
     env_str,
     env_webhook_secret,
 )
-from workers.ocr.dotsocr_config import DotsOcrConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -153,30 +152,13 @@ RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
 # The worker pool shares one in-flight budget per server (OCR_SERVER_BUDGET, 64 by
 # default: the dots.ocr authors suggest 32-128 concurrent requests per GPU), split evenly
 # between the NUM_WORKERS processes, so a server sees enough requests to batch and no
-# process holds an unbounded number of page images.
+# process holds an unbounded number of page images. DOTSOCR holds the keyword arguments
+# of the engine's DotsOcrConfig (dotsocr_site/engine_settings.py).
 OCR_SERVER_BUDGET = env_int("OCR_SERVER_BUDGET", 64, minimum=1)
-_dotsocr_environ = dict(os.environ)
-if not env_str("OCR_IN_FLIGHT_PER_SERVER", ""):
-    _dotsocr_environ["OCR_IN_FLIGHT_PER_SERVER"] = str(max(1, OCR_SERVER_BUDGET // NUM_WORKERS))
-try:
-    DOTSOCR = DotsOcrConfig.from_env(_dotsocr_environ)
-except ValueError as error:
-    raise ImproperlyConfigured(str(error)) from None
-DOTSOCR_CONFIGURED = bool(env_str("OCR_ENGINE_URLS", "") or env_str("VLLM_IP", ""))
+DOTSOCR = dotsocr_settings(in_flight_per_server=max(1, OCR_SERVER_BUDGET // NUM_WORKERS))
+DOTSOCR_CONFIGURED = dotsocr_configured()
 NUM_THREAD = env_int("NUM_THREAD", 16, minimum=1)  # pages of one job in flight at once
-OCR_CONFIG = {
-    "vllm_ip": urlsplit(DOTSOCR.base_urls[0]).hostname,
-    "vllm_port": urlsplit(DOTSOCR.base_urls[0]).port,
-    "model_name": DOTSOCR.model_name,
-    "temperature": DOTSOCR.temperature,
-    "top_p": DOTSOCR.top_p,
-    "max_completion_tokens": DOTSOCR.max_completion_tokens,
-    "num_thread": NUM_THREAD,
-    "dpi": RENDER_DPI,
-    "output_dir": str(OUTPUT_DIR),
-    "min_pixels": DOTSOCR.min_pixels,
-    "max_pixels": DOTSOCR.max_pixels,
-}
+OCR_CONFIG = original_app_config(DOTSOCR, num_thread=NUM_THREAD, dpi=RENDER_DPI, output_dir=OUTPUT_DIR)
 # What the original React frontend reads from GET /config; apiDomain is where it sends
 # API calls and opens WebSockets, so it must be this service's public URL.
 FRONTEND_CONFIG = {

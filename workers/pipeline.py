@@ -24,7 +24,7 @@ from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import inputs, outputs, page_ranges, shutdown
 from workers.inputs import repair
-from workers.ocr import EngineError, engine_for, rapidocr
+from workers.ocr import DotsOcrConfig, EngineError, engine_for, rapidocr
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
 from workers.ocr.trust import explain_empty
@@ -281,11 +281,11 @@ def record_page_count(conversion: Conversion, page_count: int) -> list[int]:
     return selection
 
 
-def dotsocr_config_for(engine_name: str):
-    """dots.ocr's settings when this job may use it: asked for by name, or `auto` with a
-    server configured."""
+def dotsocr_config_for(engine_name: str) -> DotsOcrConfig | None:
+    """dots.ocr's configuration (from ``settings.DOTSOCR``) when this job may use it: asked
+    for by name, or `auto` with a server configured."""
     if engine_name == "dotsocr" or (engine_name == "auto" and settings.DOTSOCR_CONFIGURED):
-        return settings.DOTSOCR
+        return DotsOcrConfig(**settings.DOTSOCR)
     return None
 
 

@@ -1,17 +1,16 @@
 """How to reach the dots.ocr servers and how to sample from the model: ``DotsOcrConfig``,
 its defaults (the reference parser's and the original app's) and its checks.
 
+The settings read the environment (dotsocr_site/engine_settings.py, with the same
+defaults; a test checks they agree) and the worker builds ``DotsOcrConfig(**settings.DOTSOCR)``.
+
 No Django here.
 """
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from workers.ocr.smart_resize import MAX_PIXELS, MIN_PIXELS
-
-T = TypeVar("T")
 
 # dots_ocr/parser.py, DotsOCRParser.__init__ and main(): model_name "model", temperature
 # 0.1, top_p 1.0, max_completion_tokens 16384.
@@ -76,29 +75,6 @@ class DotsOcrConfig:
         if problems:
             raise ValueError(" ".join(problems))
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "DotsOcrConfig":
-        """The settings under the original app's variable names (empty counts as unset).
-
-        ``OCR_ENGINE_URLS`` (comma separated) overrides ``VLLM_IP``/``VLLM_PORT``.
-        Raises ValueError naming the variable when a value is malformed.
-        """
-        env = EnvReader(environ)
-        urls = [url.strip() for url in env.text("OCR_ENGINE_URLS", "").split(",") if url.strip()]
-        if not urls:
-            urls = [f"http://{env.text('VLLM_IP', DEFAULT_VLLM_IP)}:{env.port('VLLM_PORT', DEFAULT_VLLM_PORT)}"]
-        return cls(
-            base_urls=urls,
-            model_name=env.text("VLLM_MODEL_NAME", DEFAULT_MODEL_NAME),
-            temperature=env.number("TEMPERATURE", DEFAULT_TEMPERATURE),
-            top_p=env.number("TOP_P", DEFAULT_TOP_P),
-            max_completion_tokens=env.integer("MAX_COMPLETION_TOKENS", DEFAULT_MAX_COMPLETION_TOKENS),
-            min_pixels=env.integer("MIN_PIXELS", MIN_PIXELS),
-            max_pixels=env.integer("MAX_PIXELS", MAX_PIXELS),
-            timeout_seconds=env.number("OCR_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_SECONDS),
-            in_flight_per_server=env.integer("OCR_IN_FLIGHT_PER_SERVER", cls.in_flight_per_server),
-        )
-
     @property
     def max_concurrency(self) -> int:
         """Requests this process may have in flight, all servers together."""
@@ -133,41 +109,6 @@ def config_problems(config: DotsOcrConfig) -> list[str]:
         if not is_http_url(url):
             problems.append(f"{named('base_urls')} has {url!r}, which is not an http(s) URL.")
     return problems
-
-
-class EnvReader:
-    """Typed reads from an environment mapping; a malformed value raises ValueError naming it."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-
-    def raw(self, name: str) -> str | None:
-        value = (self.environ.get(name) or "").strip()
-        return value or None
-
-    def text(self, name: str, default: str) -> str:
-        return self.raw(name) or default
-
-    def number(self, name: str, default: float) -> float:
-        return self.parsed(name, default, float, "a number")
-
-    def integer(self, name: str, default: int) -> int:
-        return self.parsed(name, default, int, "an integer")
-
-    def port(self, name: str, default: int) -> int:
-        port = self.integer(name, default)
-        if not 1 <= port <= 65535:
-            raise ValueError(f"Environment variable {name}={port!r} is not a port number (1-65535).")
-        return port
-
-    def parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            return parse(value)
-        except ValueError:
-            raise ValueError(f"Environment variable {name}={value!r} is not {expected}.") from None
 
 
 def normalized_base_url(url: str) -> str:
