@@ -4,14 +4,12 @@ Everything configurable comes from the environment through the typed readers in
 ``dotsocr_site.env``; a malformed value fails at start-up with the variable's name.
 """
 
-import hashlib
 import os
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dotsocr_site import secret_key
+from dotsocr_site import database_settings, secret_key
 from dotsocr_site.engine_settings import dotsocr_configured, dotsocr_settings, original_app_config
 from dotsocr_site.env import (
     env_bool,
@@ -246,34 +244,7 @@ TEMPLATES = [
     },
 ]
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
-
-
-def _database() -> dj_database_url.DBConfig:
-    url = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {error}") from None
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        raise ImproperlyConfigured(
-            f"DATABASE_URL must point at PostgreSQL (got engine {config['ENGINE']}); "
-            "the job queue relies on its row locks and transactions."
-        )
-    return config
-
-
-DATABASES = {"default": _database()}
-# Test databases are named per checkout, so test runs of two clones on one server
-# (a developer's and CI's) never drop each other's database.
-DATABASES["default"]["TEST"] = {
-    "NAME": env_str(
-        "TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(bytes(BASE_DIR)).hexdigest()[:8]}"
-    )
-}
-# channels_postgres deletes group memberships through the ORM under this alias: the same
-# database, mirrored in tests.
-DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+DATABASES = database_settings.databases(base_dir=BASE_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The database cache is shared by every process; django-q2 keeps its cluster stats there,
@@ -354,23 +325,9 @@ SPECTACULAR_SETTINGS = {
 CHANNEL_GROUP_EXPIRY_SECONDS = 600
 
 
-def _channel_layer() -> dict:
-    url = env_str("CHANNEL_LAYER_URL", "postgres")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
-    if url == "postgres":
-        return {
-            "BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
-            "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS},
-        }
-    if url == "memory":
-        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
-    raise ImproperlyConfigured(
-        f"Environment variable CHANNEL_LAYER_URL={url!r} is not redis://..., 'postgres' or 'memory'."
-    )
-
-
-CHANNEL_LAYERS = {"default": _channel_layer()}
+CHANNEL_LAYERS = {
+    "default": database_settings.channel_layer(DATABASES["default"], group_expiry=CHANNEL_GROUP_EXPIRY_SECONDS)
+}
 
 # Set by the launcher for its web processes (dotsocr_site/web_tier.py): how many share the
 # listening socket (elsewhere 1), and for several, where they keep their open-WebSocket
