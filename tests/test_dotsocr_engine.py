@@ -458,7 +458,7 @@ def test_dead_server_is_skipped_until_its_cool_down_ends(standin, make_engine, s
     assert all(result.engine == "dotsocr" for result in results)
     assert len(standin.requests) == 4
     assert transport.attempts[dead] == 1  # refused once, then skipped
-    assert [server["dead"] for server in engine.pool.snapshot()] == [True, False]
+    assert [server.dead for server in engine.pool.snapshot()] == [True, False]
 
     now[0] += 31
     engine.recognize(small_pages[0], prompt_mode="prompt_layout_all_en")
@@ -501,7 +501,7 @@ def test_in_flight_budget_holds_with_20_threads(standin, make_engine, small_page
     assert all(result.engine == "dotsocr" and result.cells for result in results)
     assert len(standin.requests) == 20
     assert standin.peak_in_flight == 3  # used to the full, never beyond
-    assert engine.pool.snapshot()[0]["outstanding"] == 0
+    assert engine.pool.snapshot()[0].outstanding == 0
 
 
 # --- configuration ---------------------------------------------------------------------

@@ -419,7 +419,15 @@ class PageRunner:
                 self.writer.checkpoint(page, future.result())
 
 
-def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
+@dataclass(frozen=True)
+class RecognizedPage:
+    """What an engine read of one page, and how long it took."""
+
+    result: PageOcr
+    duration_ms: int
+
+
+def recognize(engine, page: PdfPage, prompt_mode: str) -> RecognizedPage:
     """The engine's result for a page and how long it took (ms); errors name the page. A
     page without text says whether it is blank or unreadable (never an empty success)."""
     started = time.monotonic()
@@ -427,7 +435,7 @@ def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
         result = explain_empty(page, engine.recognize(page, prompt_mode=prompt_mode))
     except EngineError as error:
         raise EngineError(f"Page {page.number + 1}: {error}") from error
-    return result, int((time.monotonic() - started) * 1000)
+    return RecognizedPage(result=result, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 class PageWriter:
@@ -438,8 +446,8 @@ class PageWriter:
         self.job_page_of = job_page_of or {}  # document page (0-based) -> job page, with a selection
         self.pages_written = 0
 
-    def checkpoint(self, page: PdfPage, recognized: tuple[PageOcr, int]) -> None:
-        result, duration_ms = recognized
+    def checkpoint(self, page: PdfPage, recognized: RecognizedPage) -> None:
+        result, duration_ms = recognized.result, recognized.duration_ms
         page_no = self.job_page_of.get(page.number, page.number)
         outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), picture_crops(page, result.cells))
 

@@ -17,6 +17,7 @@ No Django here.
 import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -48,6 +49,14 @@ TEXT_REASONS = {
     "dotsocr-salvaged": "dots.ocr's plain-text answers were cut off twice; the longer one, its loop trimmed, is kept",
     "dotsocr-ocr-fallback": "dots.ocr gave no usable layout twice; the page was read as plain text instead",
 }
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """The plain-text answer kept for a page, and the path that produced it (``PageOcr.engine``)."""
+
+    engine: str
+    completion: Completion
 
 
 class DotsOcrEngine:
@@ -135,7 +144,8 @@ class DotsOcrEngine:
         engine = "dotsocr-ocr-fallback" if fallback else "dotsocr"
         if completion.truncated and not fallback:
             log_unusable(completion, page_number, "retrying at a higher temperature")
-            engine, completion = self.retry_text(model_input, completion)
+            answer = self.retry_text(model_input, completion)
+            engine, completion = answer.engine, answer.completion
         text = ocr_text(completion.content, truncated=completion.truncated)
         if not text:
             raise EngineError("dots.ocr found no content on the page, neither as layout nor as plain text.")
@@ -146,12 +156,13 @@ class DotsOcrEngine:
             reason=TEXT_REASONS[engine],
         )
 
-    def retry_text(self, model_input: ModelInput, first: Completion) -> tuple[str, Completion]:
+    def retry_text(self, model_input: ModelInput, first: Completion) -> TextAnswer:
         retry = self.complete(model_input, PROMPTS["prompt_ocr"], temperature=self.retry_temperature)
         if not retry.truncated:
-            return "dotsocr-retry", retry
+            return TextAnswer(engine="dotsocr-retry", completion=retry)
         # Both cut off: keep whichever leaves more text once its loop is trimmed.
-        return "dotsocr-salvaged", max(retry, first, key=lambda answer: len(ocr_text(answer.content, truncated=True)))
+        longer = max(retry, first, key=lambda answer: len(ocr_text(answer.content, truncated=True)))
+        return TextAnswer(engine="dotsocr-salvaged", completion=longer)
 
     @property
     def retry_temperature(self) -> float:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 # --- servers ---------------------------------------------------------------------------
 
@@ -19,6 +18,15 @@ class Server:
     url: str
     outstanding: int = 0
     dead_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """A server as ``ServerPool.snapshot`` saw it."""
+
+    url: str
+    outstanding: int  # requests in flight
+    dead: bool  # cooling down after a refused connection
 
 
 class ServerPool:
@@ -71,11 +79,11 @@ class ServerPool:
         with self.changed:
             server.dead_until = 0.0
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Per server: URL, requests in flight, whether it is cooling down after a failure."""
+    def snapshot(self) -> list[ServerState]:
+        """Per server, in the order configured: its state now."""
         with self.changed:
             now = self.clock()
             return [
-                {"url": server.url, "outstanding": server.outstanding, "dead": server.dead_until > now}
+                ServerState(url=server.url, outstanding=server.outstanding, dead=server.dead_until > now)
                 for server in self.servers
             ]
