@@ -513,6 +513,7 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
         )
         for result in selectors.page_results(conversion)
     ]
+    assert conversion.pages_total is not None  # recorded when the document was loaded (record_page_count)
     missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}
     if missing:
         raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")
