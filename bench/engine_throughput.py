@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import pymupdf
 
 from tests.dotsocr_standin import DotsOcrStandin
-from workers.ocr.dotsocr import DotsOcrConfig, DotsOcrEngine
+from workers.ocr.dotsocr import DotsOcrEngine
+from workers.ocr.dotsocr_config import DotsOcrConfig
 from workers.ocr.textlayer import TextLayerEngine
 from workers.pdf import PdfPage, iter_pages
 

@@ -33,7 +33,7 @@ ENGINE_ERROR = r"^Page [0-9]+: "
 # The consumers connected to this process right now (conversions/consumers.py adds one on
 # connect, removes it on disconnect). Weak references: a consumer that crashed before its
 # disconnect ran leaves the set with the object instead of being counted forever.
-OPEN_WEBSOCKETS = weakref.WeakSet()
+OPEN_WEBSOCKETS: weakref.WeakSet[object] = weakref.WeakSet()
 # Always listed, 0 when none.
 CONSUMERS = ("ConversionConsumer", "OriginalConversionConsumer", "QueueConsumer", "BatchConsumer")
 WEBSOCKETS_NAME = "dotsocr_websocket_connections"

@@ -8,6 +8,7 @@ instead of surfacing later as a confusing error deep in a worker.
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -31,7 +32,7 @@ def env_str(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def _number(name, default, parse, kind: str, minimum=None, maximum=None):
+def _number(name, default, parse, kind: str, minimum=None, maximum=None, above=None):
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -41,6 +42,8 @@ def _number(name, default, parse, kind: str, minimum=None, maximum=None):
         raise _invalid(name, value, kind) from None
     if minimum is not None and number < minimum:
         raise _invalid(name, value, f"{kind} >= {minimum}")
+    if above is not None and number <= above:
+        raise _invalid(name, value, f"{kind} > {above}")
     if maximum is not None and number > maximum:
         raise _invalid(name, value, f"{kind} <= {maximum}")
     return number
@@ -50,8 +53,16 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return _number(name, default, int, "an integer", minimum, maximum)
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    return _number(name, default, float, "a number", minimum)
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> float:
+    """A number; ``minimum`` and ``maximum`` are inclusive bounds, ``above`` an exclusive one."""
+    return _number(name, default, float, "a number", minimum, maximum, above)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -77,6 +88,16 @@ def env_list(name: str, default: tuple[str, ...] = ()) -> list[str]:
     if value is None or value == "":
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_urls(name: str) -> list[str]:
+    """Comma-separated http(s) URLs (``http://gpu-1:8001, http://gpu-2:8001``); [] when unset."""
+    urls = env_list(name)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise _invalid(name, _raw(name) or "", "a comma-separated list of http(s) URLs")
+    return urls
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -4,15 +4,13 @@ Everything configurable comes from the environment through the typed readers in
 ``dotsocr_site.env``; a malformed value fails at start-up with the variable's name.
 """
 
-import hashlib
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dotsocr_site import secret_key
+from dotsocr_site import database_settings, logging_settings, queue_settings, secret_key
+from dotsocr_site.engine_settings import dotsocr_configured, dotsocr_settings, original_app_config
 from dotsocr_site.env import (
     env_bool,
     env_choice,
@@ -25,7 +23,6 @@ from dotsocr_site.env import (
     env_str,
     env_webhook_secret,
 )
-from workers.ocr.dotsocr import DotsOcrConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -153,30 +150,13 @@ RENDER_DPI = env_int("DPI", 200, minimum=36, maximum=600)
 # The worker pool shares one in-flight budget per server (OCR_SERVER_BUDGET, 64 by
 # default: the dots.ocr authors suggest 32-128 concurrent requests per GPU), split evenly
 # between the NUM_WORKERS processes, so a server sees enough requests to batch and no
-# process holds an unbounded number of page images.
+# process holds an unbounded number of page images. DOTSOCR holds the keyword arguments
+# of the engine's DotsOcrConfig (dotsocr_site/engine_settings.py).
 OCR_SERVER_BUDGET = env_int("OCR_SERVER_BUDGET", 64, minimum=1)
-_dotsocr_environ = dict(os.environ)
-if not env_str("OCR_IN_FLIGHT_PER_SERVER", ""):
-    _dotsocr_environ["OCR_IN_FLIGHT_PER_SERVER"] = str(max(1, OCR_SERVER_BUDGET // NUM_WORKERS))
-try:
-    DOTSOCR = DotsOcrConfig.from_env(_dotsocr_environ)
-except ValueError as error:
-    raise ImproperlyConfigured(str(error)) from None
-DOTSOCR_CONFIGURED = bool(env_str("OCR_ENGINE_URLS", "") or env_str("VLLM_IP", ""))
+DOTSOCR = dotsocr_settings(in_flight_per_server=max(1, OCR_SERVER_BUDGET // NUM_WORKERS))
+DOTSOCR_CONFIGURED = dotsocr_configured()
 NUM_THREAD = env_int("NUM_THREAD", 16, minimum=1)  # pages of one job in flight at once
-OCR_CONFIG = {
-    "vllm_ip": urlsplit(DOTSOCR.base_urls[0]).hostname,
-    "vllm_port": urlsplit(DOTSOCR.base_urls[0]).port,
-    "model_name": DOTSOCR.model_name,
-    "temperature": DOTSOCR.temperature,
-    "top_p": DOTSOCR.top_p,
-    "max_completion_tokens": DOTSOCR.max_completion_tokens,
-    "num_thread": NUM_THREAD,
-    "dpi": RENDER_DPI,
-    "output_dir": str(OUTPUT_DIR),
-    "min_pixels": DOTSOCR.min_pixels,
-    "max_pixels": DOTSOCR.max_pixels,
-}
+OCR_CONFIG = original_app_config(DOTSOCR, num_thread=NUM_THREAD, dpi=RENDER_DPI, output_dir=OUTPUT_DIR)
 # What the original React frontend reads from GET /config; apiDomain is where it sends
 # API calls and opens WebSockets, so it must be this service's public URL.
 FRONTEND_CONFIG = {
@@ -264,34 +244,7 @@ TEMPLATES = [
     },
 ]
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/dotsocr"
-
-
-def _database() -> dj_database_url.DBConfig:
-    url = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {error}") from None
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        raise ImproperlyConfigured(
-            f"DATABASE_URL must point at PostgreSQL (got engine {config['ENGINE']}); "
-            "the job queue relies on its row locks and transactions."
-        )
-    return config
-
-
-DATABASES = {"default": _database()}
-# Test databases are named per checkout, so test runs of two clones on one server
-# (a developer's and CI's) never drop each other's database.
-DATABASES["default"]["TEST"] = {
-    "NAME": env_str(
-        "TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(bytes(BASE_DIR)).hexdigest()[:8]}"
-    )
-}
-# channels_postgres deletes group memberships through the ORM under this alias: the same
-# database, mirrored in tests.
-DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+DATABASES = database_settings.databases(base_dir=BASE_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The database cache is shared by every process; django-q2 keeps its cluster stats there,
@@ -372,23 +325,9 @@ SPECTACULAR_SETTINGS = {
 CHANNEL_GROUP_EXPIRY_SECONDS = 600
 
 
-def _channel_layer() -> dict:
-    url = env_str("CHANNEL_LAYER_URL", "postgres")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url]}}
-    if url == "postgres":
-        return {
-            "BACKEND": "dotsocr_site.patches.channels_postgres.PostgresChannelLayer",
-            "CONFIG": {**DATABASES["default"], "TIME_ZONE": None, "group_expiry": CHANNEL_GROUP_EXPIRY_SECONDS},
-        }
-    if url == "memory":
-        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
-    raise ImproperlyConfigured(
-        f"Environment variable CHANNEL_LAYER_URL={url!r} is not redis://..., 'postgres' or 'memory'."
-    )
-
-
-CHANNEL_LAYERS = {"default": _channel_layer()}
+CHANNEL_LAYERS = {
+    "default": database_settings.channel_layer(DATABASES["default"], group_expiry=CHANNEL_GROUP_EXPIRY_SECONDS)
+}
 
 # Set by the launcher for its web processes (dotsocr_site/web_tier.py): how many share the
 # listening socket (elsewhere 1), and for several, where they keep their open-WebSocket
@@ -413,60 +352,9 @@ if DB_POOL_MAX:
     }
 
 # --- django-q2 -------------------------------------------------------------------------
-# The ORM broker keeps task messages in PostgreSQL, so a conversion row and its message
-# commit in one transaction. django-q2 is only the transport: the Conversion row decides
-# whether a job runs (a claim is a conditional UPDATE), so a re-delivered message is a
-# no-op.
-_Q_TIMEOUT = JOB_TIMEOUT_SECONDS + PAGE_TIMEOUT_SECONDS + 60
-Q_CLUSTER = {
-    "name": "dotsocr",
-    "orm": "default",
-    "workers": NUM_WORKERS,
-    # One conversion is one task. Our own limits end a job cleanly first (a failed job
-    # with a reason); django-q2 kills the worker process only if those did not work.
-    "timeout": _Q_TIMEOUT,
-    # A message not acknowledged within `retry` seconds is delivered again; it must
-    # exceed `timeout` or a running job's message would be handed to a second worker.
-    # A re-delivered message is harmless anyway: it only wakes a worker (claim_next).
-    "retry": _Q_TIMEOUT + 300,
-    # Our pipeline records failures on the Conversion itself; django-q2 must acknowledge
-    # a failed task rather than deliver it again and again.
-    "ack_failures": True,
-    # When a worker process dies (SIGKILL, OOM) its message is not acknowledged and comes
-    # back after `retry`; django-q2 must not re-run it on its own count either: the
-    # job's lease expires and our reaper requeues it, counting Conversion.attempts
-    # against Conversion.max_attempts. So django-q2 gets one attempt per message.
-    "max_attempts": 1,
-    # Pickup: an idle cluster's broker waits for PostgreSQL's NOTIFY of a committed
-    # message (workers/broker.py), at most `poll` seconds: the poll is only the fallback
-    # (a message whose lock expired sends no notification). 0.25 s also bounds how long
-    # the pusher takes to see a stop.
-    "broker_class": "workers.broker.NotifiedOrmBroker",
-    "poll": 0.25,
-    "bulk": 1,
-    # Successful tasks are not saved: the Conversion row is their record, and pruning
-    # django-q2's table to a limit cost 7 statements and ~45 ms per task (bench/).
-    # Failed tasks are still saved, for the admin.
-    "save_limit": -1,
-    # Recycle workers now and then so a leak in a PDF library cannot grow forever
-    # (a recycled worker finishes its task first).
-    "recycle": 100,
-    "catch_up": False,
-    "label": "Task queue",
-}
+Q_CLUSTER = queue_settings.q_cluster(
+    workers=NUM_WORKERS, job_timeout_seconds=JOB_TIMEOUT_SECONDS, page_timeout_seconds=PAGE_TIMEOUT_SECONDS
+)
 
 # --- logging ---------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "keyvalue": {"format": "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django_q": {"level": env_str("Q_LOG_LEVEL", "INFO"), "propagate": True},
-        # It warns on every event sent to a group nobody listens to: the normal case.
-        "channels_postgres.core": {"level": "ERROR"},
-    },
-}
+LOGGING = logging_settings.logging_config()

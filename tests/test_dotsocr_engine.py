@@ -16,7 +16,9 @@ from functools import partial
 import httpx
 import pymupdf
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
+from dotsocr_site.engine_settings import dotsocr_settings
 from tests.conftest import FOUR_PAGES, ONE_PAGE, WITH_IMAGE
 from tests.dotsocr_standin import (
     DROP,
@@ -35,8 +37,10 @@ from tests.dotsocr_standin import (
     refused_url,
 )
 from workers.ocr.base import Cell, EngineError
-from workers.ocr.dotsocr import PROMPTS, DotsOcrConfig, DotsOcrEngine
+from workers.ocr.dotsocr import DotsOcrEngine
+from workers.ocr.dotsocr_config import DotsOcrConfig
 from workers.ocr.dotsocr_output import salvage_layout
+from workers.ocr.dotsocr_protocol import PROMPTS
 from workers.ocr.smart_resize import MAX_PIXELS, MIN_PIXELS, bbox_to_page, smart_resize
 from workers.pdf import PdfPage, open_pdf
 
@@ -454,7 +458,7 @@ def test_dead_server_is_skipped_until_its_cool_down_ends(standin, make_engine, s
     assert all(result.engine == "dotsocr" for result in results)
     assert len(standin.requests) == 4
     assert transport.attempts[dead] == 1  # refused once, then skipped
-    assert [server["dead"] for server in engine.pool.snapshot()] == [True, False]
+    assert [server.dead for server in engine.pool.snapshot()] == [True, False]
 
     now[0] += 31
     engine.recognize(small_pages[0], prompt_mode="prompt_layout_all_en")
@@ -497,14 +501,42 @@ def test_in_flight_budget_holds_with_20_threads(standin, make_engine, small_page
     assert all(result.engine == "dotsocr" and result.cells for result in results)
     assert len(standin.requests) == 20
     assert standin.peak_in_flight == 3  # used to the full, never beyond
-    assert engine.pool.snapshot()[0]["outstanding"] == 0
+    assert engine.pool.snapshot()[0].outstanding == 0
 
 
 # --- configuration ---------------------------------------------------------------------
 
+ENGINE_VARIABLES = (
+    "OCR_ENGINE_URLS",
+    "VLLM_IP",
+    "VLLM_PORT",
+    "VLLM_MODEL_NAME",
+    "TEMPERATURE",
+    "TOP_P",
+    "MAX_COMPLETION_TOKENS",
+    "MIN_PIXELS",
+    "MAX_PIXELS",
+    "OCR_REQUEST_TIMEOUT",
+    "OCR_IN_FLIGHT_PER_SERVER",
+)
 
-def test_config_defaults_are_the_reference_defaults():
-    config = DotsOcrConfig.from_env({})
+
+@pytest.fixture
+def config_from_env(monkeypatch):
+    """The configuration a worker builds from what the settings read of ``environ``."""
+
+    def read(environ):
+        for name in ENGINE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        return DotsOcrConfig(**dotsocr_settings(in_flight_per_server=DotsOcrConfig.in_flight_per_server))
+
+    return read
+
+
+def test_config_defaults_are_the_reference_defaults(config_from_env):
+    config = config_from_env({})
 
     assert config.base_urls == ["http://localhost:8001"]
     assert (config.model_name, config.temperature, config.top_p) == ("model", 0.1, 1.0)
@@ -512,8 +544,8 @@ def test_config_defaults_are_the_reference_defaults():
     assert (config.min_pixels, config.max_pixels) == (3136, 11289600)
 
 
-def test_config_reads_the_original_app_variables():
-    config = DotsOcrConfig.from_env(
+def test_config_reads_the_original_app_variables(config_from_env):
+    config = config_from_env(
         {
             "VLLM_IP": "gpu-1",
             "VLLM_PORT": "9000",
@@ -536,8 +568,8 @@ def test_config_reads_the_original_app_variables():
     assert (config.timeout_seconds, config.in_flight_per_server) == (30.0, 2)
 
 
-def test_engine_urls_override_ip_and_port():
-    config = DotsOcrConfig.from_env(
+def test_engine_urls_override_ip_and_port(config_from_env):
+    config = config_from_env(
         {
             "OCR_ENGINE_URLS": " http://gpu-1:8001/v1/ , https://gpu-2:8443,",
             "VLLM_IP": "unused",
@@ -564,6 +596,11 @@ def test_engine_urls_override_ip_and_port():
         ("OCR_ENGINE_URLS", "gpu-1:8001"),
     ],
 )
-def test_malformed_setting_names_its_variable(name, value):
-    with pytest.raises(ValueError, match=name):
-        DotsOcrConfig.from_env({name: value})
+def test_malformed_setting_names_its_variable(config_from_env, name, value):
+    with pytest.raises(ImproperlyConfigured, match=name):
+        config_from_env({name: value})
+
+
+def test_the_settings_defaults_are_the_engines(config_from_env):
+    """The settings keep their own copy of the defaults (they never import the engine)."""
+    assert config_from_env({}) == DotsOcrConfig()

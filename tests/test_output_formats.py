@@ -13,7 +13,6 @@ from conversions import services
 from conversions.models import Conversion
 from tests.dotsocr_standin import DotsOcrStandin
 from workers import pipeline
-from workers.ocr.dotsocr import DotsOcrConfig
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def completed(settings, make_document, owner, tmp_path):
     path = tmp_path / "article.pdf"
     document.save(path)
     with DotsOcrStandin() as standin:
-        settings.DOTSOCR = DotsOcrConfig(base_urls=[standin.url], timeout_seconds=5, max_retries=0)
+        settings.DOTSOCR = {"base_urls": [standin.url], "timeout_seconds": 5, "max_retries": 0}
         settings.DOTSOCR_CONFIGURED = True
         settings.RENDER_DPI = 72
         conversion = services.create_conversion(document=make_document(path), owner=owner, engine="dotsocr")

@@ -14,7 +14,6 @@ from conversions.models import Conversion
 from conversions.progress import events
 from tests.dotsocr_standin import HTTP_500, NORMAL, DotsOcrStandin
 from workers import pipeline
-from workers.ocr.dotsocr import DotsOcrConfig
 
 
 @pytest.fixture
@@ -25,9 +24,13 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = DotsOcrConfig(
-        base_urls=[standin.url], in_flight_per_server=1, timeout_seconds=5, max_retries=1, backoff_seconds=0.01
-    )
+    settings.DOTSOCR = {
+        "base_urls": [standin.url],
+        "in_flight_per_server": 1,
+        "timeout_seconds": 5,
+        "max_retries": 1,
+        "backoff_seconds": 0.01,
+    }
     settings.DOTSOCR_CONFIGURED = True
     settings.NUM_THREAD = 1  # pages in order, so the script below fails page 2
     settings.RENDER_DPI = 72

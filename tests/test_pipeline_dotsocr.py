@@ -7,7 +7,6 @@ import pytest
 from conversions.models import Conversion
 from tests.dotsocr_standin import HTTP_500, DotsOcrStandin
 from workers import pipeline
-from workers.ocr.dotsocr import DotsOcrConfig
 
 PAGES = 8
 
@@ -20,9 +19,13 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = DotsOcrConfig(
-        base_urls=[standin.url], in_flight_per_server=4, timeout_seconds=5, max_retries=1, backoff_seconds=0.01
-    )
+    settings.DOTSOCR = {
+        "base_urls": [standin.url],
+        "in_flight_per_server": 4,
+        "timeout_seconds": 5,
+        "max_retries": 1,
+        "backoff_seconds": 0.01,
+    }
     settings.DOTSOCR_CONFIGURED = True
     settings.NUM_THREAD = 16
     settings.RENDER_DPI = 72  # quick to encode; the protocol is the same
@@ -57,6 +60,18 @@ def test_pages_run_concurrently_within_the_engine_budget(dotsocr_settings, stand
     assert len(standin.requests) == PAGES  # each page sent once
 
 
+def test_jobs_of_one_process_share_one_dots_ocr_engine(dotsocr_settings):
+    """Each job builds its configuration from settings.DOTSOCR; equal configurations must
+    still reach one engine, so the process keeps one in-flight budget per server."""
+    from workers.ocr import engine_for
+
+    first = engine_for("dotsocr", dotsocr=pipeline.dotsocr_config_for("dotsocr"))
+    second = engine_for("dotsocr", dotsocr=pipeline.dotsocr_config_for("dotsocr"))
+
+    assert first is second
+    assert first.max_concurrency == 4
+
+
 def test_auto_uses_dotsocr_when_a_server_is_configured(dotsocr_settings, standin, make_document, owner, eight_pages):
     outcome, conversion = convert(make_document, owner, eight_pages, "auto")
     assert outcome == "completed" and conversion.pages.first().engine.startswith("dotsocr")
@@ -84,8 +99,6 @@ def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(
 ):
     """All eight pages are in flight at once and the server answers one at a time; a
     cancel after the second answer must not wait for the other six and then complete."""
-    import dataclasses
-
     from conversions import services
 
     original = pipeline.PageWriter.checkpoint
@@ -97,9 +110,12 @@ def test_cancel_while_every_remaining_page_is_in_flight_stops_the_job(
 
     monkeypatch.setattr(pipeline.PageWriter, "checkpoint", cancel_after_second_page)
     with DotsOcrStandin(latency=0.8, capacity=1) as one_at_a_time:  # 6 pages left: past the 3 s grace
-        dotsocr_settings.DOTSOCR = dataclasses.replace(
-            dotsocr_settings.DOTSOCR, base_urls=[one_at_a_time.url], in_flight_per_server=16, timeout_seconds=10
-        )
+        dotsocr_settings.DOTSOCR = {
+            **dotsocr_settings.DOTSOCR,
+            "base_urls": [one_at_a_time.url],
+            "in_flight_per_server": 16,
+            "timeout_seconds": 10,
+        }
         outcome, conversion = convert(make_document, owner, eight_pages, "dotsocr")
         assert one_at_a_time.peak_in_flight == PAGES  # the whole job was in flight
     assert outcome == "cancelled"

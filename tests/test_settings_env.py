@@ -20,6 +20,9 @@ from tests.conftest import REPO
         (lambda: env.env_choice("X_TEST", "auto", ("auto", "textlayer")), "gpu-please"),
         (lambda: env.env_port("X_TEST", 8080), "70000"),
         (lambda: env.env_float("X_TEST", 0.1), "warm"),
+        (lambda: env.env_float("X_TEST", 0.1, maximum=2), "2.5"),
+        (lambda: env.env_float("X_TEST", 1.0, above=0), "0"),
+        (lambda: env.env_urls("X_TEST"), "http://gpu-1:8001,gpu-2:8001"),
     ],
 )
 def test_malformed_value_names_the_variable(monkeypatch, reader, value):
@@ -87,7 +90,8 @@ def test_in_debug_mode_the_secret_key_is_shared_by_processes_through_data_dir(tm
 def dotsocr_budget(**overrides):
     code = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='dotsocr_site.settings'; django.setup();"
-        "from django.conf import settings as s; print(s.DOTSOCR.in_flight_per_server, s.DOTSOCR.base_urls)"
+        "from workers.pipeline import dotsocr_config_for; c = dotsocr_config_for('dotsocr');"
+        "print(c.in_flight_per_server, c.base_urls)"
     )
     environment = {**os.environ, "OCR_IN_FLIGHT_PER_SERVER": "", "OCR_ENGINE_URLS": "", **overrides}
     return subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True, text=True)
@@ -108,3 +112,14 @@ def test_the_server_budget_is_shared_by_the_worker_processes(tmp_path):
 def test_malformed_dotsocr_setting_stops_start_up(tmp_path):
     result = dotsocr_budget(DATA_DIR=str(tmp_path), TEMPERATURE="hot")
     assert result.returncode != 0 and "TEMPERATURE" in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
+def test_settings_do_not_import_the_engine(tmp_path):
+    """The engine (workers/ocr/) is plain Python the settings only pass values to."""
+    code = (
+        "import sys; import dotsocr_site.settings;"
+        "print(sorted(name for name in sys.modules if name.startswith('workers')))"
+    )
+    environment = {**os.environ, "DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr

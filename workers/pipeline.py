@@ -24,7 +24,7 @@ from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import inputs, outputs, page_ranges, shutdown
 from workers.inputs import repair
-from workers.ocr import EngineError, engine_for, rapidocr
+from workers.ocr import DotsOcrConfig, EngineError, engine_for, rapidocr
 from workers.ocr.base import PageOcr
 from workers.ocr.layout import cells_to_markdown
 from workers.ocr.trust import explain_empty
@@ -281,11 +281,11 @@ def record_page_count(conversion: Conversion, page_count: int) -> list[int]:
     return selection
 
 
-def dotsocr_config_for(engine_name: str):
-    """dots.ocr's settings when this job may use it: asked for by name, or `auto` with a
-    server configured."""
+def dotsocr_config_for(engine_name: str) -> DotsOcrConfig | None:
+    """dots.ocr's configuration (from ``settings.DOTSOCR``) when this job may use it: asked
+    for by name, or `auto` with a server configured."""
     if engine_name == "dotsocr" or (engine_name == "auto" and settings.DOTSOCR_CONFIGURED):
-        return settings.DOTSOCR
+        return DotsOcrConfig(**settings.DOTSOCR)
     return None
 
 
@@ -419,7 +419,15 @@ class PageRunner:
                 self.writer.checkpoint(page, future.result())
 
 
-def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
+@dataclass(frozen=True)
+class RecognizedPage:
+    """What an engine read of one page, and how long it took."""
+
+    result: PageOcr
+    duration_ms: int
+
+
+def recognize(engine, page: PdfPage, prompt_mode: str) -> RecognizedPage:
     """The engine's result for a page and how long it took (ms); errors name the page. A
     page without text says whether it is blank or unreadable (never an empty success)."""
     started = time.monotonic()
@@ -427,7 +435,7 @@ def recognize(engine, page: PdfPage, prompt_mode: str) -> tuple[PageOcr, int]:
         result = explain_empty(page, engine.recognize(page, prompt_mode=prompt_mode))
     except EngineError as error:
         raise EngineError(f"Page {page.number + 1}: {error}") from error
-    return result, int((time.monotonic() - started) * 1000)
+    return RecognizedPage(result=result, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 class PageWriter:
@@ -438,8 +446,8 @@ class PageWriter:
         self.job_page_of = job_page_of or {}  # document page (0-based) -> job page, with a selection
         self.pages_written = 0
 
-    def checkpoint(self, page: PdfPage, recognized: tuple[PageOcr, int]) -> None:
-        result, duration_ms = recognized
+    def checkpoint(self, page: PdfPage, recognized: RecognizedPage) -> None:
+        result, duration_ms = recognized.result, recognized.duration_ms
         page_no = self.job_page_of.get(page.number, page.number)
         outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), picture_crops(page, result.cells))
 
@@ -505,6 +513,7 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
         )
         for result in selectors.page_results(conversion)
     ]
+    assert conversion.pages_total is not None  # recorded when the document was loaded (record_page_count)
     missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}
     if missing:
         raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")

@@ -252,7 +252,7 @@ class BatchSerializer(serializers.ModelSerializer):
         return sum(self.get_counts(batch).values())
 
     def get_conversions(self, batch) -> list:
-        return ConversionSerializer(with_queue_positions(selectors.batch_conversions(batch)), many=True).data
+        return list(ConversionSerializer(with_queue_positions(selectors.batch_conversions(batch)), many=True).data)
 
     def get_links(self, batch) -> dict:
         return {"detail": reverse("api:batch-detail", args=[batch.pk]), "events": f"/ws/v1/batches/{batch.pk}"}

@@ -1,7 +1,7 @@
 """Reading what dots.ocr answers: layout JSON, its salvageable prefix, plain OCR text.
 
-Boxes stay in the model's input pixels here; ``workers.ocr.dotsocr`` maps them to the
-page. No Django here.
+Boxes stay in the model's input pixels here; ``workers.ocr.dotsocr_page`` maps them to
+the page. No Django here.
 """
 
 import json

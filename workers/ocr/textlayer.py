@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import pymupdf
 
@@ -63,6 +63,20 @@ class Row:
     # (character, x0, x1) in stored order, on pages with right-to-left text
     glyphs: tuple[tuple[str, float, float], ...] = ()
     rtl: bool = False
+
+
+class PageBlocks(NamedTuple):
+    """What ``read_blocks`` finds on a page: text blocks and the boxes of drawn images."""
+
+    blocks: list[TextBlock]
+    pictures: list[Box]
+
+
+class SpanStyle(NamedTuple):
+    """The size (points) carrying most characters of some spans, and whether most are bold."""
+
+    size: float
+    bold: bool
 
 
 class TextLayerEngine:
@@ -116,7 +130,7 @@ def line_boxes(layout: dict[str, Any]) -> list[Box]:
 
 def read_blocks(
     page: pymupdf.Page, layout: dict[str, Any], covered: Sequence[Box] = (), words: DocumentWords | None = None
-) -> tuple[list[TextBlock], list[Box]]:
+) -> PageBlocks:
     """Text blocks (lists split into items, tategaki as columns from the right), and the
     bboxes of images drawn on the page. Lines whose centre falls in a ``covered`` box (a
     table cell) are left out; ``words`` decides hyphens at line ends."""
@@ -138,7 +152,7 @@ def read_blocks(
                 for item in split_list_items(visual_rows(lines))
                 for rows in split_at_style_changes(item)
             ]
-    return blocks, pictures
+    return PageBlocks(blocks=blocks, pictures=pictures)
 
 
 def line_text(line: dict[str, Any]) -> str:
@@ -244,15 +258,15 @@ def split_at_style_changes(rows: list[Row]) -> list[list[Row]]:
     if len(rows) < 2:
         return [rows] if rows else []
     styles = [span_style(row.spans) for row in rows]
-    cuts = [index for index in range(1, len(rows)) if size_step(styles[index - 1][0], styles[index][0])]
-    bold_rows = next((index for index, (_, bold) in enumerate(styles) if not bold), len(rows))
+    cuts = [index for index in range(1, len(rows)) if size_step(styles[index - 1].size, styles[index].size)]
+    bold_rows = next((index for index, style in enumerate(styles) if not style.bold), len(rows))
     if 0 < bold_rows <= 2 and bold_rows < len(rows) and not rows[bold_rows - 1].text.endswith("."):
         cuts.append(bold_rows)
     starts = sorted({0, *cuts})
     return [rows[start:end] for start, end in zip(starts, starts[1:] + [len(rows)], strict=True)]
 
 
-def span_style(spans: Iterable[Span]) -> tuple[float, bool]:
+def span_style(spans: Iterable[Span]) -> SpanStyle:
     """Of ``spans`` ((size, characters, bold) each): the size carrying most characters
     (one big symbol does not make a heading) and whether most characters are bold."""
     sizes: Counter[float] = Counter()
@@ -261,7 +275,7 @@ def span_style(spans: Iterable[Span]) -> tuple[float, bool]:
         sizes[round(size, 1)] += count
         chars += count
         bold_chars += count if bold else 0
-    return (sizes.most_common(1)[0][0] if sizes else 0.0), chars > 0 and bold_chars / chars > 0.6
+    return SpanStyle(size=sizes.most_common(1)[0][0] if sizes else 0.0, bold=chars > 0 and bold_chars / chars > 0.6)
 
 
 def size_step(first: float, second: float) -> bool:

@@ -8,7 +8,7 @@ ending to its left on the same visual line), where joining lines on one baseline
 "Organisation: Acme Ltd". A value with no label on its line stays where it is.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pymupdf
 
@@ -45,7 +45,7 @@ def place_field_values(layout: dict[str, Any], fields: list[Box]) -> None:
         moved = [line for _block, line in values]
         for block, line in values:
             block["lines"] = [kept for kept in block["lines"] if kept is not line]
-        label_block, label_line = label
+        label_block, label_line = label.block, label.line
         at = next(index for index, line in enumerate(label_block["lines"]) if line is label_line) + 1
         label_block["lines"][at:at] = moved
         for line in moved:
@@ -57,7 +57,14 @@ def text_blocks(layout: dict[str, Any]) -> list[dict[str, Any]]:
     return [block for block in layout["blocks"] if block["type"] == 0]
 
 
-def label_of(layout: dict[str, Any], value: Box, fields: list[Box]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+class LabelLine(NamedTuple):
+    """A label's line on a page, and the block holding it (MuPDF's layout dicts)."""
+
+    block: dict[str, Any]
+    line: dict[str, Any]
+
+
+def label_of(layout: dict[str, Any], value: Box, fields: list[Box]) -> LabelLine | None:
     """The block and line of the label left of a value on the same visual line, if any."""
     best, best_right = None, float("-inf")
     for block in text_blocks(layout):
@@ -66,7 +73,7 @@ def label_of(layout: dict[str, Any], value: Box, fields: list[Box]) -> tuple[dic
             if center_inside_any(box, fields) or box[2] > value[0] + LABEL_OVERLAP_PT:
                 continue
             if same_line(box, value) and box[2] > best_right and line["text"]:
-                best, best_right = (block, line), box[2]
+                best, best_right = LabelLine(block, line), box[2]
     return best
 
 

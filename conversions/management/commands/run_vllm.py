@@ -1,7 +1,7 @@
 """`manage.py run_vllm`: the OCR engine process of DESIGN.md section 1.
 
 Starts ``vllm serve rednote-hilab/dots.ocr`` with the flags the dots.ocr reference uses,
-on the address the workers are configured to call (the first of ``settings.DOTSOCR``'s
+on the address the workers are configured to call (the first of the ``settings.DOTSOCR["base_urls"]``
 servers) and under the model name they send, waits until vLLM answers ``GET /health``,
 then keeps it running until Ctrl-C or SIGTERM, which it forwards. vLLM itself is not a
 dependency of the service: it is installed on GPU hosts from requirements-gpu.txt.
@@ -101,10 +101,10 @@ def find_vllm(binary: str) -> str:
 
 def served_address(*, host: str | None, port: int | None) -> tuple[str, int]:
     """Where vLLM listens: the options, else the first configured dots.ocr server."""
-    configured = urlsplit(settings.DOTSOCR.base_urls[0])
+    configured = urlsplit(settings.DOTSOCR["base_urls"][0])
     default_port = configured.port or (443 if configured.scheme == "https" else 80)
     hostname = host or configured.hostname
-    assert hostname is not None  # DotsOcrConfig accepts only http(s) URLs, which have a host
+    assert hostname is not None  # the settings accept only http(s) URLs, which have a host
     return hostname, port or default_port
 
 
@@ -197,7 +197,7 @@ class Command(BaseCommand):
         command = vllm_command(
             binary,
             model=options["model"],
-            served_model_name=settings.DOTSOCR.model_name,
+            served_model_name=settings.DOTSOCR["model_name"],
             host=host,
             port=port,
             gpu_memory_utilization=options["gpu_memory_utilization"],
@@ -219,7 +219,7 @@ class Command(BaseCommand):
         if not self.wait_until_ready(child, stop, f"{base_url}{HEALTH_PATH}", timeout):
             return
         self.say(
-            f"vLLM is ready at {base_url}/v1 serving {model} as {settings.DOTSOCR.model_name!r}; "
+            f"vLLM is ready at {base_url}/v1 serving {model} as {settings.DOTSOCR['model_name']!r}; "
             "Ctrl-C or SIGTERM stops it"
         )
         while not stop.wait(HEALTH_POLL_SECONDS):
