@@ -50,4 +50,6 @@ def test_upload_watch_progress_and_read_markdown(page, live_web, live_cluster):
 
     page.locator("[data-toggle-raw]").first.click()
     expect(page.locator(".raw").first).to_be_visible()
-    assert page.locator("#results img").first.evaluate("image => image.naturalWidth") > 0
+    # decode() waits for the image to load (it may still be on its way after the click); a
+    # broken image rejects, so the test fails on it as it would on a width of 0.
+    assert page.locator("#results img").first.evaluate("image => image.decode().then(() => image.naturalWidth)") > 0
