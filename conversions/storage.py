@@ -19,7 +19,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
@@ -38,11 +39,11 @@ class DataDirStorage(FileSystemStorage):
         options.setdefault("allow_overwrite", True)
         super().__init__(**options)
 
-    @property  # type: ignore[override]
+    @property
     def base_location(self) -> str:
         return str(settings.DATA_DIR)
 
-    @property  # type: ignore[override]
+    @property
     def location(self) -> str:
         return os.path.abspath(self.base_location)
 
@@ -86,6 +87,32 @@ def local_path(key: str) -> Path:
     if not is_local():
         raise ValueError("Object storage has no local paths.")
     return Path(files().path(key))
+
+
+UPLOADS = "uploads"
+OUTPUTS = "outputs"
+
+
+def conversion_prefix(conversion_id) -> str:
+    """``outputs/<id>``: every attempt of a conversion uploads under it."""
+    return f"{OUTPUTS}/{conversion_id}"
+
+
+def attempt_prefix(conversion_id, attempt: str) -> str:
+    """``outputs/<id>/<attempt>``: one attempt's outputs; the completed conversion's
+    output_dir names the one that is published."""
+    return f"{conversion_prefix(conversion_id)}/{attempt}"
+
+
+def upload_key(name: str) -> str:
+    """``uploads/<name>``: a stored upload (``<uuid><suffix>``, a server-chosen name)."""
+    return f"{UPLOADS}/{name}"
+
+
+def repaired_key(key: str) -> str:
+    """``uploads/<uuid>.repaired.pdf`` beside ``uploads/<uuid>.<suffix>``."""
+    folder, _, name = key.rpartition("/")
+    return join(folder, name.split(".", 1)[0] + ".repaired.pdf")
 
 
 def join(*parts: str) -> str:
@@ -213,3 +240,44 @@ def presigned_url(key: str, *, filename: str, inline: bool) -> str | None:
 
     disposition = content_disposition_header(not inline, filename)
     return files().url(key, parameters={"ResponseContentDisposition": disposition})  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file by key, with the few Path-like reads callers use (name, suffix,
+    size, read_bytes); ``open`` streams it."""
+
+    key: str
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    @property
+    def size(self) -> int:
+        return files().size(self.key)
+
+    def open(self) -> IO[bytes]:
+        return files().open(self.key, "rb")
+
+    def read_bytes(self) -> bytes:
+        return read_bytes(self.key)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return read_bytes(self.key).decode(encoding)
+
+    def is_file(self) -> bool:
+        return exists(self.key)
+
+
+def folder(prefix: str) -> list[StoredFile]:
+    """The files directly under ``prefix``, sorted by name."""
+    return [StoredFile(join(prefix, name)) for name in names(prefix)]
