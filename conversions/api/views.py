@@ -7,6 +7,7 @@ import zipfile
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -392,7 +393,7 @@ class ConversionZipView(APIView):
         return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
 
 
-def file_response(stored: storage.StoredFile, *, inline: bool = False) -> HttpResponse:
+def file_response(stored: storage.StoredFile, *, inline: bool = False) -> HttpResponseBase:
     """A stored file streamed in chunks from storage (never read whole), or with
     OBJECT_STORAGE_PRESIGNED_DOWNLOADS a 302 to a presigned URL of the object store."""
     presigned = storage.presigned_url(stored.key, filename=stored.name, inline=inline)
