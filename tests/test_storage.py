@@ -226,6 +226,13 @@ def test_delete_and_expiry_remove_the_stored_files(backend, client, django_captu
     assert storage.names(expired.output_dir) == []
     assert not storage.exists(expired.document.stored_path)
 
+    # The original app's DELETE /documents/<name> removes them as well.
+    named = submit_and_convert(client, ONE_PAGE)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/documents/{named.document.filename}").status_code == 200
+    assert not storage.exists(named.document.stored_path) and storage.names(named.output_dir) == []
+    assert storage.subprefixes(storage.OUTPUTS) == []
+
 
 def test_settings_refuse_a_malformed_object_storage_url_at_start_up(tmp_path):
     from tests.test_settings_env import settings_import
