@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
@@ -171,7 +172,7 @@ def names(prefix: str) -> list[str]:
     """The names of the files directly under ``prefix`` (sorted; none if it is absent)."""
     try:
         _, found = files().listdir(prefix)
-    except FileNotFoundError:
+    except (FileNotFoundError, SuspiciousFileOperation):  # absent, or not a key (a path outside DATA_DIR)
         return []
     return sorted(name for name in found if not name.startswith("."))
 
