@@ -29,7 +29,7 @@ def backend(request):
 
 
 def test_put_read_list_delete(backend):
-    assert storage.put("outputs/1/a/x.md", "héllo") == len("héllo".encode())
+    storage.put("outputs/1/a/x.md", "héllo")
     storage.put("outputs/1/a/y.json", b"{}")
     storage.put("outputs/1/b/z.md", b"z")
     assert storage.read_text("outputs/1/a/x.md") == "héllo"
@@ -41,8 +41,10 @@ def test_put_read_list_delete(backend):
     assert storage.is_local() == (backend == "local")
 
 
-def test_s3_keys_land_in_the_bucket_under_the_prefix(s3_server, s3_storage):
-    storage.put("uploads/abc.pdf", b"%PDF")
+def test_s3_keys_land_in_the_bucket_under_the_prefix(s3_server, s3_storage, tmp_path):
+    source = tmp_path / "abc.pdf"
+    source.write_bytes(b"%PDF")
+    assert storage.put_file("uploads/abc.pdf", source) == 4
     assert s3_server.keys(s3_storage) == [f"{s3_storage}/uploads/abc.pdf"]
     with storage.local_copy("uploads/abc.pdf") as path:
         assert path.read_bytes() == b"%PDF"
