@@ -30,9 +30,13 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
-def isolated_data_dir(settings, tmp_path):
-    """Each test writes uploads and outputs into its own folder."""
+def isolated_data_dir(settings, tmp_path, request):
+    """Each test writes uploads and outputs into its own folder; a test with live
+    processes (live_env) into theirs, as the local storage backend is shared by the
+    processes that share a DATA_DIR (storage keys are relative to it)."""
     data = tmp_path / "data"
+    if "live_env" in request.fixturenames:
+        data = Path(request.getfixturevalue("live_env")["DATA_DIR"])
     for name, sub in (
         ("DATA_DIR", ""),
         ("UPLOAD_DIR", "uploads"),
@@ -42,7 +46,7 @@ def isolated_data_dir(settings, tmp_path):
     ):
         (data / sub).mkdir(parents=True, exist_ok=True)
         setattr(settings, name, data / sub)
-    (data / "tmp").mkdir()
+    (data / "tmp").mkdir(exist_ok=True)
     settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
     return data
 

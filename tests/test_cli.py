@@ -1,7 +1,6 @@
 """The management commands people use in a terminal."""
 
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -58,9 +57,7 @@ def test_queue_cancel_retry_prioritize(db):
 
 
 @pytest.mark.acceptance
-def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, live_env, settings, transactional_db):
-    # The local storage backend is shared by the processes that share its DATA_DIR.
-    settings.DATA_DIR = Path(live_env["DATA_DIR"])
+def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, transactional_db):
     out, _ = run("convert", str(FOUR_PAGES), "--wait", "--timeout", "90")
     assert "completed -> " in out
     assert Conversion.objects.get().status == "completed"
