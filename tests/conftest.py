@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversions import services
+from tests.s3server import s3_server, s3_storage  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("DOTSOCR_CORPUS", REPO.parent / "shared" / "corpus" / "sample-files"))
@@ -29,9 +30,13 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
-def isolated_data_dir(settings, tmp_path):
-    """Each test writes uploads and outputs into its own folder."""
+def isolated_data_dir(settings, tmp_path, request):
+    """Each test writes uploads and outputs into its own folder; a test with live
+    processes (live_env) into theirs, as the local storage backend is shared by the
+    processes that share a DATA_DIR (storage keys are relative to it)."""
     data = tmp_path / "data"
+    if "live_env" in request.fixturenames:
+        data = Path(request.getfixturevalue("live_env")["DATA_DIR"])
     for name, sub in (
         ("DATA_DIR", ""),
         ("UPLOAD_DIR", "uploads"),
@@ -41,7 +46,7 @@ def isolated_data_dir(settings, tmp_path):
     ):
         (data / sub).mkdir(parents=True, exist_ok=True)
         setattr(settings, name, data / sub)
-    (data / "tmp").mkdir()
+    (data / "tmp").mkdir(exist_ok=True)
     settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
     return data
 
@@ -51,6 +56,22 @@ def single_user_install(settings):
     """The suite describes the single-user install `make run` starts: anonymous requests
     act as the built-in user. Security tests turn this off (tests/test_security*.py)."""
     settings.ALLOW_ANONYMOUS = True
+
+
+def stored(key: str) -> Path:
+    """The local file (or folder) of a storage key, on the local backend (DATA_DIR)."""
+    from conversions import storage
+
+    return storage.local_path(key)
+
+
+def published(conversion_or_id) -> Path:
+    """The local folder of a completed conversion's published outputs (its output_dir,
+    ``outputs/<id>/<attempt>`` under DATA_DIR)."""
+    from conversions.models import Conversion
+
+    pk = getattr(conversion_or_id, "pk", conversion_or_id)
+    return stored(Conversion.objects.get(pk=pk).output_dir)
 
 
 def upload_of(path: Path, name: str | None = None) -> SimpleUploadedFile:

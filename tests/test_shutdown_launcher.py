@@ -23,10 +23,11 @@ GRACE_SECONDS = 5
 
 
 @pytest.fixture
-def running_launcher(request, live_env, transactional_db, tmp_path):
+def running_launcher(request, live_env, transactional_db, tmp_path, settings):
     """`python -m dotsocr_site.launcher run` with two workers busy on a backlog; yields
     (launcher, its descendants' pids). Parametrized indirectly: WEB_CONCURRENCY (default:
     the launcher's own, one per core)."""
+    settings.DATA_DIR = tmp_path  # the backlog's uploads, stored where the launcher's workers read them
     port = free_port()
     env = {
         **live_env,

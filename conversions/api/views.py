@@ -1,11 +1,7 @@
 """Native API views: validate input, call one service or selector, serialize the answer."""
 
-import mimetypes
-import tempfile
-import zipfile
-
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -37,7 +33,6 @@ from conversions.queue_position import with_queue_positions
 from conversions.retention import delete_conversion, delete_document, ensure_not_expired
 from workers import formats
 from workers.markdown_pictures import IMAGE_MODES
-from workers.outputs import safe_stem
 
 
 def acting_user(request):
@@ -347,53 +342,6 @@ class ConversionPagesView(APIView):
                 "pages": pages,
             }
         )
-
-
-class ConversionFileView(APIView):
-    """One output file of a completed conversion (page images, pictures, JSON, Markdown)."""
-
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    def get(self, request, conversion_id, name):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        return file_response(selectors.output_file(conversion, name))
-
-
-class ConversionPageImageView(APIView):
-    @extend_schema(responses={(200, "image/jpeg"): bytes})
-    def get(self, request, conversion_id, page_no):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        return file_response(selectors.page_image(conversion, page_no), inline=True)
-
-
-class ConversionZipView(APIView):
-    """All output files of a completed conversion in one ZIP."""
-
-    @extend_schema(responses={(200, "application/zip"): bytes})
-    def get(self, request, conversion_id):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        files = selectors.output_files(conversion)
-        stem = safe_stem(conversion.document.filename)
-        # Made from the pages now, so a user's edits are in them; pictures by bare file
-        # name, which the zip holds beside them.
-        markdown = selectors.document_markdown(conversion, headers_footers=True)
-        archive = tempfile.TemporaryFile()  # spooled to disk: outputs can be large
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for path in files:
-                bundle.write(path, arcname=path.name)
-            bundle.writestr(f"{stem}.html", formats.html_document(markdown, title=conversion.document.filename))
-            bundle.writestr(f"{stem}.txt", formats.plain_text(markdown))
-        archive.seek(0)
-        filename = f"{stem}.zip"
-        return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
-
-
-def file_response(path, *, inline: bool = False) -> FileResponse:
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if path.suffix == ".md":
-        content_type = "text/markdown; charset=utf-8"
-    response = FileResponse(open(path, "rb"), as_attachment=not inline, filename=path.name, content_type=content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 class AuthTokenView(APIView):
