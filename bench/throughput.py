@@ -37,12 +37,12 @@ from bench.harness import (
 # Stages of a job, by the function that runs them; time inside nested stages counts for
 # the innermost one (so "progress events" is never also counted in "checkpoint").
 STAGES = {
-    ("services.py", "claim_next"): "claim (claim_next)",
+    ("transitions.py", "claim_next"): "claim (claim_next)",
     ("pipeline.py", "__enter__"): "heartbeat thread start/stop",
     ("pipeline.py", "__exit__"): "heartbeat thread start/stop",
     ("pipeline.py", "engine_for"): "engine_for",
     ("pdf.py", "open_pdf"): "open PDF",
-    ("services.py", "record_pdf_loaded"): "record_pdf_loaded (UPDATE)",
+    ("running.py", "record_pdf_loaded"): "record_pdf_loaded (UPDATE)",
     ("selectors.py", "checkpointed_page_numbers"): "resume check (SELECT pages)",
     ("selectors.py", "cancel_requested"): "cancel check (SELECT)",
     ("pipeline.py", "recognize"): "engine.recognize (noop)",
@@ -50,10 +50,10 @@ STAGES = {
     ("pdf.py", "jpeg"): "JPEG encode",
     ("outputs.py", "write_page_images"): "write page image",
     ("layout.py", "cells_to_markdown"): "cells -> Markdown",
-    ("services.py", "checkpoint_page"): "checkpoint_page (one statement; was INSERT + count + UPDATE)",
-    ("services.py", "record_finalizing"): "record_finalizing (UPDATE)",
+    ("running.py", "checkpoint_page"): "checkpoint_page (one statement; was INSERT + count + UPDATE)",
+    ("running.py", "record_finalizing"): "record_finalizing (UPDATE)",
     ("pipeline.py", "publish_outputs"): "publish outputs (files, rename, symlink)",
-    ("services.py", "complete_conversion"): "complete_conversion (UPDATE)",
+    ("running.py", "complete_conversion"): "complete_conversion (UPDATE)",
     ("progress.py", "publish"): "progress events (SELECT + channel layer)",
     ("progress.py", "publish_state"): "progress events (channel layer)",
 }

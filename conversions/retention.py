@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
-from conversions.exceptions import Gone
+from conversions.exceptions import Gone, IllegalTransition
 from conversions.models import Conversion, Document, PageResult
 from workers.outputs import unlink_dangling
 
@@ -131,7 +131,7 @@ def delete_conversion(*, conversion: Conversion) -> None:
     if conversion.status in UNFINISHED:
         try:
             services.cancel_conversion(conversion=conversion)
-        except services.IllegalTransition:  # it finished meanwhile
+        except IllegalTransition:  # it finished meanwhile
             pass
     with transaction.atomic():
         locked = Conversion.objects.select_for_update().select_related("document").filter(pk=conversion.pk).first()
@@ -150,7 +150,7 @@ def delete_document(*, document: Document) -> None:
     for conversion in Conversion.objects.filter(document=document, status__in=UNFINISHED):
         try:
             services.cancel_conversion(conversion=conversion)
-        except services.IllegalTransition:
+        except IllegalTransition:
             pass
     with transaction.atomic():
         locked = Document.objects.select_for_update().filter(pk=document.pk).first()

@@ -42,7 +42,7 @@ def test_failed_message_write_rolls_back_the_job(make_document, owner, monkeypat
     def broken_enqueue(*args, **kwargs):
         raise RuntimeError("broker down")
 
-    monkeypatch.setattr(services, "async_task", broken_enqueue)
+    monkeypatch.setattr(services.submission, "async_task", broken_enqueue)
     with pytest.raises(RuntimeError):
         services.create_conversion(document=document, owner=owner)
     assert Conversion.objects.count() == 0
