@@ -6,11 +6,9 @@ shows). The model's text is kept beside the edit; the conversion's Markdown file
 from the edited pages, so every way of reading the result agrees.
 """
 
-from pathlib import Path
-
 from django.db import transaction
 
-from conversions import selectors
+from conversions import selectors, storage
 from conversions.exceptions import InvalidParameter, NotFound
 from conversions.models import Conversion, PageResult
 from workers import markdown_pictures, outputs
@@ -51,12 +49,12 @@ def page_to_edit(conversion: Conversion, pages: list[PageResult], page_no: int |
 
 
 def rewrite_output_markdown(conversion: Conversion, pages: list[PageResult]) -> None:
-    folder = Path(conversion.output_dir) if conversion.output_dir else None
-    if folder is None or not folder.is_dir():  # deleted meanwhile: nothing to keep in step
+    prefix = conversion.output_dir
+    # Deleted meanwhile: nothing to keep in step.
+    if not prefix or not storage.exists(storage.join(prefix, f"{outputs.safe_stem(conversion.document.filename)}.md")):
         return
     stem = outputs.safe_stem(conversion.document.filename)  # as the pipeline named the files
-    outputs.rewrite_markdown(
-        folder,
+    files = outputs.markdown_files(
         stem,
         [
             outputs.PageOutput(
@@ -70,3 +68,6 @@ def rewrite_output_markdown(conversion: Conversion, pages: list[PageResult]) -> 
             for page in pages
         ],
     )
+    # Each file is replaced whole (one PutObject, or an atomic rename on the local disk).
+    for name, text in files.items():
+        storage.put(storage.join(prefix, name), text)

@@ -10,6 +10,7 @@ pointing at a removed file.
 
 import logging
 import shutil
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
+from conversions import storage
 from conversions.exceptions import Gone, IllegalTransition
 from conversions.models import Conversion, Document, PageResult
 from workers.outputs import unlink_dangling
@@ -83,9 +85,9 @@ def expire_conversions(*, cutoff, now) -> int:
         PageResult.objects.filter(conversion_id__in=ids).update(
             cells=[], markdown="", markdown_nohf="", markdown_edited=None
         )
-        folders = [Path(conversion.output_dir) for conversion in rows if conversion.output_dir]
+        prefixes = output_prefixes(rows)
         stems = {conversion.document.stem for conversion in rows}
-        transaction.on_commit(lambda: remove_files(folders, stems))
+        transaction.on_commit(lambda: remove_files(Removal(prefixes=prefixes), stems))
     return len(rows)
 
 
@@ -102,21 +104,35 @@ def expire_documents(*, cutoff, now) -> int:
             .filter(~Exists(recent))
         )
         Document.objects.filter(pk__in=[document.pk for document in documents]).update(expired_at=now)
-        files = [
-            Path(path) for document in documents for path in (document.stored_path, document.original_path) if path
-        ]
-        transaction.on_commit(lambda: remove_files(files, set()))
+        keys = [key for document in documents for key in (document.stored_path, document.original_path) if key]
+        transaction.on_commit(lambda: remove_files(Removal(keys=keys), set()))
     return len(documents)
 
 
-def remove_files(paths: list[Path], stems: set[str]) -> None:
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    for stem in stems:  # the original app's by-name links to folders now gone
-        unlink_dangling(settings.OUTPUT_BY_STEM_DIR, stem)
+@dataclass
+class Removal:
+    """What to remove once a transaction commits: stored files by key, stored prefixes
+    (output folders, every attempt's), and this host's local staging folders."""
+
+    keys: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    local: list[Path] = field(default_factory=list)
+
+
+def remove_files(removal: Removal, stems: set[str]) -> None:
+    """Remove the files; a storage error is logged, never raised (the rows are gone)."""
+    try:
+        for key in removal.keys:
+            storage.delete(key)
+        for prefix in removal.prefixes:
+            storage.delete_prefix(prefix)
+    except Exception:
+        logger.exception("could not remove stored files %s", removal)
+    for path in removal.local:
+        shutil.rmtree(path, ignore_errors=True)
+    if storage.is_local():
+        for stem in stems:  # the original app's by-name links to folders now gone
+            unlink_dangling(settings.OUTPUT_BY_STEM_DIR, stem)
 
 
 # --- deletion ------------------------------------------------------------------------------
@@ -158,26 +174,36 @@ def delete_document(*, document: Document) -> None:
             return
         conversions = list(Conversion.objects.select_for_update().filter(document=locked))
         files = conversion_files(conversions)
-        files += [Path(path) for path in (locked.stored_path, locked.original_path) if path]
+        files.keys += [key for key in (locked.stored_path, locked.original_path) if key]
         locked.delete()  # cascades to its conversions and their page results
         transaction.on_commit(lambda: remove_files(files, {locked.stem}))
 
 
-def conversion_files(conversions) -> list[Path]:
-    """Output folders, and the staging folders of jobs that were running."""
-    files = [Path(conversion.output_dir) for conversion in conversions if conversion.output_dir]
-    return files + [settings.STAGING_DIR / str(conversion.pk) for conversion in conversions]
+def output_prefixes(conversions) -> list[str]:
+    """The storage prefixes of conversions' outputs: ``outputs/<id>`` (every attempt's
+    upload under it) and a recorded output_dir outside it (none since 0015)."""
+    prefixes = [storage.conversion_prefix(conversion.pk) for conversion in conversions]
+    return prefixes + [
+        conversion.output_dir
+        for conversion in conversions
+        if conversion.output_dir and not conversion.output_dir.startswith(storage.conversion_prefix(conversion.pk) + "/")
+    ]
+
+
+def conversion_files(conversions) -> Removal:
+    """Output prefixes, and the local staging folders of jobs that were running here."""
+    return Removal(
+        prefixes=output_prefixes(conversions),
+        local=[settings.STAGING_DIR / str(conversion.pk) for conversion in conversions],
+    )
 
 
 # --- bytes stored ---------------------------------------------------------------------------
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files in ``folder`` (not recursive: outputs are flat); 0 if absent."""
-    try:
-        return sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
-    except FileNotFoundError:
-        return 0
+def folder_bytes(prefix: str) -> int:
+    """Bytes of the stored files directly under ``prefix`` (outputs are flat); 0 if absent."""
+    return storage.prefix_bytes(str(prefix))
 
 
 def stored_bytes() -> dict[str, int]:

@@ -10,9 +10,11 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from conversions import storage
 from conversions.exceptions import NotFound
 from conversions.models import Batch, Conversion, Document, PageResult
 from conversions.retention import ensure_not_expired
+from conversions.storage import StoredFile
 from workers import markdown_pictures, outputs
 from workers.ocr.layout import with_headers_footers
 
@@ -86,28 +88,32 @@ def conversion_by_id(conversion_id) -> Conversion:
     return Conversion.objects.select_related("document").get(pk=conversion_id)
 
 
-def output_file(conversion: Conversion, name: str) -> Path:
+def output_file(conversion: Conversion, name: str) -> StoredFile:
     """A file of a completed conversion's outputs, by its bare name. Raises NotFound.
 
-    The name must be one the output folder lists, so no client string becomes a path.
+    The name must be one the output prefix lists, so no client string becomes a key.
     """
-    for path in output_files(conversion):
-        if path.name == name:
-            return path
+    for stored in output_files(conversion):
+        if stored.name == name:
+            return stored
     raise NotFound(f"No output file {name!r} for conversion {conversion.pk}.")
 
 
-def page_image(conversion: Conversion, page_no: int) -> Path:
+def page_image(conversion: Conversion, page_no: int) -> StoredFile:
     return output_file(conversion, f"{outputs.page_name(outputs.safe_stem(conversion.document.filename), page_no)}.jpg")
 
 
-def output_files(conversion: Conversion) -> list[Path]:
-    """Every output file of a completed conversion, sorted by name. Raises NotFound, or
-    Gone once RESULT_TTL_HOURS removed them."""
+def output_files(conversion: Conversion) -> list[StoredFile]:
+    """Every output file of a completed conversion (in storage, under its output_dir
+    prefix), sorted by name. Raises NotFound, or Gone once RESULT_TTL_HOURS removed them;
+    FileNotFoundError when its files are gone from storage."""
     ensure_not_expired(conversion)
     if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
         raise NotFound(f"Conversion {conversion.pk} has no outputs (status: {conversion.status}).")
-    return sorted(path for path in Path(conversion.output_dir).iterdir() if path.is_file())
+    found = storage.folder(conversion.output_dir)
+    if not found:
+        raise FileNotFoundError(conversion.output_dir)
+    return found
 
 
 def latest_document_named(user, filename: str) -> Document:
@@ -185,31 +191,31 @@ def markdown_nohf(conversion: Conversion, *, page_no: int | None) -> str:
     return page_markdown(page)
 
 
-def output_images(conversion: Conversion) -> dict[str, Path]:
+def output_images(conversion: Conversion) -> dict[str, StoredFile]:
     """A completed conversion's JPEG outputs (pages and picture crops) by name; none
     before it completes (they are not published yet)."""
     if conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
         return {}
-    return {path.name: path for path in output_files(conversion) if path.suffix == ".jpg"}
+    return {stored.name: stored for stored in output_files(conversion) if stored.suffix == ".jpg"}
 
 
-def output_image(conversion: Conversion, name: str) -> Path | None:
+def output_image(conversion: Conversion, name: str) -> StoredFile | None:
     """One JPEG output of a completed conversion by bare file name, or None (no such
     file, a name that is not bare, or the conversion is not complete)."""
     bare = name == Path(name).name and not name.startswith(".") and name.endswith(".jpg")
     if not bare or conversion.status != Conversion.Status.COMPLETED or not conversion.output_dir:
         return None
-    path = Path(conversion.output_dir) / name
-    return path if path.is_file() else None
+    stored = storage.StoredFile(storage.join(conversion.output_dir, name))
+    return stored if stored.is_file() else None
 
 
 def served_markdown(markdown: str, *, conversion: Conversion, mode: str, link=None) -> str:
     """Markdown with the conversion's images made loadable where it is served:
     ``embedded`` as data URLs, ``links`` by ``link(name)`` (an absolute URL), ``none``
     left out. A name that is not one of its output JPEGs is left as it is."""
-    found: dict[str, Path | None] = {}
+    found: dict[str, StoredFile | None] = {}
 
-    def image(name: str) -> Path | None:
+    def image(name: str) -> StoredFile | None:
         if name not in found:
             found[name] = output_image(conversion, name)
         return found[name]
@@ -232,9 +238,9 @@ def served_markdown(markdown: str, *, conversion: Conversion, mode: str, link=No
 def image_name_by_content(conversion: Conversion):
     """``name_of(jpeg_bytes)``: the name of the conversion's output JPEG with exactly
     those bytes, or None. Reads only files of the same size."""
-    by_size: dict[int, list[Path]] = {}
-    for path in output_images(conversion).values():
-        by_size.setdefault(path.stat().st_size, []).append(path)
+    by_size: dict[int, list[StoredFile]] = {}
+    for stored in output_images(conversion).values():
+        by_size.setdefault(stored.size, []).append(stored)
 
     def name_of(jpeg: bytes) -> str | None:
         return next((path.name for path in by_size.get(len(jpeg), ()) if path.read_bytes() == jpeg), None)

@@ -1,7 +1,12 @@
-"""Storing uploaded files under server-chosen names."""
+"""Storing uploaded files under server-chosen names.
+
+An upload is first copied to a local temporary file (``DATA_DIR/tmp/<uuid>.part``),
+where it is hashed, sniffed and validated (PyMuPDF needs a path); a valid one is then
+stored under the key ``uploads/<uuid><suffix>`` (conversions/storage.py) and the local
+copy removed.
+"""
 
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +14,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from conversions import storage
 from conversions.exceptions import DocumentTooLarge, InvalidDocument
 
 
 @dataclass(frozen=True)
 class StoredUpload:
-    path: Path
+    path: Path  # the local temporary copy
     sha256: str
     size: int
 
@@ -25,14 +31,14 @@ def too_large(max_upload_mb: int) -> str:
 
 
 def store_upload(upload: UploadedFile) -> StoredUpload:
-    """Copy an upload to ``UPLOAD_DIR/<uuid>.pdf.part``, hashing it on the way.
+    """Copy an upload to the local ``DATA_DIR/tmp/<uuid>.pdf.part``, hashing it on the way.
 
     The caller validates the file and then calls ``commit_upload`` or ``discard_upload``.
     Raises ``InvalidDocument`` for an empty file and ``DocumentTooLarge`` past
     MAX_UPLOAD_MB (checked while copying, so an oversized stream stops early).
     """
     limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-    path = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}.pdf.part"
+    path = Path(settings.FILE_UPLOAD_TEMP_DIR) / f"{uuid.uuid4().hex}.pdf.part"
     digest = hashlib.sha256()
     size = 0
     try:
@@ -52,13 +58,16 @@ def store_upload(upload: UploadedFile) -> StoredUpload:
     return StoredUpload(path=path, sha256=digest.hexdigest(), size=size)
 
 
-def commit_upload(stored: StoredUpload, suffix: str = ".pdf") -> Path:
-    """Give a validated upload its final name (atomic rename): ``<uuid><suffix>``, the
-    suffix of its detected type."""
-    final = stored.path.with_name(stored.path.name.split(".", 1)[0] + suffix)
-    os.replace(stored.path, final)
-    return final
+def commit_upload(stored: StoredUpload, suffix: str = ".pdf") -> str:
+    """Store a validated upload under its final key, ``uploads/<uuid><suffix>`` (the
+    suffix of its detected type), remove the local copy and return the key. Errors of
+    the storage propagate (the local copy is then still there for discard_upload)."""
+    key = storage.upload_key(stored.path.name.split(".", 1)[0] + suffix)
+    storage.put_file(key, stored.path)
+    stored.path.unlink(missing_ok=True)
+    return key
 
 
 def discard_upload(stored: StoredUpload) -> None:
+    """Remove the local copy of an upload that is not kept."""
     stored.path.unlink(missing_ok=True)

@@ -113,3 +113,64 @@ def env_webhook_secret(name: str) -> str:
     ):
         raise _invalid(name, "whsec_...", '"whsec_" followed by the base64 of 24 to 64 random bytes')
     return value
+
+
+# An S3 bucket name as AWS, MinIO and Ceph accept it (3-63 characters, lowercase letters,
+# digits, dots and hyphens, starting and ending with a letter or digit).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def env_object_storage(name: str) -> tuple[str, str] | None:
+    """``s3://bucket/prefix`` as (bucket, prefix without slashes at either end), or None
+    when unset (the local filesystem). Anything else (another scheme, no or a malformed
+    bucket, a query, a fragment or credentials in the URL) raises ImproperlyConfigured."""
+    from urllib.parse import urlsplit
+
+    value = env_str(name, "")
+    if not value:
+        return None
+    expected = "s3://bucket or s3://bucket/prefix (credentials go in AWS_* variables)"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise _invalid(name, value, expected) from None
+    if (
+        parts.scheme != "s3"
+        or not _BUCKET.fullmatch(parts.netloc)
+        or ".." in parts.netloc
+        or parts.query
+        or parts.fragment
+        or "//" in parts.path
+        or any(segment in (".", "..") for segment in parts.path.split("/"))
+    ):
+        raise _invalid(name, value, expected)
+    return parts.netloc, parts.path.strip("/")
+
+
+def object_storage_backend(name: str, *, presigned_seconds: int) -> dict:
+    """settings.STORAGES["default"] from the environment: DataDirStorage (DATA_DIR) when
+    ``name`` is unset, else django-storages' S3Storage on the bucket and prefix of its
+    ``s3://bucket/prefix``, with AWS_ENDPOINT_URL and AWS_DEFAULT_REGION (boto3 reads the
+    keys, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, itself). Raises ImproperlyConfigured
+    for a malformed URL."""
+    parsed = env_object_storage(name)
+    if parsed is None:
+        return {"BACKEND": "conversions.storage.DataDirStorage"}
+    bucket, prefix = parsed
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": prefix,
+            "endpoint_url": env_str("AWS_ENDPOINT_URL", "") or None,
+            "region_name": env_str("AWS_DEFAULT_REGION", "") or None,
+            # Path-style requests work with every S3-compatible server and need no DNS
+            # name per bucket; AWS still accepts them.
+            "addressing_style": env_choice("OBJECT_STORAGE_ADDRESSING", "path", ("path", "virtual", "auto")),
+            "signature_version": "s3v4",
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": presigned_seconds,
+        },
+    }

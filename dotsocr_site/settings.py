@@ -25,6 +25,7 @@ from dotsocr_site.env import (
     env_rate,
     env_str,
     env_webhook_secret,
+    object_storage_backend,
 )
 from workers.ocr.dotsocr import DotsOcrConfig
 
@@ -325,10 +326,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"  # created above; WhiteNoise serves from the app folders
+# --- storage: every file the service keeps (conversions/storage.py) ----------------------
+# Unset: the local filesystem under DATA_DIR (also a volume shared by several hosts).
+# s3://bucket/prefix: S3-compatible object storage (AWS, MinIO, Ceph, R2) through
+# django-storages; boto3 takes AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+# and AWS_DEFAULT_REGION from the environment as usual.
+# Downloads redirect (302) to a presigned URL of the object store instead of passing
+# through the web process; the URL is valid this many seconds.
+OBJECT_STORAGE_PRESIGNED_DOWNLOADS = env_bool("OBJECT_STORAGE_PRESIGNED_DOWNLOADS", False)
+OBJECT_STORAGE_PRESIGNED_SECONDS = env_int("OBJECT_STORAGE_PRESIGNED_SECONDS", 300, minimum=1, maximum=7 * 86400)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": object_storage_backend("OBJECT_STORAGE_URL", presigned_seconds=OBJECT_STORAGE_PRESIGNED_SECONDS),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# --- end of storage ------------------------------------------------------------------------
 # Tests and `make run` serve admin assets straight from the app folders.
 WHITENOISE_USE_FINDERS = True
 

@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversions import services
+from tests.s3server import s3_server, s3_storage  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("DOTSOCR_CORPUS", REPO.parent / "shared" / "corpus" / "sample-files"))

@@ -2,14 +2,15 @@
 
 Per page ``<stem>_page_<i>.jpg|.json|.md`` and ``<stem>_page_<i>_nohf.md``; for the whole
 document ``<stem>.md``, ``<stem>_nohf.md`` and ``<stem>.jsonl`` (one line per page).
-Files are written into a staging folder as pages complete and the folder is renamed into
-place only when every file is there, so a reader never sees a partial result.
+Files are written into a local staging folder as pages complete; when every file is
+there the worker uploads the folder to storage under a prefix of its attempt
+(conversions/storage.py), and only the completed conversion's row names that prefix, so
+a reader never sees a partial result.
 """
 
 import json
 import os
 import re
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,19 @@ def write_document_markdown(folder: Path, stem: str, pages: list[PageOutput]) ->
     write_atomically(folder / f"{stem}_nohf.md", markdown_nohf + "\n")
 
 
-def rewrite_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
-    """After a user's edit: the Markdown files of a published conversion written again
-    from its pages (each file replaced atomically); its layout JSON, JSONL and images
-    stay the model's."""
+def markdown_files(stem: str, pages: list[PageOutput]) -> dict[str, str]:
+    """Every Markdown file of a conversion by name (per page, then the document's): what
+    a user's edit writes again; its layout JSON, JSONL and images stay the model's."""
+    files = {}
     for page in pages:
-        write_page_markdown(folder, stem, page)
-    write_document_markdown(folder, stem, pages)
+        name = page_name(stem, page.page_no)
+        files[f"{name}.md"] = page.markdown
+        files[f"{name}_nohf.md"] = page.markdown_nohf
+    files[f"{stem}.md"] = join_markdown([(page.markdown, page.page_no, page.source_page) for page in pages]) + "\n"
+    files[f"{stem}_nohf.md"] = (
+        join_markdown([(page.markdown_nohf, page.page_no, page.source_page) for page in pages]) + "\n"
+    )
+    return files
 
 
 def source_page_of(page_no: int, source_page: int | None) -> int:
@@ -165,22 +172,14 @@ def jsonl_record(stem: str, page: PageOutput) -> dict:
     return record
 
 
-def publish(staging: Path, final: Path, stem: str, pages: list[PageOutput]) -> Path:
-    """Write every page and document file into ``staging``, then rename it to ``final``.
-
-    Idempotent: a previous ``final`` (from an attempt that died after publishing) is
-    replaced whole.
-    """
+def complete_folder(staging: Path, stem: str, pages: list[PageOutput]) -> Path:
+    """Write every page and document file into the local ``staging`` folder (which holds
+    the page images already), ready to be uploaded whole."""
     staging.mkdir(parents=True, exist_ok=True)
     for page in pages:
         write_page_files(staging, stem, page)
     write_document_files(staging, stem, pages)
-    if final.exists():
-        retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
-        os.replace(final, retired)
-        shutil.rmtree(retired, ignore_errors=True)
-    os.replace(staging, final)
-    return final
+    return staging
 
 
 def cells_from_dicts(cells: list[dict]) -> list[Cell]:

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from conversions import partial, selectors, services
+from conversions import partial, selectors, services, storage
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion
 from workers import inputs, outputs, page_ranges, shutdown
@@ -213,29 +214,38 @@ def convert(conversion: Conversion) -> None:
             PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
         if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
-        final = publish_outputs(conversion, staging, stem, pdf_path)
-    services.complete_conversion(conversion=conversion, output_dir=str(final))
+        prefix = publish_outputs(conversion, staging, stem, pdf_path)
+    try:
+        services.complete_conversion(conversion=conversion, output_dir=prefix)
+    except LostClaim:
+        storage.delete_prefix(prefix)  # superseded: what this attempt uploaded is never shown
+        raise
+    after_publishing(conversion, prefix, stem)
 
 
 @contextmanager
 def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
-    """The document as a PDF: a PDF itself; an image or Office file converted in a scratch
-    folder of the worker (workers/inputs), removed when the job is done with it. A cancel
-    or a shutdown stops LibreOffice within a second."""
+    """The document as a local PDF: the stored file streamed to a local temporary copy
+    (the file itself on the local backend), repaired if MuPDF cannot read it; an image or
+    Office file converted in a scratch folder of the worker (workers/inputs). Everything
+    local is removed when the job is done with it. A cancel or a shutdown stops
+    LibreOffice within a second."""
     document = conversion.document
     input_type = inputs.type_for(document.content_type)
-    if input_type.kind == "pdf":
-        repair_if_unreadable(conversion)
-        yield Path(document.stored_path)
-        return
-    with tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch:
+    with (
+        storage.local_copy(document.stored_path) as source,
+        tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch,
+    ):
+        if input_type.kind == "pdf":
+            yield repair_if_unreadable(conversion, source, Path(scratch))
+            return
         office = inputs.OfficeOptions(
             soffice=settings.SOFFICE_BINARY,
             timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
             interrupt=lambda: stop_if_asked(conversion),
         )
         yield inputs.to_pdf(
-            Path(document.stored_path),
+            source,
             input_type,
             Path(scratch),
             dpi=settings.RENDER_DPI,
@@ -244,20 +254,23 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
         )
 
 
-def repair_if_unreadable(conversion: Conversion) -> None:
-    """Repair the stored PDF when MuPDF cannot read it: stored before repairs were made
-    at upload, or damaged in storage since. A repaired file is not repaired again."""
+def repair_if_unreadable(conversion: Conversion, source: Path, scratch: Path) -> Path:
+    """The local PDF to read: ``source``, or its repair (made in ``scratch`` and stored
+    beside the upload as ``uploads/<name>.repaired.pdf``) when MuPDF cannot read it:
+    stored before repairs were made at upload, or damaged in storage since. A repaired
+    file is not repaired again."""
     document = conversion.document
     if document.repaired:
-        return
-    path = Path(document.stored_path)
-    target = path.with_name(f"{path.stem}.repaired.pdf")
-    outcome = repair.repair_if_unreadable(path, target)
-    if outcome is not None:
-        services.record_document_repair(
-            document=document, repaired_path=target, repair=outcome, page_count=outcome.pages
-        )
-        logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
+        return source
+    target = scratch / "repaired.pdf"
+    outcome = repair.repair_if_unreadable(source, target)
+    if outcome is None:
+        return source
+    key = storage.repaired_key(document.stored_path)
+    storage.put_file(key, target)
+    services.record_document_repair(document=document, repaired_path=key, repair=outcome, page_count=outcome.pages)
+    logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
+    return target
 
 
 def stop_if_asked(conversion: Conversion) -> None:
@@ -489,8 +502,11 @@ def has_area(bbox) -> bool:
     return x2 > x1 and y2 > y1
 
 
-def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> Path:
-    """Write the document files from the checkpoints and move them into place at once."""
+def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> str:
+    """Write the document files from the checkpoints into the local staging folder and
+    upload it to storage under this attempt's prefix (``outputs/<id>/<attempt>``), which
+    is returned: nothing shows it until the conversion completes with it as output_dir.
+    The local folder is removed either way."""
     pages = [
         outputs.PageOutput(
             page_no=result.page_no,
@@ -509,13 +525,26 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
     if missing:
         raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")
     ensure_page_images(pdf_path, staging, stem, pages)
-    final = settings.OUTPUT_DIR / str(conversion.pk)
+    attempt = f"{conversion.attempts}-{uuid.uuid4().hex[:12]}"
+    prefix = storage.attempt_prefix(conversion.pk, attempt)
     try:
-        outputs.publish(staging, final, stem, pages)
+        outputs.complete_folder(staging, stem, pages)
+        storage.put_folder(prefix, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    outputs.link_latest(settings.OUTPUT_BY_STEM_DIR, stem, final)
-    return final
+    return prefix
+
+
+def after_publishing(conversion: Conversion, prefix: str, stem: str) -> None:
+    """Once completed: remove what earlier attempts of the conversion (crashed, or
+    superseded) uploaded, and on the local filesystem point the original app's
+    ``DATA_DIR/output/<stem>`` links at the outputs."""
+    published = prefix.rsplit("/", 1)[-1]
+    for attempt in storage.subprefixes(storage.conversion_prefix(conversion.pk)):
+        if attempt != published:
+            storage.delete_prefix(storage.attempt_prefix(conversion.pk, attempt))
+    if storage.is_local():
+        outputs.link_latest(settings.OUTPUT_BY_STEM_DIR, stem, storage.local_path(prefix))
 
 
 def ensure_page_images(pdf_path: Path, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:

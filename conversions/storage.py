@@ -1,0 +1,283 @@
+"""Every file the service keeps, through Django's storage API (settings.STORAGES["default"]).
+
+Files are named by storage *keys* (``uploads/<uuid>.pdf``, ``outputs/<conversion id>/
+<attempt>/<name>``), never absolute paths, so a worker on another host reads what the web
+process stored and the web process serves what any worker wrote. Two backends:
+
+- ``DataDirStorage``: the local filesystem under DATA_DIR (the default; a key is a path
+  relative to DATA_DIR, so also a volume shared by several hosts works);
+- django-storages' ``S3Storage`` when OBJECT_STORAGE_URL is set: only PutObject,
+  GetObject, HeadObject, ListObjectsV2 and DeleteObjects are used, so AWS, MinIO, Ceph
+  and R2 behave alike.
+
+Programs that need a path (PyMuPDF, qpdf, LibreOffice) get a local copy (``local_copy``).
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+
+CHUNK_BYTES = 1024 * 1024
+
+
+class DataDirStorage(FileSystemStorage):
+    """FileSystemStorage rooted at settings.DATA_DIR, read at each use (tests move it), and
+    whose writes replace a file atomically (written beside it, then renamed): a reader sees
+    the old content or the new, never a truncated file."""
+
+    def __init__(self, **options):
+        options.setdefault("allow_overwrite", True)
+        super().__init__(**options)
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.DATA_DIR)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    def _save(self, name: str, content) -> str:
+        full_path = Path(self.path(name))
+        full_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = full_path.with_name(f".{full_path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temporary, "xb") as target:
+                if hasattr(content, "chunks"):
+                    for chunk in content.chunks(CHUNK_BYTES):
+                        target.write(chunk)
+                else:
+                    shutil.copyfileobj(content, target, CHUNK_BYTES)
+            if self.file_permissions_mode is not None:
+                os.chmod(temporary, self.file_permissions_mode)
+            os.replace(temporary, full_path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return str(name).replace("\\", "/")
+
+
+def files() -> Storage:
+    """The storage every kept file goes through (reset when a test changes STORAGES)."""
+    return storages["default"]
+
+
+def is_local() -> bool:
+    """Whether files live on a filesystem of this host (DATA_DIR), where the original
+    app's ``DATA_DIR/output/<stem>`` links can point at them."""
+    return isinstance(_backend(), FileSystemStorage)
+
+
+def _backend() -> Storage:
+    return storages["default"]
+
+
+def local_path(key: str) -> Path:
+    """The path of a key on the local backend (ValueError on object storage)."""
+    if not is_local():
+        raise ValueError("Object storage has no local paths.")
+    return Path(files().path(key))
+
+
+UPLOADS = "uploads"
+OUTPUTS = "outputs"
+
+
+def conversion_prefix(conversion_id) -> str:
+    """``outputs/<id>``: every attempt of a conversion uploads under it."""
+    return f"{OUTPUTS}/{conversion_id}"
+
+
+def attempt_prefix(conversion_id, attempt: str) -> str:
+    """``outputs/<id>/<attempt>``: one attempt's outputs; the completed conversion's
+    output_dir names the one that is published."""
+    return f"{conversion_prefix(conversion_id)}/{attempt}"
+
+
+def upload_key(name: str) -> str:
+    """``uploads/<name>``: a stored upload (``<uuid><suffix>``, a server-chosen name)."""
+    return f"{UPLOADS}/{name}"
+
+
+def repaired_key(key: str) -> str:
+    """``uploads/<uuid>.repaired.pdf`` beside ``uploads/<uuid>.<suffix>``."""
+    folder, _, name = key.rpartition("/")
+    return join(folder, name.split(".", 1)[0] + ".repaired.pdf")
+
+
+def join(*parts: str) -> str:
+    return "/".join(part.strip("/") for part in parts if part)
+
+
+def put(key: str, content: IO[bytes] | bytes | str) -> int:
+    """Store ``content`` under ``key``, replacing what was there (one PutObject, or an
+    atomic rename locally); returns its size in bytes."""
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if isinstance(content, bytes):
+        from django.core.files.base import ContentFile
+
+        wrapped: File = ContentFile(content)
+    else:
+        wrapped = File(content)
+    saved = files().save(key, wrapped)
+    if saved != key:
+        raise RuntimeError(f"The storage stored {key!r} as {saved!r}.")
+    return files().size(key)
+
+
+def put_file(key: str, path: Path) -> int:
+    """Store a local file under ``key``; its size in bytes."""
+    with open(path, "rb") as source:
+        return put(key, source)
+
+
+def put_folder(prefix: str, folder: Path) -> int:
+    """Store every file directly in a local folder under ``prefix/<name>``; total bytes."""
+    return sum(put_file(join(prefix, path.name), path) for path in sorted(folder.iterdir()) if path.is_file())
+
+
+def read_bytes(key: str) -> bytes:
+    """A small file whole (Markdown, JSON); never used for downloads."""
+    with files().open(key, "rb") as handle:
+        return handle.read()
+
+
+def read_text(key: str) -> str:
+    return read_bytes(key).decode("utf-8")
+
+
+def exists(key: str) -> bool:
+    return bool(key) and files().exists(key)
+
+
+def names(prefix: str) -> list[str]:
+    """The names of the files directly under ``prefix`` (sorted; none if it is absent)."""
+    try:
+        _, found = files().listdir(prefix)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in found if not name.startswith("."))
+
+
+def prefix_bytes(prefix: str) -> int:
+    """The bytes of the files directly under ``prefix``."""
+    return sum(files().size(join(prefix, name)) for name in names(prefix))
+
+
+def delete(key: str) -> None:
+    """Remove one file; nothing if it is absent."""
+    if key:
+        files().delete(key)
+
+
+def delete_prefix(prefix: str) -> None:
+    """Remove every file under ``prefix`` (recursively): a folder locally, a ListObjectsV2
+    + DeleteObjects sweep on object storage."""
+    prefix = prefix.strip("/")
+    if not prefix:
+        raise ValueError("Refusing to delete the whole storage.")
+    backend = _backend()
+    if isinstance(backend, FileSystemStorage):
+        path = Path(backend.path(prefix))
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return
+    bucket = backend.bucket  # type: ignore[attr-defined]
+    full = backend._normalize_name(prefix) + "/"  # type: ignore[attr-defined]
+    bucket.objects.filter(Prefix=full).delete()
+
+
+def subprefixes(prefix: str) -> list[str]:
+    """The "folders" directly under ``prefix`` (their names)."""
+    try:
+        found, _ = files().listdir(prefix)
+    except FileNotFoundError:
+        return []
+    return sorted(found)
+
+
+def copy_to(key: str, target: Path) -> None:
+    """Stream a stored file into a local file (chunks of 1 MiB)."""
+    with files().open(key, "rb") as source, open(target, "xb") as destination:
+        shutil.copyfileobj(source, destination, CHUNK_BYTES)
+
+
+@contextmanager
+def local_copy(key: str, *, suffix: str = "") -> Iterator[Path]:
+    """A local path with the content of ``key`` for programs that need one: the file
+    itself on the local backend, else a temporary copy in DATA_DIR/tmp removed on exit."""
+    if is_local():
+        yield local_path(key)
+        return
+    scratch = Path(tempfile.mkdtemp(dir=settings.DATA_DIR / "tmp", prefix="stored-"))
+    try:
+        target = scratch / f"document{suffix or Path(key).suffix}"
+        copy_to(key, target)
+        yield target
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def presigned_url(key: str, *, filename: str, inline: bool) -> str | None:
+    """A time-limited GET URL of the object store for ``key`` when
+    OBJECT_STORAGE_PRESIGNED_DOWNLOADS is on (None otherwise, and always locally)."""
+    if not settings.OBJECT_STORAGE_PRESIGNED_DOWNLOADS or is_local():
+        return None
+    from django.utils.http import content_disposition_header
+
+    disposition = content_disposition_header(not inline, filename)
+    return files().url(key, parameters={"ResponseContentDisposition": disposition})  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file by key, with the few Path-like reads callers use (name, suffix,
+    size, read_bytes); ``open`` streams it."""
+
+    key: str
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    @property
+    def size(self) -> int:
+        return files().size(self.key)
+
+    def open(self) -> IO[bytes]:
+        return files().open(self.key, "rb")
+
+    def read_bytes(self) -> bytes:
+        return read_bytes(self.key)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return read_bytes(self.key).decode(encoding)
+
+    def is_file(self) -> bool:
+        return exists(self.key)
+
+
+def folder(prefix: str) -> list[StoredFile]:
+    """The files directly under ``prefix``, sorted by name."""
+    return [StoredFile(join(prefix, name)) for name in names(prefix)]
