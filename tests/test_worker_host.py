@@ -54,7 +54,9 @@ def running_as(conversion, worker_id: str) -> Conversion:
 
 
 @pytest.mark.parametrize("give_back", ["new worker process", "sentinel after a kill"])
-def test_dead_workers_are_judged_by_the_worker_host(give_back, make_conversion, settings, monkeypatch, transactional_db):
+def test_dead_workers_are_judged_by_the_worker_host(
+    give_back, make_conversion, settings, monkeypatch, transactional_db
+):
     """The jobs of a dead pid under this WORKER_HOST are given back at once; under another
     host's name the same dead pid means nothing here (that host's lease runs on)."""
     settings.WORKER_HOST = "cluster-a"
