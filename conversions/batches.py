@@ -8,12 +8,11 @@ behind: no batch, no conversion, no stored file.
 
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
-from conversions import services, webhooks
+from conversions import services, storage, webhooks
 from conversions.exceptions import DomainError, InvalidRequest
 from conversions.models import Batch, Document
 
@@ -118,4 +117,4 @@ def discard(documents: list[Document]) -> None:
     """Remove what a refused batch stored: its documents' rows and files."""
     Document.objects.filter(pk__in=[document.pk for document in documents]).delete()
     for document in documents:
-        Path(document.stored_path).unlink(missing_ok=True)
+        storage.delete(document.stored_path)

@@ -3,7 +3,6 @@ strings and ``{"detail": ...}`` errors, as thin views over the same services and
 selectors as the native API."""
 
 import re
-from pathlib import Path
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversions import events, selectors, services
+from conversions import events, selectors, services, storage
 from conversions.api.parsers import JSONParser
 from conversions.api.throttles import SubmissionThrottle
 from conversions.api.views import acting_user, file_response
@@ -38,7 +37,7 @@ def checked_filename(name: str) -> str:
 def upload_record(document) -> dict:
     return {
         "filename": document.filename,
-        "file_path": document.stored_path,
+        "file_path": storage.shown_path(document.stored_path),
         "file_size": document.size,
         "upload_time": document.created_at.isoformat(),
     }
@@ -97,11 +96,11 @@ class DocumentsView(CompatView):
 
 def document_record(document, output_dir: str | None) -> dict:
     """The original's file record; ``output_dir`` of its latest completed conversion."""
-    markdown = Path(output_dir) / f"{document.stem}_nohf.md" if output_dir else None
+    markdown = storage.shown_path(storage.join(output_dir, f"{document.stem}_nohf.md")) if output_dir else None
     return {
         **upload_record(document),
         "markdown_exists": markdown is not None,
-        "markdown_path": str(markdown) if markdown else None,
+        "markdown_path": markdown,
         "is_multipage": (document.page_count or 0) > 1,
     }
 
@@ -194,16 +193,20 @@ class MarkdownFilesView(CompatView):
 
     def get(self, request, stem):
         conversion = completed_for_stem(request, stem)
-        folder = Path(conversion.output_dir)
         files = [
-            page_file(folder, f"{outputs.page_name(stem, page_no)}_nohf.md", page_no)
+            page_file(conversion.output_dir, f"{outputs.page_name(stem, page_no)}_nohf.md", page_no)
             for page_no in selectors.page_numbers(conversion)
         ]
         return Response({"status": "success", "filename": stem, "markdown_files": files, "total": len(files)})
 
 
-def page_file(folder: Path, name: str, page_no: int) -> dict:
-    return {"filename": name, "path": str(folder / name), "page_no": page_no, "is_multipage": True}
+def page_file(prefix: str, name: str, page_no: int) -> dict:
+    return {
+        "filename": name,
+        "path": storage.shown_path(storage.join(prefix, name)),
+        "page_no": page_no,
+        "is_multipage": True,
+    }
 
 
 class MarkdownView(CompatView):

@@ -4,8 +4,7 @@ Native events (``/ws/v1/conversions/<id>``) carry the Conversion's own status st
 the original app's socket (``/ws/conversion/<id>``) gets its status strings and shapes.
 """
 
-from pathlib import Path
-
+from conversions import storage
 from conversions.models import Conversion
 from conversions.queue_position import queue_position
 from workers import outputs
@@ -47,9 +46,15 @@ def conversion_event(conversion: Conversion, *, page_no: int | None = None) -> d
 def result_files(conversion: Conversion) -> list[dict]:
     """Per-page output files of a completed conversion (the original's `results`)."""
     stem = outputs.safe_stem(conversion.document.filename)
-    folder = Path(conversion.output_dir)
+    prefix = conversion.output_dir
     return [
-        {"page_no": page_no, **{key: str(folder / name) for key, name in outputs.page_files(stem, page_no).items()}}
+        {
+            "page_no": page_no,
+            **{
+                key: storage.shown_path(storage.join(prefix, name))
+                for key, name in outputs.page_files(stem, page_no).items()
+            },
+        }
         for page_no in range(conversion.pages_total or 0)
     ]
 

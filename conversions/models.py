@@ -23,7 +23,9 @@ class Document(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
     filename = models.CharField(max_length=255, help_text="The client's file name, for display only.")
     stem = models.CharField(max_length=100, db_index=True, help_text="File-system-safe stem; names the outputs.")
-    stored_path = models.CharField(max_length=500, unique=True)
+    stored_path = models.CharField(
+        max_length=500, unique=True, help_text="Storage key of the file: uploads/<uuid><suffix>."
+    )
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     # A damaged PDF whose pages qpdf recovered (workers/inputs/repair.py): stored_path is
@@ -31,7 +33,10 @@ class Document(models.Model):
     repaired = models.BooleanField(default=False)
     repair_note = models.CharField(max_length=300, blank=True, default="", help_text="What the repair recovered.")
     original_path = models.CharField(
-        max_length=500, blank=True, default="", help_text="The file as uploaded, when the stored one is its repair."
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Storage key of the file as uploaded, when the stored one is its repair.",
     )
     page_count = models.PositiveIntegerField(
         null=True, blank=True, help_text="Unknown (null) for Office documents until a worker has converted one."
@@ -110,7 +115,12 @@ class Conversion(models.Model):
     )
     output_bytes = models.BigIntegerField(default=0, help_text="Bytes of the output folder when it was published.")
     expired_at = models.DateTimeField(null=True, blank=True, help_text="When RESULT_TTL_HOURS removed its files.")
-    output_dir = models.CharField(max_length=500, blank=True, default="")
+    output_dir = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Storage prefix of the published outputs, outputs/<id>/<attempt>; set on completion only.",
+    )
     # Edits are per page (PageResult.markdown_edited); migration 0011 moved the whole-
     # document edits of one-page conversions there. Kept only for older, longer ones.
     markdown_edited = models.TextField(

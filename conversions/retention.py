@@ -186,7 +186,8 @@ def output_prefixes(conversions) -> list[str]:
     return prefixes + [
         conversion.output_dir
         for conversion in conversions
-        if conversion.output_dir and not conversion.output_dir.startswith(storage.conversion_prefix(conversion.pk) + "/")
+        if conversion.output_dir
+        and not conversion.output_dir.startswith(storage.conversion_prefix(conversion.pk) + "/")
     ]
 
 

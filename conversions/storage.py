@@ -104,6 +104,12 @@ def attempt_prefix(conversion_id, attempt: str) -> str:
     return f"{conversion_prefix(conversion_id)}/{attempt}"
 
 
+def shown_path(key: str) -> str:
+    """A key as the original app's records show a file: its absolute path on the local
+    backend, the key itself on object storage."""
+    return str(local_path(key)) if is_local() else key
+
+
 def upload_key(name: str) -> str:
     """``uploads/<name>``: a stored upload (``<uuid><suffix>``, a server-chosen name)."""
     return f"{UPLOADS}/{name}"
@@ -229,6 +235,18 @@ def local_copy(key: str, *, suffix: str = "") -> Iterator[Path]:
         yield target
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def open_stream(key: str) -> tuple[IO[bytes], int]:
+    """A stored file opened for reading in chunks, and its size in bytes: the local file,
+    or the body of one GetObject read as it arrives (django-storages' own S3File would
+    first copy the whole object into memory). The caller closes it."""
+    backend = _backend()
+    if isinstance(backend, FileSystemStorage):
+        handle = open(backend.path(key), "rb")
+        return handle, os.fstat(handle.fileno()).st_size
+    answer = backend.bucket.Object(backend._normalize_name(key)).get()  # type: ignore[attr-defined]
+    return answer["Body"], answer["ContentLength"]
 
 
 def presigned_url(key: str, *, filename: str, inline: bool) -> str | None:

@@ -54,6 +54,22 @@ def single_user_install(settings):
     settings.ALLOW_ANONYMOUS = True
 
 
+def stored(key: str) -> Path:
+    """The local file (or folder) of a storage key, on the local backend (DATA_DIR)."""
+    from conversions import storage
+
+    return storage.local_path(key)
+
+
+def published(conversion_or_id) -> Path:
+    """The local folder of a completed conversion's published outputs (its output_dir,
+    ``outputs/<id>/<attempt>`` under DATA_DIR)."""
+    from conversions.models import Conversion
+
+    pk = getattr(conversion_or_id, "pk", conversion_or_id)
+    return stored(Conversion.objects.get(pk=pk).output_dir)
+
+
 def upload_of(path: Path, name: str | None = None) -> SimpleUploadedFile:
     return SimpleUploadedFile(name or path.name, path.read_bytes(), content_type="application/pdf")
 

@@ -24,7 +24,7 @@ def test_pdf_converts_end_to_end(live_client, live_cluster, live_env):
     markdown = live_client.get(f"/api/v1/conversions/{conversion_id}/markdown")
     assert markdown.status_code == 200 and FOUR_PAGES_TEXT in markdown.text
     assert PageResult.objects.filter(conversion_id=conversion_id).count() == 4
-    output = Path(live_env["DATA_DIR"]) / "outputs" / conversion_id
+    output = Path(live_env["DATA_DIR"]) / Conversion.objects.get(pk=conversion_id).output_dir
     assert (output / "pdflatex-4-pages.md").read_text().count(FOUR_PAGES_TEXT) >= 1
 
 
@@ -43,7 +43,7 @@ def test_submitted_job_survives_a_restart_of_the_worker_cluster(live_client, liv
     assert Conversion.objects.get(pk=conversion_id).attempts == 1
 
 
-def test_bad_inputs_are_answered_and_other_jobs_complete(live_client, live_cluster):
+def test_bad_inputs_are_answered_and_other_jobs_complete(live_client, live_cluster, live_env):
     good = submit(live_client, FOUR_PAGES).json()["id"]
     refusals = {
         "damaged image": submit(live_client, ONE_PAGE, "notes.pdf", b"GIF89a not really a picture" * 10),
@@ -59,7 +59,8 @@ def test_bad_inputs_are_answered_and_other_jobs_complete(live_client, live_clust
     damaged = submit(live_client, ONE_PAGE, "damaged.pdf")
     assert damaged.status_code == 201
     damaged_id = damaged.json()["id"]
-    Path(Conversion.objects.get(pk=damaged_id).document.stored_path).write_bytes(b"%PDF-1.4 gone")
+    key = Conversion.objects.get(pk=damaged_id).document.stored_path
+    (Path(live_env["DATA_DIR"]) / key).write_bytes(b"%PDF-1.4 gone")
 
     assert wait_for_status(live_client, good)["status"] == "completed"
     failed = wait_for_status(live_client, damaged_id)

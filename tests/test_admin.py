@@ -2,7 +2,6 @@
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,7 +9,7 @@ from django.test import Client
 
 from conversions import services
 from conversions.models import Conversion, PageResult
-from tests.conftest import FOUR_PAGES, ONE_PAGE
+from tests.conftest import FOUR_PAGES, ONE_PAGE, stored
 from workers import pipeline
 
 
@@ -100,7 +99,9 @@ def test_detail_shows_each_page_and_links_to_every_output(staff, make_conversion
         )
         assert f"/files/pdflatex-4-pages_page_{page.page_no}.md" in row["files"]  # the page's own files
     links = set(re.findall(rf'href="(/api/v1/conversions/{conversion.pk}/[^"]+)"', html))
-    files = {f"/api/v1/conversions/{conversion.pk}/files/{path.name}" for path in Path(conversion.output_dir).iterdir()}
+    files = {
+        f"/api/v1/conversions/{conversion.pk}/files/{path.name}" for path in stored(conversion.output_dir).iterdir()
+    }
     assert files <= links  # every output file is linked
     api = f"/api/v1/conversions/{conversion.pk}"
     assert {f"{api}/markdown", f"{api}/download.zip"} <= links
@@ -139,7 +140,7 @@ def test_detail_says_when_the_output_folder_is_gone(staff, make_conversion):
     conversion = make_conversion(ONE_PAGE)
     pipeline.run_conversion(str(conversion.pk))
     conversion = Conversion.objects.get(pk=conversion.pk)
-    shutil.rmtree(conversion.output_dir)
+    shutil.rmtree(stored(conversion.output_dir))
     assert f"The output folder {conversion.output_dir} is missing." in change_page(staff, conversion)
 
 

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from conversions import services
 from conversions.models import Conversion, Document
-from tests.conftest import ENCRYPTED, FOUR_PAGES, ONE_PAGE, truncated_pdf
+from tests.conftest import ENCRYPTED, FOUR_PAGES, ONE_PAGE, published, truncated_pdf
 from workers import pipeline
 from workers.outputs import MAX_NAME_CHARS, display_name, safe_stem
 
@@ -138,7 +138,7 @@ def test_hostile_file_name_is_stored_and_shown_safely(db, settings, case):
     document = Document.objects.get()
     assert document.filename == shown and SAFE_STEM.fullmatch(document.stem)
     stored = settings.UPLOAD_DIR / document.stored_path.rsplit("/", 1)[-1]
-    assert str(stored) == document.stored_path and stored.is_file()  # a server-chosen name in UPLOAD_DIR
+    assert f"uploads/{stored.name}" == document.stored_path and stored.is_file()  # a server-chosen name in UPLOAD_DIR
 
 
 REFUSED_NAMES = {
@@ -192,7 +192,7 @@ def test_outputs_of_a_hostile_name_stay_in_the_output_folders(owner, settings):
     output_dir = settings.OUTPUT_DIR.resolve()
     written = [path for path in output_dir.rglob("*") if path.is_file()]
     assert written and all(path.name.startswith("n_c_d") for path in written)
-    assert {path.parent for path in written} == {output_dir / str(conversion.pk)}
+    assert {path.parent for path in written} == {published(conversion).resolve()}
     assert sorted(link.name for link in settings.OUTPUT_BY_STEM_DIR.iterdir()) == ["n_c_d", "n_c_d.jsonl"]
     assert all(link.resolve().is_relative_to(output_dir) for link in settings.OUTPUT_BY_STEM_DIR.iterdir())
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tracemalloc
 import zlib
-from pathlib import Path
 
 import pymupdf
 import pytest
@@ -18,7 +17,7 @@ from rest_framework.test import APIClient
 
 from conversions import services
 from conversions.models import Conversion, Document
-from tests.conftest import REPO
+from tests.conftest import REPO, stored
 from workers import pipeline
 from workers.pdf import MAX_RENDER_SIDE, InvalidPdf, PdfPage, inspect_pdf, iter_pages, open_pdf
 
@@ -267,7 +266,7 @@ def test_page_tree_damage_found_only_while_converting_fails_the_job_naming_the_p
     # Accepted while intact, then damaged in storage: the page that cannot be loaded is
     # named in the job's error instead of a bare MuPDF exception.
     document = services.create_document(owner=owner, upload=upload(pdf_with_pages(2)), max_pages=10)
-    Path(document.stored_path).write_bytes(
+    stored(document.stored_path).write_bytes(
         assemble(one_page_objects(stream(text_content("Loop")), kids=b"[2 0 R 3 0 R]", count=2))
     )
     conversion = services.create_conversion(document=document, owner=owner, engine="textlayer")
@@ -348,7 +347,7 @@ def test_giant_page_converts_with_its_page_image_and_picture_within_the_cap(owne
     assert conversion.status == Conversion.Status.COMPLETED, conversion.error
     result = conversion.pages.get()
     assert "A poster twenty thousand points wide" in result.markdown
-    images = sorted(Path(conversion.output_dir).glob("*.jpg"))
+    images = sorted(stored(conversion.output_dir).glob("*.jpg"))
     assert [image.name for image in images] == ["poster_page_0.jpg", "poster_page_0_picture_1.jpg"]
     page_image, picture = (pymupdf.Pixmap(str(image)) for image in images)
     assert max(page_image.width, page_image.height) == MAX_RENDER_SIDE

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from conversions.models import Conversion, Document
-from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT, ONE_PAGE
+from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT, ONE_PAGE, stored
 from workers import pipeline
 
 
@@ -224,14 +224,14 @@ def test_image_serves_page_jpegs(client, converted):
 @pytest.mark.django_db(transaction=True)  # files go only after the deletion commits
 def test_delete_removes_upload_outputs_and_conversions(client, converted, settings):
     conversion = Conversion.objects.get(pk=converted)
-    stored, output = conversion.document.stored_path, conversion.output_dir
+    upload, output = conversion.document.stored_path, conversion.output_dir
     response = client.delete("/documents/pdflatex-4-pages.pdf")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "success" and set(body["deleted_files"]) == {stored, output}
+    assert body["status"] == "success" and set(body["deleted_files"]) == {upload, output}
     assert body["message"] == "Deleted 2 file(s)/folder(s)"
     assert Conversion.objects.count() == 0 and Document.objects.count() == 0
-    assert not Path(stored).exists() and not Path(output).exists()
+    assert upload and output and not stored(upload).exists() and not stored(output).exists()
     assert not (settings.OUTPUT_BY_STEM_DIR / "pdflatex-4-pages").is_symlink()
     again = client.delete("/documents/pdflatex-4-pages.pdf")
     assert again.status_code == 404 and again.json() == {"detail": "File not found: pdflatex-4-pages.pdf"}

@@ -15,7 +15,7 @@ import pytest
 from conversions import services
 from conversions.exceptions import InvalidDocument
 from conversions.models import Conversion
-from tests.conftest import CORPUS, ENCRYPTED, FOUR_PAGES, upload_of
+from tests.conftest import CORPUS, ENCRYPTED, FOUR_PAGES, published, stored, upload_of
 from workers import pipeline
 
 NO_PAGES = CORPUS / "017-unreadable-meta-data" / "unreadablemetadata.pdf"
@@ -99,7 +99,7 @@ def test_corpus_pdf_converts_with_auto_on_cpu_and_keeps_its_text(path, make_conv
             markdown = words_only(result.markdown)
             for line in sample_lines(page):
                 assert words_only(line) in markdown, f"page {page.number + 1}: {line!r} missing"
-    combined = (settings.OUTPUT_DIR / str(done.pk) / f"{done.document.stem}.md").read_text(encoding="utf-8")
+    combined = (published(done) / f"{done.document.stem}.md").read_text(encoding="utf-8")
     assert words_only(combined) == words_only("\n\n".join(results[number].markdown for number in sorted(results)))
 
 
@@ -126,7 +126,7 @@ def test_unconvertible_corpus_pdf_is_refused_with_a_reason(path, owner, settings
 def test_unconvertible_pdf_reaching_a_worker_fails_the_job_with_the_reason(path, make_conversion, cpu_only, settings):
     """A stored file replaced after its upload was checked still fails cleanly."""
     conversion = make_conversion(FOUR_PAGES)
-    Path(conversion.document.stored_path).write_bytes(path.read_bytes())
+    stored(conversion.document.stored_path).write_bytes(path.read_bytes())
     assert pipeline.run_conversion(str(conversion.pk)) == "failed"
     failed = Conversion.objects.get(pk=conversion.pk)
     assert failed.status == "failed" and REFUSED[path] in failed.error.lower()

@@ -2,8 +2,6 @@
 for the owner or staff; a running conversion is cancelled first; others' answer 404.
 /metrics reports the bytes stored by kind."""
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -13,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from conversions import services
 from conversions.models import Conversion, Document, PageResult
 from tests.conftest import ONE_PAGE, upload_of
+from tests.conftest import stored as stored_file
 from workers import pipeline
 
 
@@ -41,7 +40,7 @@ def completed_of(user) -> Conversion:
 def test_the_owner_deletes_a_conversion_its_pages_and_files(users):
     ana, ben = users
     conversion = completed_of(ana)
-    folder = Path(conversion.output_dir)
+    folder = stored_file(conversion.output_dir)
     assert folder.is_dir()
 
     assert client_of(ben).delete(f"/api/v1/conversions/{conversion.pk}").status_code == 404  # not his
@@ -97,7 +96,7 @@ def test_deleting_a_document_removes_its_conversions_and_every_file(users):
     conversion = completed_of(ana)
     document = conversion.document
     second = services.create_conversion(document=document, owner=ana)  # queued
-    files = [Path(document.stored_path), Path(conversion.output_dir)]
+    files = [stored_file(document.stored_path), stored_file(conversion.output_dir)]
 
     assert client_of(ben).delete(f"/api/v1/documents/{document.pk}").status_code == 404
     response = client_of(ana).delete(f"/api/v1/documents/{document.pk}")
@@ -122,7 +121,7 @@ def stored(kind: str) -> float:
 def test_metrics_report_the_bytes_stored_by_kind(users):
     ana, _ = users
     conversion = completed_of(ana)
-    folder = Path(conversion.output_dir)
+    folder = stored_file(conversion.output_dir)
 
     assert stored("uploads") == ONE_PAGE.stat().st_size
     assert stored("outputs") == sum(path.stat().st_size for path in folder.iterdir()) > 0

@@ -10,6 +10,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from conversions.models import Conversion, Document
+from tests.conftest import published, stored
 from tests.input_files import (
     corrupt_docx_bytes,
     docx_bytes,
@@ -81,12 +82,12 @@ def test_an_image_converts_as_one_page_and_ocr_reads_its_text(api, settings, ima
     conversion = completed(convert(api, name, image_bytes(f"Invoice 4217 {image_format}", image_format, **options)))
     document = conversion.document
     assert (document.kind, document.content_type, document.page_count) == ("image", content_type, 1)
-    assert Path(document.stored_path).suffix == os.path.splitext(name)[1]
+    assert stored(document.stored_path).suffix == os.path.splitext(name)[1]
     assert (conversion.pages_total, conversion.pages_done) == (1, 1)
     assert conversion.pages.get().engine == "rapidocr"
     assert reads(markdown_of(api, conversion), f"Invoice 4217 {image_format}")
     # The page image is the picture at its own resolution (the page was sized for the render DPI).
-    page_image = settings.OUTPUT_DIR / str(conversion.pk) / f"{document.stem}_page_0.jpg"
+    page_image = published(conversion) / f"{document.stem}_page_0.jpg"
     assert Image.open(page_image).size == (900, 160)
 
 
@@ -111,7 +112,7 @@ def test_an_animated_gif_gives_its_first_frame(api):
 
 def test_a_photo_with_exif_orientation_6_reads_upright(api, settings):
     conversion = completed(convert(api, "phone.jpg", sideways_jpeg("Upright words 8642")))
-    page_image = settings.OUTPUT_DIR / str(conversion.pk) / f"{conversion.document.stem}_page_0.jpg"
+    page_image = published(conversion) / f"{conversion.document.stem}_page_0.jpg"
     assert Image.open(page_image).size == (900, 160)  # stored 160 x 900, turned as EXIF says
     assert reads(markdown_of(api, conversion), "Upright words 8642")
 
@@ -120,7 +121,7 @@ def test_the_type_comes_from_the_bytes_not_the_name(api):
     answer = submit(api, "report.pdf", image_bytes("Named wrongly", "PNG"))
     assert answer.status_code == 201
     assert Document.objects.get().content_type == "image/png"
-    assert Path(Document.objects.get().stored_path).suffix == ".png"
+    assert stored(Document.objects.get().stored_path).suffix == ".png"
 
 
 def test_an_image_bomb_is_refused_at_upload_with_a_reason(api, settings):

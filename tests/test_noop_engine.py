@@ -1,7 +1,7 @@
 """The no-op engine used by the benchmarks, through the real pipeline and API."""
 
 from conversions.models import Conversion
-from tests.conftest import FOUR_PAGES, ONE_PAGE, upload_of
+from tests.conftest import FOUR_PAGES, ONE_PAGE, published, upload_of
 from workers import pipeline
 from workers.ocr import engine_for
 from workers.ocr.noop import NoopEngine
@@ -34,9 +34,7 @@ def test_noop_job_completes_through_the_pipeline_with_one_checkpoint_per_page(ma
         (number, "noop", f"Page {number + 1}") for number in range(4)
     ]
     stem = "pdflatex-4-pages"
-    assert (settings.OUTPUT_DIR / str(conversion.pk) / f"{stem}.md").read_text() == (
-        "Page 1\n\nPage 2\n\nPage 3\n\nPage 4\n"
-    )
+    assert (published(conversion) / f"{stem}.md").read_text() == ("Page 1\n\nPage 2\n\nPage 3\n\nPage 4\n")
 
 
 def test_api_accepts_noop_as_an_engine(client, db):

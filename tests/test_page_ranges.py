@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from conversions import services
 from conversions.models import Conversion
+from tests.conftest import published
 from tests.live import pdf_of
 from workers import page_ranges, pipeline
 from workers.ocr.base import PageOcr
@@ -98,7 +99,7 @@ def test_outputs_cover_exactly_the_selected_pages_and_name_their_source(api, set
     assert [(page["page_no"], page["source_page"]) for page in pages] == [(0, 2), (1, 4), (2, 5)]
     assert ["Report page 2" in pages[0]["markdown"], "Report page 4" in pages[1]["markdown"]] == [True, True]
 
-    folder = settings.OUTPUT_DIR / body["id"]
+    folder = published(body["id"])
     # Job pages are numbered 0..n-1, as the original app numbers its files.
     assert sorted(path.name for path in folder.glob("report_page_*.jpg")) == [
         "report_page_0.jpg",
@@ -150,7 +151,7 @@ def test_a_selection_resumes_after_its_checkpointed_pages(api, settings):
     assert [(page["page_no"], page["source_page"], page["engine"]) for page in pages][0] == (0, 3, "earlier")
     assert pages[1]["source_page"] == 4 and "Report page 4" in pages[1]["markdown"]
     # The first attempt's page image was not staged here: it is rendered again, from document page 3.
-    image = (settings.OUTPUT_DIR / body["id"] / "report_page_0.jpg").read_bytes()
+    image = (published(body["id"]) / "report_page_0.jpg").read_bytes()
     with open_pdf(Path(Conversion.objects.get(pk=body["id"]).document.stored_path)) as document:
         assert image == PdfPage(page=document[2], dpi=settings.RENDER_DPI).jpeg()
         assert image != PdfPage(page=document[0], dpi=settings.RENDER_DPI).jpeg()

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from bench import trust_samples as documents
 from conversions.models import Conversion
-from tests.conftest import ONE_PAGE
+from tests.conftest import ONE_PAGE, published
 from workers import pipeline
 
 
@@ -57,7 +57,7 @@ def test_unreadable_page_is_failed_with_its_reason_and_the_job_says_so(make_conv
     ]
     assert pages[1]["error"] == ink_page.error
 
-    jsonl = (settings.OUTPUT_DIR / str(done.pk) / f"{done.document.stem}.jsonl").read_text().splitlines()
+    jsonl = (published(done) / f"{done.document.stem}.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in jsonl]
     assert [record["engine_reason"] for record in records] == [page["engine_reason"] for page in pages]
     assert records[1]["status"] == "failed" and records[1]["error"] == ink_page.error

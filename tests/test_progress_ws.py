@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 
 from conversions import services
 from dotsocr_site.asgi import application
+from tests.conftest import stored
 from workers import pipeline, progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,8 +141,8 @@ def test_original_socket_speaks_the_original_apps_messages(make_conversion):
 
 def test_original_socket_reports_failure_as_error_with_progress_zero(make_conversion):
     conversion = make_conversion()
-    with open(conversion.document.stored_path, "wb") as stored:
-        stored.write(b"%PDF-1.4 broken")
+    with open(stored(conversion.document.stored_path), "wb") as handle:
+        handle.write(b"%PDF-1.4 broken")
     pipeline.run_conversion(str(conversion.pk))
 
     async def scenario():

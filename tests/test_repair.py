@@ -5,7 +5,6 @@ looks, and only a file with nothing recoverable is refused, with its reason.
 Each damaged file is generated here and first shown to defeat MuPDF on its own."""
 
 import re
-from pathlib import Path
 
 import pymupdf
 import pytest
@@ -19,7 +18,7 @@ from rest_framework.test import APIClient
 from conversions import services
 from conversions.exceptions import InvalidDocument
 from conversions.models import Conversion, Document
-from tests.conftest import CORPUS, FOUR_PAGES, upload_of
+from tests.conftest import CORPUS, FOUR_PAGES, stored, upload_of
 from tests.test_bad_input_pdfs import FONT, assemble, pdf_bomb, stream, upload
 from workers import pipeline
 from workers.inputs import repair
@@ -133,12 +132,12 @@ def test_corpus_file_with_a_zeroed_page_tree_converts_its_three_surviving_pages(
 def test_repaired_upload_is_stored_beside_the_original(api, settings):
     original = ZEROED_PAGE_TREE.read_bytes()
     document = Document.objects.get(pk=post_pdf(api, original)["id"])
-    assert Path(document.original_path).read_bytes() == original
+    assert stored(document.original_path).read_bytes() == original
     assert document.sha256 and document.size == len(original)  # of the file the client sent
-    with open_pdf(Path(document.stored_path)) as repaired:
+    with open_pdf(stored(document.stored_path)) as repaired:
         assert repaired.page_count == 3
     assert sorted(path.name for path in settings.UPLOAD_DIR.iterdir()) == sorted(
-        [Path(document.stored_path).name, Path(document.original_path).name]
+        [stored(document.stored_path).name, stored(document.original_path).name]
     )
 
 
@@ -165,7 +164,7 @@ def test_pages_keep_what_they_inherited_from_a_surviving_branch_of_the_tree(api)
     assert mupdf_gives_up(content)
     document = post_pdf(api, content)
     assert document["repair_note"] == TREE_NOTE.format(2)
-    with open_pdf(Path(Document.objects.get(pk=document["id"]).stored_path)) as repaired:
+    with open_pdf(stored(Document.objects.get(pk=document["id"]).stored_path)) as repaired:
         assert [page.rect for page in repaired] == [pymupdf.Rect(0, 0, 300, 400)] * 2
     texts = page_texts(convert(api, document["id"]))
     assert ["Inherited font one" in texts[0], "Inherited font two" in texts[1]] == [True, True]
@@ -223,7 +222,7 @@ def test_a_bomb_behind_a_destroyed_page_tree_is_rebuilt_without_inflating_and_fa
     assert mupdf_gives_up(content)
     document = services.create_document(owner=owner, upload=upload(content, "bomb.pdf"), max_pages=10)
     # qpdf copied the 1 GB stream as the ~1 MB of Flate data it is.
-    assert document.repaired and Path(document.stored_path).stat().st_size < 2 * len(content)
+    assert document.repaired and stored(document.stored_path).stat().st_size < 2 * len(content)
     conversion = services.create_conversion(document=document, owner=owner, engine="textlayer")
     assert pipeline.run_conversion(str(conversion.pk)) == "failed"
     conversion.refresh_from_db()
@@ -241,13 +240,13 @@ def test_encrypted_file_is_refused_as_before_not_repaired(owner):
 
 def test_stored_file_that_mupdf_can_no_longer_read_is_repaired_by_the_worker(make_conversion, settings):
     conversion = make_conversion(FOUR_PAGES, engine="textlayer")
-    stored = Path(conversion.document.stored_path)
-    stored.write_bytes(ZEROED_PAGE_TREE.read_bytes())  # damaged in storage after its upload was checked
+    key = conversion.document.stored_path
+    stored(key).write_bytes(ZEROED_PAGE_TREE.read_bytes())  # damaged in storage after its upload was checked
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
     conversion.refresh_from_db()
     document = Document.objects.get(pk=conversion.document_id)
     assert (document.repaired, document.repair_note, document.page_count) == (True, TREE_NOTE.format(3), 3)
-    assert document.original_path == str(stored) and Path(document.stored_path) != stored
+    assert document.original_path == key and document.stored_path != key and stored(document.stored_path).is_file()
     assert conversion.pages_total == 3 and "Wirewound" in page_texts(conversion)[0]
 
 
@@ -291,5 +290,5 @@ def test_admin_shows_the_repair_on_the_document_and_the_conversion(owner):
 def test_deleting_a_repaired_document_removes_the_original_too(api, settings):
     document = Document.objects.get(pk=post_pdf(api, ZEROED_PAGE_TREE.read_bytes(), "resistor.pdf")["id"])
     assert api.delete("/documents/resistor.pdf").status_code == 200
-    assert not Path(document.stored_path).exists() and not Path(document.original_path).exists()
+    assert not stored(document.stored_path).exists() and not stored(document.original_path).exists()
     assert list(settings.UPLOAD_DIR.iterdir()) == []

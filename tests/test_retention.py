@@ -2,7 +2,6 @@
 keeps their rows, marked expired; their file routes answer 410 saying when."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -11,7 +10,7 @@ from django_q.models import Schedule
 
 from conversions import services
 from conversions.models import Conversion, Document, PageResult
-from tests.conftest import ONE_PAGE
+from tests.conftest import ONE_PAGE, stored
 from workers import pipeline, tasks
 
 # Files are removed once the expiry's transaction commits: these tests commit, as the task does.
@@ -41,7 +40,7 @@ def test_the_expiry_job_is_scheduled_in_django_q():
 def test_old_results_lose_their_files_and_keep_their_rows(settings, finished_hours_ago):
     settings.RESULT_TTL_HOURS = 2
     old, recent = finished_hours_ago(3), finished_hours_ago(1)
-    old_files = [Path(old.output_dir), Path(old.document.stored_path)]
+    old_files = [stored(old.output_dir), stored(old.document.stored_path)]
     assert all(path.exists() for path in old_files)
 
     assert tasks.expire_results() == {"conversions": 1, "documents": 1}
@@ -51,7 +50,7 @@ def test_old_results_lose_their_files_and_keep_their_rows(settings, finished_hou
     assert old.status == "completed" and old.expired_at is not None and old.document.expired_at is not None
     assert not any(path.exists() for path in old_files)
     assert PageResult.objects.filter(conversion=old).get().markdown == ""  # the text goes with the files
-    assert Path(recent.output_dir).exists() and Conversion.objects.get(pk=recent.pk).expired_at is None
+    assert stored(recent.output_dir).exists() and Conversion.objects.get(pk=recent.pk).expired_at is None
     assert tasks.expire_results() == {"conversions": 0, "documents": 0}  # idempotent
 
 
@@ -59,7 +58,7 @@ def test_keep_forever_is_the_default(settings, finished_hours_ago):
     assert settings.RESULT_TTL_HOURS == 0
     conversion = finished_hours_ago(24 * 365)
     assert tasks.expire_results() == {"conversions": 0, "documents": 0}
-    assert Path(conversion.output_dir).exists()
+    assert stored(conversion.output_dir).exists()
 
 
 def test_a_document_still_in_use_keeps_its_upload(settings, finished_hours_ago, owner):
@@ -68,13 +67,13 @@ def test_a_document_still_in_use_keeps_its_upload(settings, finished_hours_ago, 
     services.create_conversion(document=old.document, owner=owner)  # queued again today
 
     assert tasks.expire_results() == {"conversions": 1, "documents": 0}
-    assert Path(old.document.stored_path).exists()
+    assert stored(old.document.stored_path).exists()
 
 
 def test_file_routes_of_an_expired_conversion_answer_410_saying_when(settings, finished_hours_ago):
     settings.RESULT_TTL_HOURS = 2
     conversion = finished_hours_ago(3)
-    name = min(path.name for path in Path(conversion.output_dir).iterdir())
+    name = min(path.name for path in stored(conversion.output_dir).iterdir())
     tasks.expire_results()
     conversion.refresh_from_db()
     client = Client()

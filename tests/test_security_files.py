@@ -2,7 +2,6 @@
 attachments the browser may not sniff; text from a PDF never runs as script in a page."""
 
 import re
-from pathlib import Path
 
 import pymupdf
 import pytest
@@ -11,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conversions import services
 from conversions.models import Document
 from tests.conftest import ONE_PAGE
+from tests.conftest import stored as stored_file
 from tests.security_support import FAST_PASSWORD_HASHERS, HTML, make_user, session_client, token_client
 from workers import pipeline
 
@@ -36,7 +36,7 @@ def test_a_pdf_is_a_pdf_whatever_the_client_calls_it(alice, settings):
     upload = SimpleUploadedFile("page.html", ONE_PAGE.read_bytes(), content_type="text/html")
     answer = token_client(alice).post("/api/v1/documents", {"file": upload}, format="multipart")
     assert answer.status_code == 201 and answer.json()["content_type"] == "application/pdf"
-    stored = Path(Document.objects.get(pk=answer.json()["id"]).stored_path)
+    stored = stored_file(Document.objects.get(pk=answer.json()["id"]).stored_path)
     assert stored.parent == settings.UPLOAD_DIR and stored.suffix == ".pdf" and "page" not in stored.name
     assert settings.STATIC_ROOT not in stored.parents  # never served as a static file
 
@@ -45,7 +45,7 @@ def test_other_bytes_named_pdf_are_what_their_bytes_say(alice, settings):
     upload = SimpleUploadedFile("report.pdf", b"<html><script>alert(1)</script></html>", content_type="application/pdf")
     answer = token_client(alice).post("/api/v1/documents", {"file": upload}, format="multipart")
     assert answer.status_code == 201 and answer.json()["content_type"] == "text/html"  # converted, never served
-    stored = Path(Document.objects.get(pk=answer.json()["id"]).stored_path)
+    stored = stored_file(Document.objects.get(pk=answer.json()["id"]).stored_path)
     assert stored.parent == settings.UPLOAD_DIR and stored.suffix == ".html" and "report" not in stored.name
 
     upload = SimpleUploadedFile("report.pdf", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="application/pdf")

@@ -214,9 +214,9 @@ def convert(conversion: Conversion) -> None:
             PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
         if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
-        prefix = publish_outputs(conversion, staging, stem, pdf_path)
+        prefix, size = publish_outputs(conversion, staging, stem, pdf_path)
     try:
-        services.complete_conversion(conversion=conversion, output_dir=prefix)
+        services.complete_conversion(conversion=conversion, output_dir=prefix, output_bytes=size)
     except LostClaim:
         storage.delete_prefix(prefix)  # superseded: what this attempt uploaded is never shown
         raise
@@ -502,10 +502,10 @@ def has_area(bbox) -> bool:
     return x2 > x1 and y2 > y1
 
 
-def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> str:
+def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> tuple[str, int]:
     """Write the document files from the checkpoints into the local staging folder and
     upload it to storage under this attempt's prefix (``outputs/<id>/<attempt>``), which
-    is returned: nothing shows it until the conversion completes with it as output_dir.
+    is returned with the bytes uploaded: nothing shows it until the conversion completes with it as output_dir.
     The local folder is removed either way."""
     pages = [
         outputs.PageOutput(
@@ -529,10 +529,10 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
     prefix = storage.attempt_prefix(conversion.pk, attempt)
     try:
         outputs.complete_folder(staging, stem, pages)
-        storage.put_folder(prefix, staging)
+        size = storage.put_folder(prefix, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return prefix
+    return prefix, size
 
 
 def after_publishing(conversion: Conversion, prefix: str, stem: str) -> None:

@@ -1,11 +1,12 @@
 """Native API views: validate input, call one service or selector, serialize the answer."""
 
 import mimetypes
+import shutil
 import tempfile
 import zipfile
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,7 +17,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversions import batches, selectors, services
+from conversions import batches, selectors, services, storage
 from conversions.api.parsers import JSONParser
 from conversions.api.serializers import (
     BatchCreateSerializer,
@@ -376,10 +377,14 @@ class ConversionZipView(APIView):
         # Made from the pages now, so a user's edits are in them; pictures by bare file
         # name, which the zip holds beside them.
         markdown = selectors.document_markdown(conversion, headers_footers=True)
-        archive = tempfile.TemporaryFile()  # spooled to disk: outputs can be large
+        # In memory up to 8 MiB, then on disk: outputs can be large. Each file is
+        # streamed from storage into it.
+        archive = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=settings.FILE_UPLOAD_TEMP_DIR)
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for path in files:
-                bundle.write(path, arcname=path.name)
+            for stored in files:
+                stream, _ = storage.open_stream(stored.key)
+                with stream, bundle.open(stored.name, "w") as entry:
+                    shutil.copyfileobj(stream, entry, storage.CHUNK_BYTES)
             bundle.writestr(f"{stem}.html", formats.html_document(markdown, title=conversion.document.filename))
             bundle.writestr(f"{stem}.txt", formats.plain_text(markdown))
         archive.seek(0)
@@ -387,11 +392,18 @@ class ConversionZipView(APIView):
         return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
 
 
-def file_response(path, *, inline: bool = False) -> FileResponse:
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if path.suffix == ".md":
+def file_response(stored: storage.StoredFile, *, inline: bool = False) -> HttpResponse:
+    """A stored file streamed in chunks from storage (never read whole), or with
+    OBJECT_STORAGE_PRESIGNED_DOWNLOADS a 302 to a presigned URL of the object store."""
+    presigned = storage.presigned_url(stored.key, filename=stored.name, inline=inline)
+    if presigned is not None:
+        return HttpResponseRedirect(presigned)
+    content_type = mimetypes.guess_type(stored.name)[0] or "application/octet-stream"
+    if stored.suffix == ".md":
         content_type = "text/markdown; charset=utf-8"
-    response = FileResponse(open(path, "rb"), as_attachment=not inline, filename=path.name, content_type=content_type)
+    stream, size = storage.open_stream(stored.key)
+    response = FileResponse(stream, as_attachment=not inline, filename=stored.name, content_type=content_type)
+    response["Content-Length"] = str(size)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -26,7 +26,6 @@ from conversions.services.documents import (
     delete_documents_named,
     record_document_pages,
     record_document_repair,
-    remove_outputs,
     repair_fields,
 )
 from conversions.services.leases import (
@@ -117,7 +116,6 @@ __all__ = [
     "record_finalizing",
     "record_pdf_loaded",
     "release_conversion",
-    "remove_outputs",
     "renew_lease",
     "repair_fields",
     "replayed",

@@ -2,7 +2,6 @@
 and deleting documents with their conversions and files (the original app's DELETE)."""
 
 import dataclasses
-import shutil
 import uuid
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 
-from conversions import sources
+from conversions import retention, sources, storage
 from conversions.document_types import inspect_upload
 from conversions.exceptions import (
     DocumentTooLarge,
@@ -21,7 +20,7 @@ from conversions.exceptions import (
 from conversions.models import Conversion, Document
 from conversions.uploads import commit_upload, discard_upload, store_upload
 from workers.inputs.repair import RepairOutcome
-from workers.outputs import display_name, safe_stem, unlink_dangling
+from workers.outputs import display_name, safe_stem
 
 Status = Conversion.Status
 
@@ -34,15 +33,20 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
     stored = store_upload(upload)
     repaired_part = stored.path.with_name(stored.path.name.split(".", 1)[0] + ".repaired.pdf.part")
     original = None
+    committed: list[str] = []  # storage keys written so far, removed if anything fails
     try:
         facts = inspect_upload(stored.path, name=upload.name or "", max_pages=max_pages, repaired=repaired_part)
-        path = commit_upload(stored, facts.suffix)
+        key = commit_upload(stored, facts.suffix)
+        committed.append(key)
         if facts.repair:
-            original = path
-            path = commit_upload(dataclasses.replace(stored, path=repaired_part), ".repaired.pdf")
+            original = key
+            key = commit_upload(dataclasses.replace(stored, path=repaired_part), ".repaired.pdf")
+            committed.append(key)
     except BaseException:
         discard_upload(stored)
         repaired_part.unlink(missing_ok=True)
+        for written in committed:
+            storage.delete(written)
         raise
     filename = display_name(upload.name)
     try:
@@ -50,7 +54,7 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
             owner=owner,
             filename=filename,
             stem=safe_stem(filename),
-            stored_path=str(path),
+            stored_path=key,
             sha256=stored.sha256,
             size=stored.size,
             page_count=facts.page_count,
@@ -59,23 +63,23 @@ def create_document(*, owner, upload, max_pages: int) -> Document:
             **repair_fields(facts.repair, original),
         )
     except BaseException:
-        path.unlink(missing_ok=True)
-        if original:
-            original.unlink(missing_ok=True)
+        for written in committed:
+            storage.delete(written)
         raise
 
 
-def repair_fields(repair: RepairOutcome | None, original: Path | None) -> dict:
+def repair_fields(repair: RepairOutcome | None, original: str | None) -> dict:
     if repair is None:
         return {}
     return {"repaired": True, "repair_note": repair.note, "original_path": str(original)}
 
 
-def record_document_repair(*, document: Document, repaired_path: Path, repair: RepairOutcome, page_count: int) -> None:
-    """A worker repaired a stored file MuPDF could no longer read: the document now
-    points at the repair and keeps the file it had as the original."""
-    original = Path(document.original_path or document.stored_path)
-    fields = {**repair_fields(repair, original), "stored_path": str(repaired_path), "page_count": page_count}
+def record_document_repair(*, document: Document, repaired_path: str, repair: RepairOutcome, page_count: int) -> None:
+    """A worker repaired a stored file MuPDF could no longer read and stored the repair
+    under the key ``repaired_path``: the document now points at it and keeps the key it
+    had as the original."""
+    original = document.original_path or document.stored_path
+    fields = {**repair_fields(repair, original), "stored_path": repaired_path, "page_count": page_count}
     Document.objects.filter(pk=document.pk).update(**fields)
     for name, value in fields.items():
         setattr(document, name, value)
@@ -134,19 +138,10 @@ def delete_documents_named(*, user, filename: str) -> list[str]:
         raise IllegalTransition(f"{filename} is being converted; cancel the conversion first.")
     deleted = [document.stored_path for document in documents]
     deleted += [document.original_path for document in documents if document.original_path]
+    removal = retention.conversion_files(conversions)
+    removal.keys += deleted
     deleted += [conversion.output_dir for conversion in conversions if conversion.output_dir]
-    paths = [Path(path) for path in deleted]
     Document.objects.filter(pk__in=[document.pk for document in documents]).delete()
     stems = {document.stem for document in documents}
-    transaction.on_commit(lambda: remove_outputs(paths, stems))
+    transaction.on_commit(lambda: retention.remove_files(removal, stems))
     return deleted
-
-
-def remove_outputs(paths: list[Path], stems: set[str]) -> None:
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    for stem in stems:
-        unlink_dangling(settings.OUTPUT_BY_STEM_DIR, stem)

@@ -2,7 +2,6 @@
 failed, cancelled), only while this worker owns it."""
 
 import logging
-from pathlib import Path
 
 from django.db.models import F
 from django.db.models.functions import Greatest
@@ -117,7 +116,7 @@ def record_finalizing(*, conversion: Conversion) -> None:
     _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
 
 
-def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
+def complete_conversion(*, conversion: Conversion, output_dir: str, output_bytes: int | None = None) -> None:
     """running -> completed, with the pages that failed (conversions/partial.py) and the
     output's size. Raises LostClaim if the job was taken from this worker."""
     from conversions import partial, retention
@@ -131,7 +130,8 @@ def complete_conversion(*, conversion: Conversion, output_dir: str) -> None:
         message=message,
         output_dir=output_dir,
         pages_failed=pages_failed,
-        output_bytes=retention.folder_bytes(Path(output_dir)),
+        # Measured by the worker as it uploaded them; else listed from storage.
+        output_bytes=retention.folder_bytes(output_dir) if output_bytes is None else output_bytes,
     ):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
 

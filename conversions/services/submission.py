@@ -2,14 +2,13 @@
 and their task messages, in one transaction."""
 
 import hashlib
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django_q.tasks import async_task
 
-from conversions import page_selection, webhooks
+from conversions import page_selection, storage, webhooks
 from conversions.exceptions import (
     IdempotencyConflict,
     InvalidRequest,
@@ -96,9 +95,8 @@ def submit_conversion(
     except BaseException as error:
         if new_document:  # no conversion made: the upload it came with goes too
             document.delete()
-            Path(document.stored_path).unlink(missing_ok=True)
-            if document.original_path:
-                Path(document.original_path).unlink(missing_ok=True)
+            storage.delete(document.stored_path)
+            storage.delete(document.original_path)
         if isinstance(error, IntegrityError) and idempotency_key is not None:
             # A concurrent request with the same key created it first: answer with that one.
             return replayed(Conversion.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False

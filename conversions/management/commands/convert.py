@@ -10,7 +10,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from conversions import batches, selectors, services
+from conversions import batches, selectors, services, storage
 from conversions.exceptions import DomainError, InvalidDocument
 from conversions.models import Conversion
 from workers import pipeline
@@ -77,7 +77,7 @@ class Command(BaseCommand):
             )
         except DomainError as error:
             document.delete()
-            Path(document.stored_path).unlink(missing_ok=True)
+            storage.delete(document.stored_path)
             raise CommandError(f"{path}: {error.detail}") from None
         self.stdout.write(f"{path}: queued as {conversion.pk}")
         return conversion
