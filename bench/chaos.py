@@ -120,7 +120,10 @@ def wait_for(predicate, timeout: float) -> bool:
 
 
 def output_dir(stack: Stack, conversion_id: str) -> Path:
-    return stack.workdir / "data" / "outputs" / conversion_id
+    """The published outputs: the one attempt folder left under outputs/<id> once it completed."""
+    folders = sorted((stack.workdir / "data" / "outputs" / conversion_id).iterdir())
+    assert len(folders) == 1, folders
+    return folders[0]
 
 
 def same_files(left: Path, right: Path) -> bool:

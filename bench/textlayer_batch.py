@@ -38,8 +38,9 @@ def invoice_pdf(index: int) -> bytes:
 
 
 def store_documents(files: int, folder: Path) -> list[str]:
-    """``files`` documents, written straight to ``folder`` (in the data folder the workers
-    read) and inserted in bulk, as uploads leave them; their paths."""
+    """``files`` documents, written straight to ``folder`` (a folder directly in the
+    DATA_DIR the workers read, so ``<folder name>/<file>`` is its storage key) and
+    inserted in bulk, as uploads leave them; their paths."""
     import hashlib
 
     from conversions import services
@@ -58,7 +59,7 @@ def store_documents(files: int, folder: Path) -> list[str]:
                 owner=owner,
                 filename=path.name,
                 stem=path.stem,
-                stored_path=str(path),
+                stored_path=f"{folder.name}/{path.name}",  # a storage key: relative to DATA_DIR
                 sha256=hashlib.sha256(data).hexdigest(),
                 size=len(data),
                 page_count=1,

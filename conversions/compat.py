@@ -16,8 +16,9 @@ from rest_framework.views import APIView
 
 from conversions import events, selectors, services, storage
 from conversions.api.parsers import JSONParser
+from conversions.api.results import file_response
 from conversions.api.throttles import SubmissionThrottle
-from conversions.api.views import acting_user, file_response
+from conversions.api.views import acting_user
 from conversions.exceptions import InvalidParameter, InvalidRequest, NotFound
 from conversions.models import Conversion
 from conversions.retention import ensure_not_expired

@@ -201,9 +201,17 @@ def delete_prefix(prefix: str) -> None:
         else:
             path.unlink(missing_ok=True)
         return
-    bucket = backend.bucket  # type: ignore[attr-defined]
+    client, bucket = _s3(backend)
     full = backend._normalize_name(prefix) + "/"  # type: ignore[attr-defined]
-    bucket.objects.filter(Prefix=full).delete()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:  # at most 1000 a page, DeleteObjects' own limit
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def _s3(backend: Storage):
+    """The S3 client of this thread (django-storages keeps one per thread) and the bucket."""
+    return backend.connection.meta.client, backend.bucket_name  # type: ignore[attr-defined]
 
 
 def subprefixes(prefix: str) -> list[str]:
@@ -245,7 +253,8 @@ def open_stream(key: str) -> tuple[IO[bytes], int]:
     if isinstance(backend, FileSystemStorage):
         handle = open(backend.path(key), "rb")
         return handle, os.fstat(handle.fileno()).st_size
-    answer = backend.bucket.Object(backend._normalize_name(key)).get()  # type: ignore[attr-defined]
+    client, bucket = _s3(backend)
+    answer = client.get_object(Bucket=bucket, Key=backend._normalize_name(key))  # type: ignore[attr-defined]
     return answer["Body"], answer["ContentLength"]
 
 

@@ -157,6 +157,9 @@ def object_storage_backend(name: str, *, presigned_seconds: int) -> dict:
     if parsed is None:
         return {"BACKEND": "conversions.storage.DataDirStorage"}
     bucket, prefix = parsed
+    from botocore.config import Config
+
+    addressing = env_choice("OBJECT_STORAGE_ADDRESSING", "path", ("path", "virtual", "auto"))
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -165,8 +168,16 @@ def object_storage_backend(name: str, *, presigned_seconds: int) -> dict:
             "endpoint_url": env_str("AWS_ENDPOINT_URL", "") or None,
             "region_name": env_str("AWS_DEFAULT_REGION", "") or None,
             # Path-style requests work with every S3-compatible server and need no DNS
-            # name per bucket; AWS still accepts them.
-            "addressing_style": env_choice("OBJECT_STORAGE_ADDRESSING", "path", ("path", "virtual", "auto")),
+            # name per bucket; AWS still accepts them. Checksums only where S3 requires
+            # them (boto3 adds CRC headers to every upload otherwise, which some
+            # S3-compatible servers refuse).
+            "client_config": Config(
+                s3={"addressing_style": addressing},
+                signature_version="s3v4",
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+            "addressing_style": addressing,
             "signature_version": "s3v4",
             "file_overwrite": True,
             "default_acl": None,

@@ -30,7 +30,7 @@ class S3Server:
     env: dict[str, str]  # OBJECT_STORAGE_URL and the AWS_* variables
 
     def client(self):
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         return boto3.client(
             "s3",

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from conversions.api import views
+from conversions.api import results, views
 
 app_name = "api"
 
@@ -20,13 +20,13 @@ urlpatterns = [
     path("conversions/<str:conversion_id>/pages", views.ConversionPagesView.as_view(), name="conversion-pages"),
     path(
         "conversions/<str:conversion_id>/pages/<int:page_no>/image",
-        views.ConversionPageImageView.as_view(),
+        results.ConversionPageImageView.as_view(),
         name="conversion-page-image",
     ),
     path(
-        "conversions/<str:conversion_id>/files/<str:name>", views.ConversionFileView.as_view(), name="conversion-file"
+        "conversions/<str:conversion_id>/files/<str:name>", results.ConversionFileView.as_view(), name="conversion-file"
     ),
-    path("conversions/<str:conversion_id>/download.zip", views.ConversionZipView.as_view(), name="conversion-zip"),
+    path("conversions/<str:conversion_id>/download.zip", results.ConversionZipView.as_view(), name="conversion-zip"),
     path("batches", views.BatchListView.as_view(), name="batch-list"),
     path("batches/<str:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),
     path("auth/token", views.AuthTokenView.as_view(), name="auth-token"),

@@ -1,12 +1,7 @@
 """Native API views: validate input, call one service or selector, serialize the answer."""
 
-import mimetypes
-import shutil
-import tempfile
-import zipfile
-
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -17,7 +12,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversions import batches, selectors, services, storage
+from conversions import batches, selectors, services
 from conversions.api.parsers import JSONParser
 from conversions.api.serializers import (
     BatchCreateSerializer,
@@ -38,7 +33,6 @@ from conversions.queue_position import with_queue_positions
 from conversions.retention import delete_conversion, delete_document, ensure_not_expired
 from workers import formats
 from workers.markdown_pictures import IMAGE_MODES
-from workers.outputs import safe_stem
 
 
 def acting_user(request):
@@ -348,64 +342,6 @@ class ConversionPagesView(APIView):
                 "pages": pages,
             }
         )
-
-
-class ConversionFileView(APIView):
-    """One output file of a completed conversion (page images, pictures, JSON, Markdown)."""
-
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    def get(self, request, conversion_id, name):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        return file_response(selectors.output_file(conversion, name))
-
-
-class ConversionPageImageView(APIView):
-    @extend_schema(responses={(200, "image/jpeg"): bytes})
-    def get(self, request, conversion_id, page_no):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        return file_response(selectors.page_image(conversion, page_no), inline=True)
-
-
-class ConversionZipView(APIView):
-    """All output files of a completed conversion in one ZIP."""
-
-    @extend_schema(responses={(200, "application/zip"): bytes})
-    def get(self, request, conversion_id):
-        conversion = selectors.conversion_for(acting_user(request), conversion_id)
-        files = selectors.output_files(conversion)
-        stem = safe_stem(conversion.document.filename)
-        # Made from the pages now, so a user's edits are in them; pictures by bare file
-        # name, which the zip holds beside them.
-        markdown = selectors.document_markdown(conversion, headers_footers=True)
-        # In memory up to 8 MiB, then on disk: outputs can be large. Each file is
-        # streamed from storage into it.
-        archive = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=settings.FILE_UPLOAD_TEMP_DIR)
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for stored in files:
-                stream, _ = storage.open_stream(stored.key)
-                with stream, bundle.open(stored.name, "w") as entry:
-                    shutil.copyfileobj(stream, entry, storage.CHUNK_BYTES)
-            bundle.writestr(f"{stem}.html", formats.html_document(markdown, title=conversion.document.filename))
-            bundle.writestr(f"{stem}.txt", formats.plain_text(markdown))
-        archive.seek(0)
-        filename = f"{stem}.zip"
-        return FileResponse(archive, as_attachment=True, filename=filename, content_type="application/zip")
-
-
-def file_response(stored: storage.StoredFile, *, inline: bool = False) -> HttpResponse:
-    """A stored file streamed in chunks from storage (never read whole), or with
-    OBJECT_STORAGE_PRESIGNED_DOWNLOADS a 302 to a presigned URL of the object store."""
-    presigned = storage.presigned_url(stored.key, filename=stored.name, inline=inline)
-    if presigned is not None:
-        return HttpResponseRedirect(presigned)
-    content_type = mimetypes.guess_type(stored.name)[0] or "application/octet-stream"
-    if stored.suffix == ".md":
-        content_type = "text/markdown; charset=utf-8"
-    stream, size = storage.open_stream(stored.key)
-    response = FileResponse(stream, as_attachment=not inline, filename=stored.name, content_type=content_type)
-    response["Content-Length"] = str(size)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 class AuthTokenView(APIView):
