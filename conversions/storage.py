@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
@@ -125,9 +126,9 @@ def join(*parts: str) -> str:
     return "/".join(part.strip("/") for part in parts if part)
 
 
-def put(key: str, content: IO[bytes] | bytes | str) -> int:
+def put(key: str, content: IO[bytes] | bytes | str) -> None:
     """Store ``content`` under ``key``, replacing what was there (one PutObject, or an
-    atomic rename locally); returns its size in bytes."""
+    atomic rename locally). Raises RuntimeError if the storage chose another name."""
     if isinstance(content, str):
         content = content.encode("utf-8")
     if isinstance(content, bytes):
@@ -139,13 +140,15 @@ def put(key: str, content: IO[bytes] | bytes | str) -> int:
     saved = files().save(key, wrapped)
     if saved != key:
         raise RuntimeError(f"The storage stored {key!r} as {saved!r}.")
-    return files().size(key)
 
 
 def put_file(key: str, path: Path) -> int:
-    """Store a local file under ``key``; its size in bytes."""
+    """Store a local file under ``key``; its size in bytes (of the local file: no request
+    is made to ask)."""
     with open(path, "rb") as source:
-        return put(key, source)
+        size = os.fstat(source.fileno()).st_size
+        put(key, source)
+    return size
 
 
 def put_folder(prefix: str, folder: Path) -> int:
@@ -171,7 +174,7 @@ def names(prefix: str) -> list[str]:
     """The names of the files directly under ``prefix`` (sorted; none if it is absent)."""
     try:
         _, found = files().listdir(prefix)
-    except FileNotFoundError:
+    except (FileNotFoundError, SuspiciousFileOperation):  # absent, or not a key (a path outside DATA_DIR)
         return []
     return sorted(name for name in found if not name.startswith("."))
 

@@ -157,7 +157,7 @@ def object_storage_backend(name: str, *, presigned_seconds: int) -> dict:
     if parsed is None:
         return {"BACKEND": "conversions.storage.DataDirStorage"}
     bucket, prefix = parsed
-    from botocore.config import Config
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     addressing = env_choice("OBJECT_STORAGE_ADDRESSING", "path", ("path", "virtual", "auto"))
     return {

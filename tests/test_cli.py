@@ -1,6 +1,7 @@
 """The management commands people use in a terminal."""
 
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -57,7 +58,9 @@ def test_queue_cancel_retry_prioritize(db):
 
 
 @pytest.mark.acceptance
-def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, transactional_db):
+def test_convert_wait_follows_jobs_run_by_a_real_cluster(live_cluster, live_env, settings, transactional_db):
+    # The local storage backend is shared by the processes that share its DATA_DIR.
+    settings.DATA_DIR = Path(live_env["DATA_DIR"])
     out, _ = run("convert", str(FOUR_PAGES), "--wait", "--timeout", "90")
     assert "completed -> " in out
     assert Conversion.objects.get().status == "completed"

@@ -2,7 +2,6 @@
 bad part) or in the worker, and converted to outputs that cover exactly those pages."""
 
 import json
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -10,7 +9,7 @@ from rest_framework.test import APIClient
 
 from conversions import services
 from conversions.models import Conversion
-from tests.conftest import published
+from tests.conftest import published, stored
 from tests.live import pdf_of
 from workers import page_ranges, pipeline
 from workers.ocr.base import PageOcr
@@ -152,7 +151,7 @@ def test_a_selection_resumes_after_its_checkpointed_pages(api, settings):
     assert pages[1]["source_page"] == 4 and "Report page 4" in pages[1]["markdown"]
     # The first attempt's page image was not staged here: it is rendered again, from document page 3.
     image = (published(body["id"]) / "report_page_0.jpg").read_bytes()
-    with open_pdf(Path(Conversion.objects.get(pk=body["id"]).document.stored_path)) as document:
+    with open_pdf(stored(Conversion.objects.get(pk=body["id"]).document.stored_path)) as document:
         assert image == PdfPage(page=document[2], dpi=settings.RENDER_DPI).jpeg()
         assert image != PdfPage(page=document[0], dpi=settings.RENDER_DPI).jpeg()
 

@@ -29,7 +29,7 @@ def backend(request):
 
 
 def test_put_read_list_delete(backend):
-    assert storage.put("outputs/1/a/x.md", "héllo") == len("héllo".encode())
+    storage.put("outputs/1/a/x.md", "héllo")
     storage.put("outputs/1/a/y.json", b"{}")
     storage.put("outputs/1/b/z.md", b"z")
     assert storage.read_text("outputs/1/a/x.md") == "héllo"
@@ -41,8 +41,10 @@ def test_put_read_list_delete(backend):
     assert storage.is_local() == (backend == "local")
 
 
-def test_s3_keys_land_in_the_bucket_under_the_prefix(s3_server, s3_storage):
-    storage.put("uploads/abc.pdf", b"%PDF")
+def test_s3_keys_land_in_the_bucket_under_the_prefix(s3_server, s3_storage, tmp_path):
+    source = tmp_path / "abc.pdf"
+    source.write_bytes(b"%PDF")
+    assert storage.put_file("uploads/abc.pdf", source) == 4
     assert s3_server.keys(s3_storage) == [f"{s3_storage}/uploads/abc.pdf"]
     with storage.local_copy("uploads/abc.pdf") as path:
         assert path.read_bytes() == b"%PDF"
@@ -239,3 +241,17 @@ def test_settings_refuse_a_malformed_object_storage_url_at_start_up(tmp_path):
 
     result = settings_import(DATA_DIR=str(tmp_path), OBJECT_STORAGE_URL="s3:/no-bucket")
     assert result.returncode != 0 and "OBJECT_STORAGE_URL" in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
+def test_migration_turns_paths_under_data_dir_into_keys():
+    from importlib import import_module
+    from pathlib import Path
+
+    migration = import_module("conversions.migrations.0015_storage_keys")
+    data_dir = Path("/srv/dotsocr/data")
+    assert migration.to_key("/srv/dotsocr/data/uploads/ab12.pdf", data_dir) == "uploads/ab12.pdf"
+    assert migration.to_key("/srv/dotsocr/data/outputs/7c0c", data_dir) == "outputs/7c0c"
+    assert migration.to_key("/elsewhere/x.pdf", data_dir) == "/elsewhere/x.pdf"  # left as it was
+    assert migration.to_key("uploads/ab12.pdf", data_dir) == "uploads/ab12.pdf"  # already a key
+    assert migration.to_key("", data_dir) == ""
+    assert migration.to_path("uploads/ab12.pdf", data_dir) == "/srv/dotsocr/data/uploads/ab12.pdf"

@@ -131,7 +131,9 @@ class Command(BaseCommand):
         failed = False
         for conversion in conversions:
             if conversion.status == Conversion.Status.COMPLETED:
-                self.stdout.write(f"{conversion.document.filename}: completed -> {conversion.output_dir}")
+                self.stdout.write(
+                    f"{conversion.document.filename}: completed -> {storage.shown_path(conversion.output_dir)}"
+                )
             elif conversion.is_finished:
                 failed = True
                 self.stderr.write(f"{conversion.document.filename}: {conversion.status}: {conversion.error}")
