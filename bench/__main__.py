@@ -22,6 +22,7 @@ or rendering. Scenarios, in order (see each module's docstring):
               engine alone and raw PyMuPDF on the same files (what bounds the ratio)
   web_tier    GET /health and submissions/s at WEB_CONCURRENCY 1 and 2 beside a bare Django app
   wait_health /health p99 with and without 50 requests waiting (Prefer: wait)
+  several_hosts  jobs/s of one cluster against two as two hosts (S3 server and local storage)
 
 The table ends with issue 20's goals, each ratio beside its goal. The whole run takes
 about 15 minutes on a 2-core machine (`--quick`: about 4; `--textlayer-files` smaller
@@ -55,6 +56,7 @@ SCENARIOS = (
     "textlayer_profile",
     "web_tier",
     "wait_health",
+    "several_hosts",
 )
 REFERENCE_PROCESSES = 4  # compared with our NUM_WORKERS=4 run
 
@@ -120,6 +122,7 @@ def main(argv=None) -> int:
             pickup_latency,
             queries,
             reference,
+            several_hosts,
             submit,
             textlayer_batch,
             throughput,
@@ -179,6 +182,14 @@ def main(argv=None) -> int:
         )
         scenario("web_tier", web_tier.run, bench, seconds=4 if small else 8)
         scenario("wait_health", wait_health.run, bench, requests=100 if small else 300, rounds=2 if small else 3)
+        scenario(
+            "several_hosts",
+            several_hosts.run,
+            bench,
+            workers_each=2,
+            jobs=min(args.jobs, 200 if small else 600),
+            seconds=min(args.run_seconds * 2, 60),
+        )
         if args.keep:
             print(f"[bench] kept database {bench.database_url} and {bench.workdir}")
     report["meta"]["seconds"] = round(time.monotonic() - began, 1)
@@ -350,6 +361,11 @@ def summary_rows(results: dict) -> list[dict]:
                 not counted["n_plus_1"],
             )
         )
+    if "several_hosts" in results:
+        from bench.several_hosts import summary as several_hosts_summary
+
+        for measure, value in several_hosts_summary(results["several_hosts"]):
+            rows.append(row("7 several hosts", measure, value))
     if "wait_health" in results:
         waited = results["wait_health"]
         rows.append(

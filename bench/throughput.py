@@ -60,10 +60,19 @@ STAGES = {
 OTHER = "other (task entry, logging, ORM glue)"
 
 
-def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float, idle_cpu: float = 0.0) -> dict:
+def drain(
+    bench: Bench,
+    *,
+    clusters: dict[str, int],
+    jobs: int,
+    seconds: float,
+    idle_cpu: float = 0.0,
+    cluster_env: dict[str, dict] | None = None,
+) -> dict:
     """Insert ``jobs`` queued jobs, start the named clusters (name -> NUM_WORKERS) and
     wait until all jobs are done or ``seconds`` have passed since the first started.
-    ``idle_cpu`` (a cluster's start, idle and stop) is taken off the CPU counted per job."""
+    ``idle_cpu`` (a cluster's start, idle and stop) is taken off the CPU counted per job;
+    ``cluster_env`` (name -> variables) is added to a cluster's environment."""
     from django.utils import timezone
 
     empty_queue()
@@ -73,7 +82,7 @@ def drain(bench: Bench, *, clusters: dict[str, int], jobs: int, seconds: float, 
     cpu_before = children_cpu_seconds()
     try:
         for name, workers in clusters.items():
-            processes[name] = bench.cluster(name, workers)
+            processes[name] = bench.cluster(name, workers, **(cluster_env or {}).get(name, {}))
         finished_all = wait_drained(jobs, time.monotonic() + seconds)
         cutoff = timezone.now()
         database_cpu = backend_cpu_seconds()  # while the clusters' connections are open

@@ -25,8 +25,7 @@ def prepare_worker_process(sender, proc_name, **kwargs) -> None:
     and, since a new worker is often the replacement of one that was killed (or of a
     whole cluster), give back the jobs that dead workers of this host left `running`
     and wake queued jobs whose messages the dead took with them."""
-    import socket
-
+    from django.conf import settings
     from django.db import connection
 
     from conversions import services
@@ -34,7 +33,7 @@ def prepare_worker_process(sender, proc_name, **kwargs) -> None:
 
     shutdown.install()
     try:
-        services.requeue_jobs_of_dead_local_workers(host=socket.gethostname(), is_running=process_is_running)
+        services.requeue_jobs_of_dead_local_workers(host=settings.WORKER_HOST, is_running=process_is_running)
         services.wake_stranded_jobs()
     except Exception:  # the lease reaper is the fallback; a worker must start regardless
         logger.exception("could not look for jobs of dead workers")

@@ -5,6 +5,7 @@ Everything configurable comes from the environment through the typed readers in
 """
 
 import os
+import socket
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -178,6 +179,13 @@ RESULT_TTL_HOURS = env_int("RESULT_TTL_HOURS", 0, minimum=0)
 # A running job renews its lease every LEASE_SECONDS / 4 (a heartbeat thread); a job
 # whose lease is older than LEASE_SECONDS is given back to the queue by the reaper.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 120, minimum=1)
+# The host part of worker ids ("<WORKER_HOST>:<pid>", in Conversion.worker_id). A new
+# worker process gives back at once the jobs of dead workers with its own WORKER_HOST
+# (their pids are gone), so every machine, and every cluster that runs beside another
+# on one machine as a host of its own, needs a distinct value. Default: the host name.
+WORKER_HOST = env_str("WORKER_HOST", socket.gethostname())
+if ":" in WORKER_HOST or any(character.isspace() for character in WORKER_HOST):
+    raise ImproperlyConfigured(f"Environment variable WORKER_HOST={WORKER_HOST!r} is not a name without ':' or spaces.")
 # Time limits. A job past JOB_TIMEOUT_SECONDS fails at its next page boundary; a page
 # past PAGE_TIMEOUT_SECONDS fails the job naming the page (and its worker process is
 # replaced, since a stuck thread cannot be stopped). django-q2's own timeout (below) is

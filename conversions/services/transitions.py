@@ -13,9 +13,9 @@ two workers can never both own a job and a second delivery of a message is a no-
 
 import contextlib
 import os
-import socket
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
@@ -130,7 +130,8 @@ def _finish(conversion: Conversion, target: str, *, where: dict | None = None, *
 
 
 def current_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's worker id, "<WORKER_HOST>:<pid>" (WORKER_HOST: the host name unless set)."""
+    return f"{settings.WORKER_HOST}:{os.getpid()}"
 
 
 def claim_conversion(*, conversion_id, worker_id: str) -> Conversion | None:

@@ -42,7 +42,6 @@ Here, in the cluster's processes:
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from importlib.metadata import version
@@ -269,7 +268,7 @@ def give_back_jobs_of_dead_workers() -> None:
     from conversions.services import requeue_jobs_of_dead_local_workers
 
     try:
-        requeue_jobs_of_dead_local_workers(host=socket.gethostname(), is_running=process_is_running)
+        requeue_jobs_of_dead_local_workers(host=settings.WORKER_HOST, is_running=process_is_running)
     except Exception:  # the database may be down: the lease reaper gives them back later
         logger.exception("could not give back the jobs of killed workers")
     finally:
