@@ -45,7 +45,7 @@ STAGES = {
     ("running.py", "record_pdf_loaded"): "record_pdf_loaded (UPDATE)",
     ("selectors.py", "checkpointed_page_numbers"): "resume check (SELECT pages)",
     ("selectors.py", "cancel_requested"): "cancel check (SELECT)",
-    ("pipeline.py", "recognize"): "engine.recognize",
+    ("pages.py", "recognize"): "engine.recognize",
     ("pdf.py", "render"): "render page image",
     ("pdf.py", "jpeg"): "JPEG encode",
     ("outputs.py", "write_page_images"): "write page image",
