@@ -7,6 +7,8 @@ and its completion message and final event say so. Pages that show ink but yield
 text (workers/ocr/trust.py) are failed pages too and are listed the same way.
 """
 
+from dataclasses import dataclass
+
 from conversions.models import Conversion, PageResult
 
 # The engine path recorded for a skipped page: no engine produced it.
@@ -23,27 +25,42 @@ def failure_markdown(source_page: int, reason: str) -> str:
     )
 
 
-def failed_pages(conversion: Conversion) -> list[dict]:
-    """The conversion's failed pages, in order: [{"page": job page, 1-based, "source_page":
-    the document's page, 1-based, "reason": str}]."""
+@dataclass(frozen=True)
+class FailedPage:
+    """A page of a job that failed: skipped after its retries (``on_page_error=skip``) or
+    read without any text (it shows ink)."""
+
+    page_no: int  # the job's page, 0-based
+    source_page: int  # the document's page, 1-based
+    reason: str
+    skipped: bool
+
+
+def failed_pages_of(conversion: Conversion) -> list[FailedPage]:
+    """The conversion's failed pages in order, in one query."""
     rows = PageResult.objects.filter(conversion=conversion, status=PageResult.Status.FAILED).order_by("page_no")
     return [
-        {"page": page_no + 1, "source_page": source_page or page_no + 1, "reason": error}
-        for page_no, source_page, error in rows.values_list("page_no", "source_page", "error")
+        FailedPage(page_no, source_page or page_no + 1, error, engine == SKIPPED_ENGINE)
+        for page_no, source_page, error, engine in rows.values_list("page_no", "source_page", "error", "engine")
     ]
 
 
-def skipped_message(conversion: Conversion, pages_failed: list[dict]) -> str | None:
-    """The completion message when pages were skipped (None when none was): how many,
-    which, and the first reason."""
-    skipped = PageResult.objects.filter(conversion=conversion, engine=SKIPPED_ENGINE).exists()
-    if not skipped or not pages_failed:
+def pages_failed_field(failed: list[FailedPage]) -> list[dict]:
+    """``Conversion.pages_failed``: [{"page": job page, 1-based, "source_page": the
+    document's page, 1-based, "reason": str}]."""
+    return [{"page": page.page_no + 1, "source_page": page.source_page, "reason": page.reason} for page in failed]
+
+
+def skipped_message(conversion: Conversion, failed: list[FailedPage]) -> str | None:
+    """The completion message when pages were skipped (None when none was): how many
+    failed, which, and the first reason."""
+    if not any(page.skipped for page in failed):
         return None
-    numbers = ", ".join(str(page["source_page"]) for page in pages_failed[:20])
-    more = ", ..." if len(pages_failed) > 20 else ""
-    total = conversion.pages_total or len(pages_failed)
+    numbers = ", ".join(str(page.source_page) for page in failed[:20])
+    more = ", ..." if len(failed) > 20 else ""
+    total = conversion.pages_total or len(failed)
     return (
-        f"Conversion completed with {len(pages_failed)} of {total} pages failed "
-        f"({'page' if len(pages_failed) == 1 else 'pages'} {numbers}{more}); see pages_failed. "
-        f"First reason: {pages_failed[0]['reason']}"
+        f"Conversion completed with {len(failed)} of {total} pages failed "
+        f"({'page' if len(failed) == 1 else 'pages'} {numbers}{more}); see pages_failed. "
+        f"First reason: {failed[0].reason}"
     )[:500]

@@ -147,3 +147,27 @@ def test_the_redis_layer_still_sends_through_this_process_loop(settings, make_co
     conversion = make_conversion(ONE_PAGE)
     groups.send_state(conversion, status_changed=True)
     assert "progress event not sent" not in caplog.text
+
+
+def test_completing_a_job_in_hand_reads_its_failed_pages_once_and_looks_for_no_webhook(make_conversion, recorded):
+    """The completion message, ``pages_failed`` and the skipped-pages check share one read
+    of the failed pages; a job without a callback_url records no webhook event, so its
+    row is not read again to find out (issue 20: a one-page job's completion cost 4 reads)."""
+    make_conversion(ONE_PAGE)
+    claimed = services.claim_next(worker_id="host:1")
+    services.record_pdf_loaded(conversion=claimed, pages_total=1)
+    services.checkpoint_page(
+        conversion=claimed,
+        page_no=0,
+        page=PageOcr(cells=[], engine="noop"),
+        markdown="",
+        markdown_nohf="",
+        duration_ms=1,
+    )
+    with CaptureQueriesContext(connection) as captured:
+        services.complete_conversion(conversion=claimed, output_dir="outputs/x/attempt", output_bytes=0)
+    sqls = [query["sql"] for query in captured.captured_queries]
+    page_reads = [sql for sql in sqls if sql.startswith("SELECT") and 'FROM "conversions_pageresult"' in sql]
+    assert len(page_reads) == 1, page_reads
+    assert not [sql for sql in sqls if "\"callback_url\" = ''" in sql], sqls
+    assert Conversion.objects.get(pk=claimed.pk).status == "completed"

@@ -7,7 +7,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from conversions import checkpoints, progress
+from conversions import checkpoints, partial, progress
 from conversions.exceptions import LostClaim
 from conversions.models import Conversion, PageResult
 from conversions.returning import update_returning
@@ -118,28 +118,27 @@ def record_finalizing(*, conversion: Conversion) -> None:
 def complete_conversion(*, conversion: Conversion, output_dir: str, output_bytes: int | None = None) -> None:
     """running -> completed, with the pages that failed (conversions/partial.py) and the
     output's size. Raises LostClaim if the job was taken from this worker."""
-    from conversions import partial, retention
+    from conversions import retention
 
-    pages_failed = partial.failed_pages(conversion)
-    message = partial.skipped_message(conversion, pages_failed) or completion_message(conversion)
+    failed = partial.failed_pages_of(conversion)  # one query serves the message and the field
+    message = partial.skipped_message(conversion, failed) or completion_message(conversion, failed)
     if not _finish(
         conversion,
         Status.COMPLETED,
         progress=100,
         message=message,
         output_dir=output_dir,
-        pages_failed=pages_failed,
+        pages_failed=partial.pages_failed_field(failed),
         # Measured by the worker as it uploaded them; else listed from storage.
         output_bytes=retention.folder_bytes(output_dir) if output_bytes is None else output_bytes,
     ):
         raise LostClaim(f"Conversion {conversion.pk} could not be completed: it is no longer running here.")
 
 
-def completion_message(conversion: Conversion) -> str:
-    """ "Conversion completed successfully", or which pages could not be read."""
-    unreadable = list(
-        conversion.pages.filter(status=PageResult.Status.FAILED).order_by("page_no").values_list("page_no", flat=True)
-    )
+def completion_message(conversion: Conversion, failed: list[partial.FailedPage]) -> str:
+    """ "Conversion completed successfully", or which pages could not be read (``failed``:
+    ``partial.failed_pages_of(conversion)``)."""
+    unreadable = [page.page_no for page in failed]
     if not unreadable:
         return "Conversion completed successfully"
     numbers = ", ".join(str(page_no + 1) for page_no in unreadable[:20]) + (", ..." if len(unreadable) > 20 else "")

@@ -99,7 +99,9 @@ def _transition(
         else:
             state = update_returning(rows, TRANSITION_STATE, **fields)
             changed = int(state is not None)
-        if changed and final:
+        # A job in hand without a callback_url (set at creation, never changed) has no
+        # event to record: no query for it.
+        if changed and final and (in_hand is None or in_hand.callback_url):
             webhooks.record_final_event(conversion_id, target)
     if not changed:
         return 0
