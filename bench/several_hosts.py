@@ -18,8 +18,6 @@ turn, so that a shared machine's changing load weighs on each alike.
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,6 @@ import httpx
 
 from bench.harness import SAMPLE_PDF, Bench, empty_queue, scratch_bench
 from bench.throughput import drain
-from tests.live import free_port
 
 SAMPLE_NAME = "bench-sample.pdf"  # the name bench.harness.sample_document looks for
 HOSTS = ("host-a", "host-b")
@@ -38,39 +35,10 @@ HOSTS = ("host-a", "host-b")
 def moto_server(log_path) -> Iterator:
     """moto's S3 server on a free loopback port with the tests' bucket; yields
     tests.s3server.S3Server."""
-    from tests.s3server import BUCKET, S3Server, wait_until_answers
+    from tests.s3server import running_s3_server
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "1"},
-        )
-    try:
-        wait_until_answers(process, endpoint)
-        server = S3Server(
-            endpoint=endpoint,
-            bucket=BUCKET,
-            env={
-                "OBJECT_STORAGE_URL": f"s3://{BUCKET}/bench",
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
-                "AWS_DEFAULT_REGION": "us-east-1",
-            },
-        )
-        server.client().create_bucket(Bucket=BUCKET)
+    with running_s3_server(log_path, prefix="bench") as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def store_sample(bench: Bench, storage_env: dict) -> None:

@@ -13,7 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -68,12 +71,15 @@ def wait_until_answers(process: subprocess.Popen, endpoint: str, timeout: float 
     raise RuntimeError(f"moto.server did not answer at {endpoint} within {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
+@contextmanager
+def running_s3_server(log_path: Path, *, prefix: str = "dotsocr") -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, with the bucket created; yields the
+    S3Server (its ``env`` points OBJECT_STORAGE_URL at ``s3://<bucket>/<prefix>``) and
+    stops the server on exit. Its output goes to ``log_path``. Used by the tests'
+    ``s3_server`` fixture and by bench/several_hosts.py."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as output:
+    with open(log_path, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=output,
@@ -86,7 +92,7 @@ def s3_server(tmp_path_factory):
             endpoint=endpoint,
             bucket=BUCKET,
             env={
-                "OBJECT_STORAGE_URL": f"s3://{BUCKET}/dotsocr",
+                "OBJECT_STORAGE_URL": f"s3://{BUCKET}/{prefix}",
                 "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
@@ -102,6 +108,12 @@ def s3_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    with running_s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
 
 
 @pytest.fixture
