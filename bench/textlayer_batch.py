@@ -192,9 +192,7 @@ def run_profile(bench: Bench, *, files: int, results_dir: Path) -> dict:
     function in this process under pyinstrument (profile-textlayer.txt/.html in
     ``results_dir``), with the time per stage (bench/throughput.py's stages), beside the
     engine alone and raw PyMuPDF on the same files (engine_only_ms)."""
-    from pyinstrument import Profiler
-
-    from bench.throughput import stage_times
+    from bench.throughput import profile_jobs
     from conversions.models import Document
     from workers.tasks import run_conversion
 
@@ -203,18 +201,8 @@ def run_profile(bench: Bench, *, files: int, results_dir: Path) -> dict:
     jobs = enqueue_textlayer()
     assert run_conversion("profile") == "completed"  # warm: imports, connection, engine
     baseline = engine_only_ms(paths[:200])
-    profiler = Profiler(interval=0.0005)
-    done = 0
-    started, cpu_started = time.perf_counter(), time.process_time()
-    profiler.start()
-    while done < jobs - 1 and run_conversion("profile") == "completed":
-        done += 1
-    profiler.stop()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "profile-textlayer.txt").write_text(profiler.output_text(unicode=False, color=False))
-    (results_dir / "profile-textlayer.html").write_text(profiler.output_html())
-    stages = stage_times(profiler.last_session.root_frame())
+    run = profile_jobs(jobs - 1, results_dir=results_dir, name="profile-textlayer")
+    done, elapsed, cpu, stages = run.done, run.elapsed, run.cpu, run.stages
     result = {
         "jobs": done,
         "ms_per_job": round(elapsed / max(done, 1) * 1000, 2),
@@ -224,7 +212,7 @@ def run_profile(bench: Bench, *, files: int, results_dir: Path) -> dict:
             name: round(seconds / max(done, 1) * 1000, 2)
             for name, seconds in sorted(stages.items(), key=lambda item: -item[1])
         },
-        "profile_files": [str(results_dir / "profile-textlayer.txt"), str(results_dir / "profile-textlayer.html")],
+        "profile_files": run.files,
     }
     empty_queue()
     Document.objects.filter(filename__startswith="invoice-").delete()

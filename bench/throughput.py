@@ -18,7 +18,9 @@ share is the gap between the in-process rate and the cluster's.
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     Bench,
@@ -177,10 +179,46 @@ def run_scale_out(bench: Bench, *, workers_each: int, jobs: int, seconds: float)
 # --- profile ----------------------------------------------------------------------------
 
 
+@dataclass
+class ProfiledRun:
+    done: int  # jobs completed
+    elapsed: float  # wall seconds
+    cpu: float  # this process's CPU seconds, the profiler's included
+    stages: dict[str, float]  # seconds per stage (STAGES)
+    root_frame: Any  # pyinstrument's root frame
+    files: list[str]  # the profile as text and HTML
+
+
+def profile_jobs(jobs: int, *, results_dir: Path, name: str, deadline: float | None = None) -> ProfiledRun:
+    """Run up to ``jobs`` queued jobs one after another through the workers' task function
+    in this process under pyinstrument (stopping at the first that does not complete, or
+    at ``deadline``, a time.monotonic() value); writes ``<name>.txt`` and ``<name>.html``
+    to ``results_dir``."""
+    from pyinstrument import Profiler
+
+    from workers.tasks import run_conversion
+
+    profiler = Profiler(interval=0.0005)
+    done = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    profiler.start()
+    while done < jobs and (deadline is None or time.monotonic() < deadline):
+        if run_conversion("profile") != "completed":
+            break
+        done += 1
+    profiler.stop()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    results_dir.mkdir(parents=True, exist_ok=True)
+    files = [results_dir / f"{name}.txt", results_dir / f"{name}.html"]
+    files[0].write_text(profiler.output_text(unicode=False, color=False))
+    files[1].write_text(profiler.output_html())
+    root = profiler.last_session.root_frame()
+    return ProfiledRun(done, elapsed, cpu, stage_times(root), root, [str(path) for path in files])
+
+
 def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-    from pyinstrument import Profiler
 
     from workers.tasks import run_conversion
 
@@ -189,23 +227,10 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
     with CaptureQueriesContext(connection) as queries:
         assert run_conversion("profile") == "completed"
     statements = Counter(statement_kind(query["sql"]) for query in queries.captured_queries)
-    profiler = Profiler(interval=0.0005)
-    done = 0
-    deadline = time.monotonic() + seconds
-    started, cpu_started = time.perf_counter(), time.process_time()
-    profiler.start()
-    while done < jobs - 1 and time.monotonic() < deadline:
-        if run_conversion("profile") != "completed":
-            break
-        done += 1
-    profiler.stop()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "profile.txt").write_text(profiler.output_text(unicode=False, color=False))
-    (results_dir / "profile.html").write_text(profiler.output_html())
-    stages = stage_times(profiler.last_session.root_frame())
+    run = profile_jobs(jobs - 1, results_dir=results_dir, name="profile", deadline=time.monotonic() + seconds)
+    done, elapsed, cpu, stages = run.done, run.elapsed, run.cpu, run.stages
     total = sum(stages.values()) or 1
-    in_database = sum_time(profiler.last_session.root_frame(), lambda frame: "psycopg" in (frame.file_path or ""))
+    in_database = sum_time(run.root_frame, lambda frame: "psycopg" in (frame.file_path or ""))
     result = {
         "monitor_save_task": monitor_save_cost(),
         "jobs": done,
@@ -221,7 +246,7 @@ def run_profile(bench: Bench, *, jobs: int, seconds: float, results_dir: Path) -
             for name, seconds_ in sorted(stages.items(), key=lambda item: -item[1])
         },
         "stages_share": {name: round(seconds_ / total, 3) for name, seconds_ in stages.items()},
-        "profile_files": [str(results_dir / "profile.txt"), str(results_dir / "profile.html")],
+        "profile_files": run.files,
     }
     empty_queue()
     monitor = result["monitor_save_task"]
