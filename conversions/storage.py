@@ -152,8 +152,25 @@ def put_file(key: str, path: Path) -> int:
 
 
 def put_folder(prefix: str, folder: Path) -> int:
-    """Store every file directly in a local folder under ``prefix/<name>``; total bytes."""
-    return sum(put_file(join(prefix, path.name), path) for path in sorted(folder.iterdir()) if path.is_file())
+    """Store every file directly in a local folder under ``prefix/<name>``; total bytes.
+
+    On the local backend, a folder of files on the same file system (the staging folder
+    under DATA_DIR) is renamed into place whole, as before object storage: one rename
+    instead of a copy per file (the folder is then gone). ``prefix`` is a new, unused
+    attempt prefix, so nothing can be reading it. Elsewhere, or across file systems, each
+    file is copied."""
+    backend = _backend()
+    entries = sorted(folder.iterdir())
+    if isinstance(backend, FileSystemStorage) and all(path.is_file() for path in entries):
+        target = Path(backend.path(prefix))
+        size = sum(path.stat().st_size for path in entries)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(folder, target)
+            return size
+        except OSError:  # another file system (EXDEV), or the prefix exists after all: copy
+            pass
+    return sum(put_file(join(prefix, path.name), path) for path in entries if path.is_file())
 
 
 def read_bytes(key: str) -> bytes:

@@ -51,6 +51,23 @@ def test_s3_keys_land_in_the_bucket_under_the_prefix(s3_server, s3_storage, tmp_
     assert not path.exists()  # the temporary copy is gone
 
 
+def test_put_folder_stores_every_file_and_renames_a_local_staging_folder_whole(backend, settings):
+    """On the local backend a staging folder under DATA_DIR becomes the attempt's folder by
+    one rename (the files keep their inodes: nothing is copied); on S3 each file is put."""
+    staging = settings.STAGING_DIR / "put-folder-test"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "doc.md").write_text("# one")
+    (staging / "doc_page_0.jpg").write_bytes(b"\xff\xd8jpeg")
+    inode = (staging / "doc.md").stat().st_ino
+    assert storage.put_folder("outputs/9/1-abc", staging) == len("# one") + 6
+    assert storage.names("outputs/9/1-abc") == ["doc.md", "doc_page_0.jpg"]
+    assert storage.read_text("outputs/9/1-abc/doc.md") == "# one"
+    if backend == "local":
+        assert not staging.exists()
+        assert storage.local_path("outputs/9/1-abc/doc.md").stat().st_ino == inode
+    storage.delete_prefix("outputs/9")
+
+
 @pytest.mark.parametrize(
     "url",
     [
