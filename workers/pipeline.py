@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
@@ -121,24 +122,31 @@ def end_worker_process(why: str) -> None:
     shutdown.exit_worker_process()
 
 
-def run_claimed(conversion: Conversion) -> tuple[str, bool]:
-    """Convert a claimed job and record how it ended: (outcome, end this worker process)."""
+class JobEnd(NamedTuple):
+    """How a claimed job ended in this worker."""
+
+    outcome: str  # "completed", "failed", "cancelled", "released" or "lost"
+    end_worker: bool  # end this worker process now (released for a stop, or a stuck page)
+
+
+def run_claimed(conversion: Conversion) -> JobEnd:
+    """Convert a claimed job and record how it ended."""
     try:
         with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
             convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)
         logger.info("conversion=%s cancelled", conversion.pk)
-        return "cancelled", False
+        return JobEnd("cancelled", False)
     except shutdown.ShuttingDown:
         services.release_conversion(conversion=conversion, message="Waiting to resume (its worker was stopped)")
         logger.info("conversion=%s released: the worker is shutting down", conversion.pk)
-        return "released", True
+        return JobEnd("released", True)
     except LostClaim as error:
         logger.warning("conversion=%s %s", conversion.pk, error)
-        return "lost", False
+        return JobEnd("lost", False)
     except (OperationalError, InterfaceError) as error:
-        return recover_from_database_outage(conversion, error), False
+        return JobEnd(recover_from_database_outage(conversion, error), False)
     except (
         InvalidPdf,
         inputs.InvalidInput,
@@ -149,13 +157,13 @@ def run_claimed(conversion: Conversion) -> tuple[str, bool]:
     ) as error:
         services.fail_conversion(conversion=conversion, error=str(error))
         logger.info("conversion=%s failed reason=%r", conversion.pk, str(error))
-        return "failed", isinstance(error, PageTimedOut)
+        return JobEnd("failed", isinstance(error, PageTimedOut))
     except Exception as error:
         logger.exception("conversion=%s crashed", conversion.pk)
         services.fail_conversion(conversion=conversion, error=f"Internal error: {type(error).__name__}: {error}")
-        return "failed", False
+        return JobEnd("failed", False)
     logger.info("conversion=%s completed", conversion.pk)
-    return "completed", False
+    return JobEnd("completed", False)
 
 
 def recover_from_database_outage(conversion: Conversion, error: Exception) -> str:
