@@ -345,10 +345,11 @@ def add_history(count: int) -> None:
             """INSERT INTO conversions_conversion
                    (id, document_id, owner_id, status, priority, engine, prompt_mode, progress, message, pages_total,
                     pages_done, attempts, max_attempts, error, worker_id, cancel_requested, output_dir, event_seq,
-                    request_fingerprint, created_at, started_at, finished_at, updated_at)
+                    request_fingerprint, created_at, started_at, finished_at, updated_at, page_selection,
+                    callback_url, on_page_error, pages_failed, output_bytes)
                SELECT gen_random_uuid(), %s, %s, 'completed', 0, 'noop', 'prompt_layout_all_en', 100, %s, 1, 1, 1, 3,
                       '', '', false, '', 0, '', now() - interval '1 day', now() - interval '1 day',
-                      now() - interval '1 day', now()
+                      now() - interval '1 day', now(), '', '', 'fail', '[]'::jsonb, 0
                  FROM generate_series(1, %s)""",
             [document.pk, document.owner_id, HISTORY_MESSAGE, count],
         )
