@@ -240,37 +240,39 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
     LibreOffice within a second."""
     document = conversion.document
     input_type = inputs.type_for(document.content_type)
-    with (
-        storage.local_copy(document.stored_path) as source,
-        tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch,
-    ):
+    with storage.local_copy(document.stored_path) as source:
         if input_type.kind == "pdf":
-            yield repair_if_unreadable(conversion, source, Path(scratch))
+            # No scratch folder for a PDF: only a repair (rare) writes a file, this one.
+            target = settings.DATA_DIR / "tmp" / f"repaired-{uuid.uuid4().hex}.pdf"
+            try:
+                yield repair_if_unreadable(conversion, source, target)
+            finally:
+                target.unlink(missing_ok=True)
             return
-        office = inputs.OfficeOptions(
-            soffice=settings.SOFFICE_BINARY,
-            timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
-            interrupt=lambda: stop_if_asked(conversion),
-        )
-        yield inputs.to_pdf(
-            source,
-            input_type,
-            Path(scratch),
-            dpi=settings.RENDER_DPI,
-            max_pixels=settings.MAX_IMAGE_PIXELS,
-            office=office,
-        )
+        with tempfile.TemporaryDirectory(dir=settings.DATA_DIR / "tmp", prefix="input-") as scratch:
+            office = inputs.OfficeOptions(
+                soffice=settings.SOFFICE_BINARY,
+                timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
+                interrupt=lambda: stop_if_asked(conversion),
+            )
+            yield inputs.to_pdf(
+                source,
+                input_type,
+                Path(scratch),
+                dpi=settings.RENDER_DPI,
+                max_pixels=settings.MAX_IMAGE_PIXELS,
+                office=office,
+            )
 
 
-def repair_if_unreadable(conversion: Conversion, source: Path, scratch: Path) -> Path:
-    """The local PDF to read: ``source``, or its repair (made in ``scratch`` and stored
-    beside the upload as ``uploads/<name>.repaired.pdf``) when MuPDF cannot read it:
-    stored before repairs were made at upload, or damaged in storage since. A repaired
-    file is not repaired again."""
+def repair_if_unreadable(conversion: Conversion, source: Path, target: Path) -> Path:
+    """The local PDF to read: ``source``, or its repair (written to ``target``, which the
+    caller removes, and stored beside the upload as ``uploads/<name>.repaired.pdf``) when
+    MuPDF cannot read it: stored before repairs were made at upload, or damaged in storage
+    since. A repaired file is not repaired again."""
     document = conversion.document
     if document.repaired:
         return source
-    target = scratch / "repaired.pdf"
     outcome = repair.repair_if_unreadable(source, target)
     if outcome is None:
         return source
