@@ -76,11 +76,7 @@ def files() -> Storage:
 def is_local() -> bool:
     """Whether files live on a filesystem of this host (DATA_DIR), where the original
     app's ``DATA_DIR/output/<stem>`` links can point at them."""
-    return isinstance(_backend(), FileSystemStorage)
-
-
-def _backend() -> Storage:
-    return storages["default"]
+    return isinstance(files(), FileSystemStorage)
 
 
 def local_path(key: str) -> Path:
@@ -159,7 +155,7 @@ def put_folder(prefix: str, folder: Path) -> int:
     instead of a copy per file (the folder is then gone). ``prefix`` is a new, unused
     attempt prefix, so nothing can be reading it. Elsewhere, or across file systems, each
     file is copied."""
-    backend = _backend()
+    backend = files()
     entries = sorted(folder.iterdir())
     if isinstance(backend, FileSystemStorage) and all(path.is_file() for path in entries):
         target = Path(backend.path(prefix))
@@ -213,7 +209,7 @@ def delete_prefix(prefix: str) -> None:
     prefix = prefix.strip("/")
     if not prefix:
         raise ValueError("Refusing to delete the whole storage.")
-    backend = _backend()
+    backend = files()
     if isinstance(backend, FileSystemStorage):
         path = Path(backend.path(prefix))
         if path.is_dir() and not path.is_symlink():
@@ -269,7 +265,7 @@ def open_stream(key: str) -> tuple[IO[bytes], int]:
     """A stored file opened for reading in chunks, and its size in bytes: the local file,
     or the body of one GetObject read as it arrives (django-storages' own S3File would
     first copy the whole object into memory). The caller closes it."""
-    backend = _backend()
+    backend = files()
     if isinstance(backend, FileSystemStorage):
         handle = open(backend.path(key), "rb")
         return handle, os.fstat(handle.fileno()).st_size
@@ -292,7 +288,7 @@ def presigned_url(key: str, *, filename: str, inline: bool) -> str | None:
 @dataclass(frozen=True)
 class StoredFile:
     """A stored file by key, with the few Path-like reads callers use (name, suffix,
-    size, read_bytes); ``open`` streams it."""
+    size, read_bytes); ``open_stream(key)`` streams it."""
 
     key: str
 
@@ -311,9 +307,6 @@ class StoredFile:
     @property
     def size(self) -> int:
         return files().size(self.key)
-
-    def open(self) -> IO[bytes]:
-        return files().open(self.key, "rb")
 
     def read_bytes(self) -> bytes:
         return read_bytes(self.key)
