@@ -147,6 +147,19 @@ def put_file(key: str, path: Path) -> int:
     return size
 
 
+def move_file(key: str, path: Path) -> int:
+    """Store a local file under ``key`` and remove it; its size in bytes. On the local
+    backend, on the same file system, the file is renamed into place (never copied);
+    elsewhere it is copied (``put_file``) and then removed. If storing fails, the local
+    file is left where it was."""
+    size = path.stat().st_size
+    if _rename_into_data_dir(key, path, [path]):
+        return size
+    put_file(key, path)
+    path.unlink(missing_ok=True)
+    return size
+
+
 def put_folder(prefix: str, folder: Path) -> int:
     """Store every file directly in a local folder under ``prefix/<name>``; total bytes.
 
@@ -155,18 +168,30 @@ def put_folder(prefix: str, folder: Path) -> int:
     instead of a copy per file (the folder is then gone). ``prefix`` is a new, unused
     attempt prefix, so nothing can be reading it. Elsewhere, or across file systems, each
     file is copied."""
-    backend = files()
     entries = sorted(folder.iterdir())
-    if isinstance(backend, FileSystemStorage) and all(path.is_file() for path in entries):
-        target = Path(backend.path(prefix))
-        size = sum(path.stat().st_size for path in entries)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(folder, target)
-            return size
-        except OSError:  # another file system (EXDEV), or the prefix exists after all: copy
-            pass
+    size = sum(path.stat().st_size for path in entries if path.is_file())
+    if all(path.is_file() for path in entries) and _rename_into_data_dir(prefix, folder, entries):
+        return size
     return sum(put_file(join(prefix, path.name), path) for path in entries if path.is_file())
+
+
+def _rename_into_data_dir(key: str, source: Path, files_moved: list[Path]) -> bool:
+    """Rename a local file or folder to ``key`` on the local backend, giving its files the
+    mode a write through the storage gives them (FILE_UPLOAD_PERMISSIONS); False on
+    object storage, across file systems (EXDEV) or when ``key`` exists as a folder."""
+    backend = files()
+    if not isinstance(backend, FileSystemStorage):
+        return False
+    if backend.file_permissions_mode is not None:
+        for path in files_moved:
+            os.chmod(path, backend.file_permissions_mode)
+    target = Path(backend.path(key))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError:
+        return False
+    return True
 
 
 def read_bytes(key: str) -> bytes:

@@ -63,8 +63,7 @@ def commit_upload(stored: StoredUpload, suffix: str = ".pdf") -> str:
     suffix of its detected type), remove the local copy and return the key. Errors of
     the storage propagate (the local copy is then still there for discard_upload)."""
     key = storage.upload_key(stored.path.name.split(".", 1)[0] + suffix)
-    storage.put_file(key, stored.path)
-    stored.path.unlink(missing_ok=True)
+    storage.move_file(key, stored.path)  # locally one rename, as before object storage
     return key
 
 

@@ -64,8 +64,26 @@ def test_put_folder_stores_every_file_and_renames_a_local_staging_folder_whole(b
     assert storage.read_text("outputs/9/1-abc/doc.md") == "# one"
     if backend == "local":
         assert not staging.exists()
-        assert storage.local_path("outputs/9/1-abc/doc.md").stat().st_ino == inode
+        moved = storage.local_path("outputs/9/1-abc/doc.md").stat()
+        assert moved.st_ino == inode
+        assert moved.st_mode & 0o777 == settings.FILE_UPLOAD_PERMISSIONS  # as a write through the storage
     storage.delete_prefix("outputs/9")
+
+
+def test_a_committed_upload_is_moved_into_storage_and_its_local_copy_is_gone(backend, settings):
+    """Locally one rename (same inode, the storage's file mode); on S3 a copy. Either way
+    the temporary copy is gone and the key reads the bytes."""
+    from conversions.uploads import commit_upload, store_upload
+
+    stored = store_upload(SimpleUploadedFile("a.pdf", ONE_PAGE.read_bytes()))
+    inode = stored.path.stat().st_ino
+    key = commit_upload(stored, ".pdf")
+    assert key.startswith("uploads/") and key.endswith(".pdf") and not stored.path.exists()
+    assert storage.read_bytes(key) == ONE_PAGE.read_bytes()
+    if backend == "local":
+        kept = storage.local_path(key).stat()
+        assert kept.st_ino == inode and kept.st_mode & 0o777 == settings.FILE_UPLOAD_PERMISSIONS
+    storage.delete(key)
 
 
 @pytest.mark.parametrize(
