@@ -7,6 +7,8 @@ Close codes: 4401 without a signed-in user (unless ALLOW_ANONYMOUS) or with a ba
 reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "detail": ...}``.
 """
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -17,6 +19,7 @@ from dotsocr_site.patches.channels import HubInboxConsumer
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+QUEUE_COUNTS_KEY = "_queue_counts"  # a queue message's counts, read once (queue_counts_for)
 
 
 class AuthenticatedConsumer(HubInboxConsumer, AsyncJsonWebsocketConsumer):
@@ -113,7 +116,8 @@ class OriginalConversionConsumer(ConversionConsumer):
 
 class QueueConsumer(AuthenticatedConsumer):
     """``/ws/v1/queue``: queue counts on connect, then the state changes of the caller's
-    jobs (staff: every job's), each with the whole queue's counts."""
+    jobs (staff: every job's), each with the whole queue's counts (``queue``), read when
+    the change reaches this process (after it committed), once for all its sockets."""
 
     async def connected(self):
         self.visible = {}  # conversion id -> may this caller see it (ownership never changes)
@@ -123,13 +127,24 @@ class QueueConsumer(AuthenticatedConsumer):
     async def queue_event(self, message: dict):
         event = message["event"]
         if await self.may_see(event["conversion_id"]):
-            await self.send_json(event)
+            # A worker of an earlier version sent the counts itself.
+            counts = event["queue"] if "queue" in event else await queue_counts_for(message)
+            await self.send_json({**event, "queue": counts})
 
     async def may_see(self, conversion_id: str) -> bool:
         if conversion_id not in self.visible:
             mine = selectors.conversions_for(self.user).filter(pk=conversion_id)
             self.visible[conversion_id] = await database_sync_to_async(mine.exists)()
         return self.visible[conversion_id]
+
+
+def queue_counts_for(message: dict) -> "asyncio.Future[dict[str, int]]":
+    """The queue's counts (``selectors.queue_counts``) for a queue message: read once in
+    this process, however many of its sockets the message goes to (the fan-out hands
+    each the same message)."""
+    if QUEUE_COUNTS_KEY not in message:
+        message[QUEUE_COUNTS_KEY] = asyncio.ensure_future(database_sync_to_async(selectors.queue_counts)())
+    return message[QUEUE_COUNTS_KEY]
 
 
 class BatchConsumer(AuthenticatedConsumer):

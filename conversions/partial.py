@@ -40,9 +40,22 @@ def failed_pages_of(conversion: Conversion) -> list[FailedPage]:
     """The conversion's failed pages in order, in one query."""
     rows = PageResult.objects.filter(conversion=conversion, status=PageResult.Status.FAILED).order_by("page_no")
     return [
-        FailedPage(page_no, source_page or page_no + 1, error, engine == SKIPPED_ENGINE)
+        _failed_page(page_no, source_page, error, engine)
         for page_no, source_page, error, engine in rows.values_list("page_no", "source_page", "error", "engine")
     ]
+
+
+def failed_pages_in(results: list[PageResult]) -> list[FailedPage]:
+    """``failed_pages_of`` from page results in hand (every page of the job), no query."""
+    return [
+        _failed_page(result.page_no, result.source_page, result.error, result.engine)
+        for result in sorted(results, key=lambda result: result.page_no)
+        if result.status == PageResult.Status.FAILED
+    ]
+
+
+def _failed_page(page_no: int, source_page: int | None, error: str, engine: str) -> FailedPage:
+    return FailedPage(page_no, source_page or page_no + 1, error, engine == SKIPPED_ENGINE)
 
 
 def pages_failed_field(failed: list[FailedPage]) -> list[dict]:

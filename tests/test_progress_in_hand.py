@@ -14,8 +14,9 @@ from conversions import services
 from conversions.models import Conversion
 from conversions.progress import groups
 from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
-from tests.conftest import FOUR_PAGES, ONE_PAGE
+from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT, ONE_PAGE, published
 from workers import pipeline
+from workers.pages import PageWriter
 from workers.ocr.base import PageOcr
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -171,3 +172,64 @@ def test_completing_a_job_in_hand_reads_its_failed_pages_once_and_looks_for_no_w
     assert len(page_reads) == 1, page_reads
     assert not [sql for sql in sqls if "\"callback_url\" = ''" in sql], sqls
     assert Conversion.objects.get(pk=claimed.pk).status == "completed"
+
+
+def test_a_one_page_job_writes_its_claim_its_page_and_its_end_and_reads_nothing_back(make_conversion, recorded):
+    """Issue 20: the claim, the page's checkpoint and the completion, three statements in
+    all. Not a "PDF loaded" write that tells nobody anything, not a read back of the page
+    rows it has just written, not a count of the queue (read where a queue socket gets
+    the event, consumers.QueueConsumer), not a transaction of its own for one UPDATE."""
+    conversion = make_conversion(ONE_PAGE)
+    recorded.sent.clear()
+    with CaptureQueriesContext(connection) as captured:
+        assert pipeline.run_conversion("wake-up") == "completed"
+    sqls = [query["sql"] for query in captured.captured_queries]
+    assert len(sqls) == 3, sqls
+    assert not [sql for sql in sqls if "pageresult" in sql and sql.startswith("SELECT")], sqls
+    assert not [sql for sql in sqls if sql in ("BEGIN", "COMMIT") or "COUNT(*) FILTER" in sql], sqls
+    queue_events = [message["event"] for group, message in recorded.sent if group == groups.QUEUE_GROUP]
+    assert [event["status"] for event in queue_events] == ["running", "completed"]
+    assert not [event for event in queue_events if "queue" in event]
+    final = Conversion.objects.get(pk=conversion.pk)
+    assert (final.status, final.pages_done, final.progress, final.message) == (
+        "completed",
+        1,
+        100,
+        "Conversion completed successfully",
+    )
+
+
+def test_past_the_rows_a_writer_keeps_the_outputs_read_every_page_back(make_conversion, recorded, monkeypatch):
+    """The rows in hand bound memory (PageWriter.KEEP_MAX_PAGES): a longer job reads them
+    back, and its outputs still hold every page."""
+    monkeypatch.setattr(PageWriter, "KEEP_MAX_PAGES", 2)
+    conversion = make_conversion(FOUR_PAGES)
+    with CaptureQueriesContext(connection) as captured:
+        assert pipeline.run_conversion("wake-up") == "completed"
+    reads = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT")]
+    assert [sql for sql in reads if 'FROM "conversions_pageresult"' in sql], reads
+    folder = published(conversion)
+    assert all((folder / f"pdflatex-4-pages_page_{page_no}.md").exists() for page_no in range(4))
+    assert FOUR_PAGES_TEXT in (folder / "pdflatex-4-pages.md").read_text()
+    assert Conversion.objects.get(pk=conversion.pk).pages_failed == []
+
+
+def test_a_job_that_resumes_reads_back_the_pages_an_earlier_attempt_wrote(make_conversion, recorded):
+    """Rows in hand only stand for the job when this attempt wrote every page."""
+    conversion = make_conversion(FOUR_PAGES)
+    claimed = services.claim_next(worker_id="host:1")
+    services.record_pdf_loaded(conversion=claimed, pages_total=4)
+    services.checkpoint_page(
+        conversion=claimed,
+        page_no=1,
+        page=PageOcr(cells=[], engine="noop", error="unreadable here", reason="shows ink, no text"),
+        markdown="earlier attempt's page 2",
+        markdown_nohf="earlier attempt's page 2",
+        duration_ms=1,
+    )
+    services.release_conversion(conversion=claimed, message="Waiting to resume")
+    assert pipeline.run_conversion("wake-up") == "completed"
+    final = Conversion.objects.get(pk=conversion.pk)
+    assert "earlier attempt's page 2" in (published(conversion) / "pdflatex-4-pages.md").read_text()
+    assert [failed["page"] for failed in final.pages_failed] == [2]
+    assert final.pages_done == 4

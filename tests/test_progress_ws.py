@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from conversions import services
+from conversions import selectors, services
 from conversions.progress import groups
 from dotsocr_site.asgi import application
 from tests.conftest import stored
@@ -171,6 +171,35 @@ def test_queue_socket_reports_counts_and_state_changes(make_conversion):
     assert initial == {"type": "queue", "queue": {"queued": 0, "running": 0}}
     assert created["status"] == "queued" and created["queue"] == {"queued": 1, "running": 0}
     assert cancelled["status"] == "cancelled" and cancelled["queue"] == {"queued": 0, "running": 0}
+
+
+def test_queue_counts_are_read_once_per_event_for_every_queue_socket_of_the_process(make_conversion, monkeypatch):
+    """The worker sends a state change without the queue's counts (a count grows with the
+    backlog, and most jobs start and end with nobody watching); the web process reads them
+    when the change reaches it, once for all its queue sockets."""
+    reads = []
+    real_counts = selectors.queue_counts
+
+    def counted():
+        reads.append(1)
+        return real_counts()
+
+    monkeypatch.setattr(selectors, "queue_counts", counted)
+
+    async def scenario():
+        sockets = [await connected("/ws/v1/queue") for _ in range(3)]
+        for socket in sockets:
+            assert (await socket.receive_json_from())["type"] == "queue"
+        before = len(reads)
+        await database_sync_to_async(make_conversion)()
+        created = [await socket.receive_json_from(timeout=5) for socket in sockets]
+        for socket in sockets:
+            await socket.disconnect()
+        return created, len(reads) - before
+
+    created, reads_for_the_event = run(scenario)
+    assert [event["queue"] for event in created] == [{"queued": 1, "running": 0}] * 3
+    assert reads_for_the_event == 1
 
 
 def test_sending_never_breaks_the_caller(make_conversion, settings):

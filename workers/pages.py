@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from conversions import partial, selectors, services
-from conversions.models import Conversion
+from conversions.models import Conversion, PageResult
 from workers import outputs, shutdown
 from workers.ocr import EngineError
 from workers.ocr.base import PageOcr
@@ -180,12 +180,27 @@ def recognize(engine, page: PdfPage, prompt_mode: str) -> RecognizedPage:
 
 
 class PageWriter:
-    """Writes a finished page: its images to the staging folder, then its checkpoint."""
+    """Writes a finished page: its images to the staging folder, then its checkpoint.
+
+    The rows it stored are kept (``stored``) for the job's outputs, which then need no
+    read back, up to ``KEEP_MAX_PAGES`` pages; ``stored`` is None once a page was not
+    stored by this writer (another attempt had checkpointed it) or past that bound."""
+
+    KEEP_MAX_PAGES = 100  # past this, the outputs read the rows back: memory stays bounded
 
     def __init__(self, conversion: Conversion, staging: Path, stem: str, job_page_of: dict[int, int] | None = None):
         self.conversion, self.staging, self.stem = conversion, staging, stem
         self.job_page_of = job_page_of or {}  # document page (0-based) -> job page, with a selection
         self.pages_written = 0
+        self.stored: list[PageResult] | None = []
+
+    def keep(self, stored: PageResult | None) -> None:
+        if self.stored is None:
+            return
+        if stored is None or len(self.stored) >= self.KEEP_MAX_PAGES:
+            self.stored = None
+        else:
+            self.stored.append(stored)
 
     def checkpoint(self, page: PdfPage, recognized: RecognizedPage) -> None:
         result, duration_ms = recognized.result, recognized.duration_ms
@@ -195,7 +210,7 @@ class PageWriter:
         def picture_link(index, cell):
             return outputs.picture_name(self.stem, page_no, index)
 
-        services.checkpoint_page(
+        stored = services.checkpoint_page(
             conversion=self.conversion,
             page_no=page_no,
             source_page=page.number + 1,
@@ -204,6 +219,7 @@ class PageWriter:
             markdown_nohf=cells_to_markdown(result.cells, picture_link=picture_link, drop_headers_footers=True),
             duration_ms=duration_ms,
         )
+        self.keep(stored)
         self.pages_written += 1
         logger.info(
             "conversion=%s page=%s engine=%s cells=%s ms=%s",
@@ -220,7 +236,7 @@ class PageWriter:
         page_no = self.job_page_of.get(page.number, page.number)
         outputs.write_page_images(self.staging, self.stem, page_no, page.jpeg(), {})
         notice = partial.failure_markdown(page.number + 1, reason)
-        services.checkpoint_page(
+        stored = services.checkpoint_page(
             conversion=self.conversion,
             page_no=page_no,
             source_page=page.number + 1,
@@ -229,6 +245,7 @@ class PageWriter:
             markdown_nohf=notice,
             duration_ms=0,
         )
+        self.keep(stored)
         self.pages_written += 1
         logger.warning("conversion=%s page=%s skipped reason=%r", self.conversion.pk, page.number, reason)
 

@@ -19,9 +19,9 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from conversions import selectors, services, storage
+from conversions import partial, selectors, services, storage
 from conversions.exceptions import LostClaim
-from conversions.models import Conversion
+from conversions.models import Conversion, PageResult
 from workers import inputs, outputs, page_ranges, shutdown
 from workers.inputs import repair
 from workers.ocr import DotsOcrConfig, EngineError, engine_for, rapidocr
@@ -219,12 +219,20 @@ def convert(conversion: Conversion) -> None:
                 for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
                 if job_page_of[page.number] not in done
             )
-            PageRunner(conversion, engine, PageWriter(conversion, staging, stem, job_page_of), limits).run(pages)
+            writer = PageWriter(conversion, staging, stem, job_page_of)
+            PageRunner(conversion, engine, writer, limits).run(pages)
         if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
-        prefix, size = publish_outputs(conversion, staging, stem, pdf_path)
+        # Every page's row in hand when this attempt stored them all: no read back.
+        stored = writer.stored if writer.stored is not None and len(writer.stored) == conversion.pages_total else None
+        prefix, size = publish_outputs(conversion, staging, stem, pdf_path, stored)
     try:
-        services.complete_conversion(conversion=conversion, output_dir=prefix, output_bytes=size)
+        services.complete_conversion(
+            conversion=conversion,
+            output_dir=prefix,
+            output_bytes=size,
+            failed=None if stored is None else partial.failed_pages_in(stored),
+        )
     except LostClaim:
         storage.delete_prefix(prefix)  # superseded: what this attempt uploaded is never shown
         raise
@@ -299,9 +307,22 @@ def record_page_count(conversion: Conversion, page_count: int) -> list[int]:
         raise inputs.InvalidInput(f"The converted document has {page_count} pages; the limit is {settings.MAX_PAGES}.")
     selection = page_ranges.selected_pages(conversion.page_selection, page_count)
     services.record_document_pages(document=conversion.document, page_count=page_count)
+    if not loaded_is_news(conversion, len(selection)):
+        # A one-page job recorded at submit as one page: this write would tell nobody
+        # anything (it sends no event), and its page's checkpoint, a moment later, sets
+        # progress and message. The first cancel check then uses the flag the claim
+        # returned, an instant ago.
+        return selection
     services.record_pdf_loaded(conversion=conversion, pages_total=len(selection), page_count=page_count)
     conversion.pages_total = len(selection)
     return selection
+
+
+def loaded_is_news(conversion: Conversion, pages_total: int) -> bool:
+    """Whether ``services.record_pdf_loaded`` has something to record: a page count not
+    known at submit (Office, images, a changed file), more than one page (its event starts
+    the progress bar), or a repair to report."""
+    return pages_total != 1 or conversion.pages_total != 1 or conversion.document.repaired
 
 
 def dotsocr_config_for(engine_name: str) -> DotsOcrConfig | None:
@@ -312,11 +333,15 @@ def dotsocr_config_for(engine_name: str) -> DotsOcrConfig | None:
     return None
 
 
-def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: Path) -> tuple[str, int]:
-    """Write the document files from the checkpoints into the local staging folder and
-    upload it to storage under this attempt's prefix (``outputs/<id>/<attempt>``), which
-    is returned with the bytes uploaded: nothing shows it until the conversion completes with it as output_dir.
-    The local folder is removed either way."""
+def publish_outputs(
+    conversion: Conversion, staging: Path, stem: str, pdf_path: Path, stored: list[PageResult] | None = None
+) -> tuple[str, int]:
+    """Write the document files from the checkpoints (``stored``: every page's row, in
+    hand; else read from the database) into the local staging folder and upload it to
+    storage under this attempt's prefix (``outputs/<id>/<attempt>``), which is returned
+    with the bytes uploaded: nothing shows it until the conversion completes with it as
+    output_dir. The local folder is removed either way."""
+    results = selectors.page_results(conversion) if stored is None else sorted(stored, key=lambda row: row.page_no)
     pages = [
         outputs.PageOutput(
             page_no=result.page_no,
@@ -329,7 +354,7 @@ def publish_outputs(conversion: Conversion, staging: Path, stem: str, pdf_path: 
             status=result.status,
             error=result.error,
         )
-        for result in selectors.page_results(conversion)
+        for result in results
     ]
     assert conversion.pages_total is not None  # recorded when the document was loaded (record_page_count)
     missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}

@@ -40,10 +40,10 @@ def build_group_message(group: str, message_type: str, event: dict) -> dict:
 
 def build_group_messages(conversion, event: dict, *, status_changed: bool) -> list[tuple[str, dict]]:
     """(group, message) pairs for ``event``: the conversion's group, its batch's (the
-    event with ``batch_id``), and on a change of status the queue's (with the queue's
-    counts, read now)."""
-    from conversions import selectors
-
+    event with ``batch_id``), and on a change of status the queue's. The queue's counts
+    are not read here but where the message is delivered, once per web process that has
+    a queue socket (consumers.QueueConsumer): a job's start and end cost no count of the
+    queue, which grows with the backlog, when nobody watches the queue."""
     group = conversion_group(conversion.pk)
     messages = [(group, build_group_message(group, "conversion.event", event))]
     if conversion.batch_id is not None:
@@ -51,8 +51,7 @@ def build_group_messages(conversion, event: dict, *, status_changed: bool) -> li
         batch_event = {**event, "batch_id": str(conversion.batch_id)}
         messages.append((in_batch, build_group_message(in_batch, "batch.event", batch_event)))
     if status_changed:
-        queue_event = {**event, "queue": selectors.queue_counts()}
-        messages.append((QUEUE_GROUP, build_group_message(QUEUE_GROUP, "queue.event", queue_event)))
+        messages.append((QUEUE_GROUP, build_group_message(QUEUE_GROUP, "queue.event", event)))
     return messages
 
 

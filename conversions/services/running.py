@@ -69,10 +69,12 @@ def checkpoint_page(
     markdown_nohf: str,
     duration_ms: int,
     source_page: int | None = None,
-) -> None:
+) -> PageResult | None:
     """Store one finished page and the job's progress together (the resume point).
     ``page_no`` numbers the job's pages from 0; ``source_page`` is the document's page it
-    was read from, 1-based (default ``page_no + 1``)."""
+    was read from, 1-based (default ``page_no + 1``). Returns the row as stored (unsaved
+    instance, no pk), or None when another attempt had checkpointed the page first (its
+    result is kept). Raises LostClaim if the job is no longer this worker's."""
     result = PageResult(
         conversion=conversion,
         page_no=page_no,
@@ -100,6 +102,7 @@ def checkpoint_page(
     for name, value in state.items():
         setattr(conversion, name, value)
     progress.send_state_after_commit(conversion, page_no=page_no)
+    return result if added else None
 
 
 def without_nul(text: str) -> str:
@@ -115,12 +118,21 @@ def record_finalizing(*, conversion: Conversion) -> None:
     _update_running(conversion, progress=_progress(95), message="Finalizing conversion...")
 
 
-def complete_conversion(*, conversion: Conversion, output_dir: str, output_bytes: int | None = None) -> None:
+def complete_conversion(
+    *,
+    conversion: Conversion,
+    output_dir: str,
+    output_bytes: int | None = None,
+    failed: list[partial.FailedPage] | None = None,
+) -> None:
     """running -> completed, with the pages that failed (conversions/partial.py) and the
-    output's size. Raises LostClaim if the job was taken from this worker."""
+    output's size. ``failed``: the job's failed pages when the caller holds every page's
+    result (``partial.failed_pages_in``); else read here. Raises LostClaim if the job was
+    taken from this worker."""
     from conversions import retention
 
-    failed = partial.failed_pages_of(conversion)  # one query serves the message and the field
+    if failed is None:
+        failed = partial.failed_pages_of(conversion)  # one query serves the message and the field
     message = partial.skipped_message(conversion, failed) or completion_message(conversion, failed)
     if not _finish(
         conversion,

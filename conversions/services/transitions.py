@@ -90,18 +90,18 @@ def _transition(
     if where:
         rows = rows.filter(**where)
     fields = {"status": target, "updated_at": timezone.now(), "event_seq": F("event_seq") + 1, **fields}
-    final = target in webhooks.EVENT_TYPES
-    # A final state and its webhook event (if any) commit together.
-    with transaction.atomic() if final else contextlib.nullcontext():
+    # A final state and its webhook event (if any) commit together. A job in hand
+    # without a callback_url (set at creation, never changed) has no event to record: no
+    # query for it, and its one UPDATE needs no transaction of its own (BEGIN, COMMIT).
+    records_event = target in webhooks.EVENT_TYPES and (in_hand is None or bool(in_hand.callback_url))
+    with transaction.atomic() if records_event else contextlib.nullcontext():
         if in_hand is None:
             state = None
             changed = rows.update(**fields)
         else:
             state = update_returning(rows, TRANSITION_STATE, **fields)
             changed = int(state is not None)
-        # A job in hand without a callback_url (set at creation, never changed) has no
-        # event to record: no query for it.
-        if changed and final and (in_hand is None or in_hand.callback_url):
+        if changed and records_event:
             webhooks.record_final_event(conversion_id, target)
     if not changed:
         return 0
