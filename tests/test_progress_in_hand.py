@@ -16,8 +16,8 @@ from conversions.progress import groups
 from dotsocr_site.patches.channels_postgres import PostgresChannelLayer
 from tests.conftest import FOUR_PAGES, FOUR_PAGES_TEXT, ONE_PAGE, published
 from workers import pipeline
-from workers.pages import PageWriter
 from workers.ocr.base import PageOcr
+from workers.pages import PageWriter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
