@@ -89,25 +89,6 @@ def write_page_images(staging: Path, stem: str, page_no: int, jpeg: bytes, pictu
         write_atomically(staging / picture_name(stem, page_no, index), crop)
 
 
-def write_page_files(staging: Path, stem: str, page: PageOutput) -> None:
-    name = page_name(stem, page.page_no)
-    write_atomically(staging / f"{name}.json", json.dumps(page.cells, ensure_ascii=False, indent=1))
-    write_page_markdown(staging, stem, page)
-
-
-def write_page_markdown(folder: Path, stem: str, page: PageOutput) -> None:
-    name = page_name(stem, page.page_no)
-    write_atomically(folder / f"{name}.md", page.markdown)
-    write_atomically(folder / f"{name}_nohf.md", page.markdown_nohf)
-
-
-def write_document_markdown(folder: Path, stem: str, pages: list[PageOutput]) -> None:
-    markdown = join_markdown([(page.markdown, page.page_no, page.source_page) for page in pages])
-    markdown_nohf = join_markdown([(page.markdown_nohf, page.page_no, page.source_page) for page in pages])
-    write_atomically(folder / f"{stem}.md", markdown + "\n")
-    write_atomically(folder / f"{stem}_nohf.md", markdown_nohf + "\n")
-
-
 def markdown_files(stem: str, pages: list[PageOutput]) -> dict[str, str]:
     """Every Markdown file of a conversion by name (per page, then the document's): what
     a user's edit writes again; its layout JSON, JSONL and images stay the model's."""
@@ -139,12 +120,6 @@ def join_markdown(pages: list[tuple[str, int, int | None]]) -> str:
     )
 
 
-def write_document_files(staging: Path, stem: str, pages: list[PageOutput]) -> None:
-    write_document_markdown(staging, stem, pages)
-    lines = [json.dumps(jsonl_record(stem, page), ensure_ascii=False) for page in pages]
-    write_atomically(staging / f"{stem}.jsonl", "\n".join(lines) + "\n")
-
-
 def page_files(stem: str, page_no: int) -> dict[str, str]:
     """The names of one page's files, keyed as the dots.ocr parser's result records."""
     name = page_name(stem, page_no)
@@ -174,11 +149,19 @@ def jsonl_record(stem: str, page: PageOutput) -> dict:
 
 def complete_folder(staging: Path, stem: str, pages: list[PageOutput]) -> Path:
     """Write every page and document file into the local ``staging`` folder (which holds
-    the page images already), ready to be uploaded whole."""
+    the page images already), ready to be uploaded whole. Each file is written plainly,
+    not through a temporary file and a rename: nothing reads the folder before it is
+    published whole, and an attempt that dies here writes them all again (only the page
+    images, which a resumed attempt keeps, are written atomically)."""
     staging.mkdir(parents=True, exist_ok=True)
-    for page in pages:
-        write_page_files(staging, stem, page)
-    write_document_files(staging, stem, pages)
+    files = {
+        f"{page_name(stem, page.page_no)}.json": json.dumps(page.cells, ensure_ascii=False, indent=1) for page in pages
+    }
+    files |= markdown_files(stem, pages)
+    lines = [json.dumps(jsonl_record(stem, page), ensure_ascii=False) for page in pages]
+    files[f"{stem}.jsonl"] = "\n".join(lines) + "\n"
+    for name, text in files.items():
+        (staging / name).write_text(text, encoding="utf-8")
     return staging
 
 

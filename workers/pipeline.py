@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+import pymupdf
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -34,7 +35,7 @@ from workers.pages import (
     PageWriter,
     picture_crops,
 )
-from workers.pdf import InvalidPdf, PdfPage, iter_pages, open_pdf
+from workers.pdf import PYMUPDF_LOCK, InvalidPdf, PdfPage, iter_pages, open_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -208,24 +209,23 @@ def convert(conversion: Conversion) -> None:
     rapidocr.use_threads(settings.OCR_CPU_THREADS)
     engine = engine_for(conversion.engine, dotsocr=dotsocr_config_for(conversion.engine))
     limits = Limits.from_settings()
-    with input_as_pdf(conversion) as pdf_path:
-        with open_pdf(pdf_path) as document:
-            selection = record_page_count(conversion, document.page_count)
-            job_page_of = {number: index for index, number in enumerate(selection)}  # job page i: selection[i]
-            # pages_done counts the job's checkpoints (services.checkpoint_page): none, none to skip.
-            done = selectors.checkpointed_page_numbers(conversion) if conversion.pages_done else set()
-            pages = (
-                page
-                for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
-                if job_page_of[page.number] not in done
-            )
-            writer = PageWriter(conversion, staging, stem, job_page_of)
-            PageRunner(conversion, engine, writer, limits).run(pages)
+    with opened_input(conversion) as document:
+        selection = record_page_count(conversion, document.page_count)
+        job_page_of = {number: index for index, number in enumerate(selection)}  # job page i: selection[i]
+        # pages_done counts the job's checkpoints (services.checkpoint_page): none, none to skip.
+        done = selectors.checkpointed_page_numbers(conversion) if conversion.pages_done else set()
+        pages = (
+            page
+            for page in iter_pages(document, settings.RENDER_DPI, settings.MAX_PAGE_CONTENT_MB, selection)
+            if job_page_of[page.number] not in done
+        )
+        writer = PageWriter(conversion, staging, stem, job_page_of)
+        PageRunner(conversion, engine, writer, limits).run(pages)
         if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
         # Every page's row in hand when this attempt stored them all: no read back.
         stored = writer.stored if writer.stored is not None and len(writer.stored) == conversion.pages_total else None
-        prefix, size = publish_outputs(conversion, staging, stem, pdf_path, stored)
+        prefix, size = publish_outputs(conversion, staging, stem, document, stored)
     try:
         services.complete_conversion(
             conversion=conversion,
@@ -240,12 +240,12 @@ def convert(conversion: Conversion) -> None:
 
 
 @contextmanager
-def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
-    """The document as a local PDF: the stored file streamed to a local temporary copy
-    (the file itself on the local backend), repaired if MuPDF cannot read it; an image or
-    Office file converted in a scratch folder of the worker (workers/inputs). Everything
-    local is removed when the job is done with it. A cancel or a shutdown stops
-    LibreOffice within a second."""
+def opened_input(conversion: Conversion) -> Iterator[pymupdf.Document]:
+    """The document as a PDF open for reading: the stored file streamed to a local
+    temporary copy (the file itself on the local backend), repaired if MuPDF cannot read
+    it; an image or Office file converted in a scratch folder of the worker
+    (workers/inputs). Everything local is removed when the job is done with it. A cancel
+    or a shutdown stops LibreOffice within a second. Raises InvalidPdf, InvalidInput."""
     document = conversion.document
     input_type = inputs.type_for(document.content_type)
     with storage.local_copy(document.stored_path) as source:
@@ -253,7 +253,8 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
             # No scratch folder for a PDF: only a repair (rare) writes a file, this one.
             target = settings.DATA_DIR / "tmp" / f"repaired-{uuid.uuid4().hex}.pdf"
             try:
-                yield repair_if_unreadable(conversion, source, target)
+                with open_or_repair(conversion, source, target) as opened:
+                    yield opened
             finally:
                 target.unlink(missing_ok=True)
             return
@@ -263,7 +264,7 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
                 timeout_seconds=settings.OFFICE_TIMEOUT_SECONDS,
                 interrupt=lambda: stop_if_asked(conversion),
             )
-            yield inputs.to_pdf(
+            converted = inputs.to_pdf(
                 source,
                 input_type,
                 Path(scratch),
@@ -271,24 +272,30 @@ def input_as_pdf(conversion: Conversion) -> Iterator[Path]:
                 max_pixels=settings.MAX_IMAGE_PIXELS,
                 office=office,
             )
+            with open_pdf(converted) as opened:
+                yield opened
 
 
-def repair_if_unreadable(conversion: Conversion, source: Path, target: Path) -> Path:
-    """The local PDF to read: ``source``, or its repair (written to ``target``, which the
-    caller removes, and stored beside the upload as ``uploads/<name>.repaired.pdf``) when
-    MuPDF cannot read it: stored before repairs were made at upload, or damaged in storage
-    since. A repaired file is not repaired again."""
+@contextmanager
+def open_or_repair(conversion: Conversion, source: Path, target: Path) -> Iterator[pymupdf.Document]:
+    """``source`` open, or its repair (written to ``target``, which the caller removes,
+    and stored beside the upload as ``uploads/<name>.repaired.pdf``) when MuPDF cannot
+    read it: stored before repairs were made at upload, or damaged in storage since. A
+    repaired file is not repaired again."""
     document = conversion.document
     if document.repaired:
-        return source
-    outcome = repair.repair_if_unreadable(source, target)
-    if outcome is None:
-        return source
-    key = storage.repaired_key(document.stored_path)
-    storage.put_file(key, target)
-    services.record_document_repair(document=document, repaired_path=key, repair=outcome, page_count=outcome.pages)
-    logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
-    return target
+        with open_pdf(source) as opened:
+            yield opened
+        return
+    with repair.open_or_repair(source, target) as (opened, outcome):
+        if outcome is not None:
+            key = storage.repaired_key(document.stored_path)
+            storage.put_file(key, target)
+            services.record_document_repair(
+                document=document, repaired_path=key, repair=outcome, page_count=outcome.pages
+            )
+            logger.info("conversion=%s document repaired: %s", conversion.pk, outcome.note)
+        yield opened
 
 
 def stop_if_asked(conversion: Conversion) -> None:
@@ -310,8 +317,10 @@ def record_page_count(conversion: Conversion, page_count: int) -> list[int]:
     if not loaded_is_news(conversion, len(selection)):
         # A one-page job recorded at submit as one page: this write would tell nobody
         # anything (it sends no event), and its page's checkpoint, a moment later, sets
-        # progress and message. The first cancel check then uses the flag the claim
-        # returned, an instant ago.
+        # progress and message; if the job fails first, its failure records the progress
+        # reached (services.fail_conversion). The first cancel check then uses the flag
+        # the claim returned, an instant ago.
+        conversion.progress = max(conversion.progress, services.LOADED_PROGRESS)
         return selection
     services.record_pdf_loaded(conversion=conversion, pages_total=len(selection), page_count=page_count)
     conversion.pages_total = len(selection)
@@ -334,13 +343,18 @@ def dotsocr_config_for(engine_name: str) -> DotsOcrConfig | None:
 
 
 def publish_outputs(
-    conversion: Conversion, staging: Path, stem: str, pdf_path: Path, stored: list[PageResult] | None = None
+    conversion: Conversion,
+    staging: Path,
+    stem: str,
+    document: pymupdf.Document,
+    stored: list[PageResult] | None = None,
 ) -> tuple[str, int]:
     """Write the document files from the checkpoints (``stored``: every page's row, in
     hand; else read from the database) into the local staging folder and upload it to
     storage under this attempt's prefix (``outputs/<id>/<attempt>``), which is returned
     with the bytes uploaded: nothing shows it until the conversion completes with it as
-    output_dir. The local folder is removed either way."""
+    output_dir. The local folder is removed either way. ``document``: the job's PDF,
+    open, for the page images an earlier attempt made elsewhere."""
     results = selectors.page_results(conversion) if stored is None else sorted(stored, key=lambda row: row.page_no)
     pages = [
         outputs.PageOutput(
@@ -360,7 +374,7 @@ def publish_outputs(
     missing = set(range(conversion.pages_total)) - {page.page_no for page in pages}
     if missing:
         raise EngineError(f"Pages without a result: {', '.join(str(n + 1) for n in sorted(missing))}.")
-    ensure_page_images(pdf_path, staging, stem, pages)
+    ensure_page_images(document, staging, stem, pages)
     attempt = f"{conversion.attempts}-{uuid.uuid4().hex[:12]}"
     prefix = storage.attempt_prefix(conversion.pk, attempt)
     try:
@@ -383,16 +397,15 @@ def after_publishing(conversion: Conversion, prefix: str, stem: str) -> None:
         outputs.link_latest(settings.OUTPUT_BY_STEM_DIR, stem, storage.local_path(prefix))
 
 
-def ensure_page_images(pdf_path: Path, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
+def ensure_page_images(document: pymupdf.Document, staging: Path, stem: str, pages: list[outputs.PageOutput]) -> None:
     """Re-render the images of pages checkpointed by an earlier attempt (on another host,
     or before a crash): the staging folder may not have them."""
-    absent = [page for page in pages if not (staging / f"{outputs.page_name(stem, page.page_no)}.jpg").exists()]
-    if not absent:
-        return
-    with open_pdf(pdf_path) as document:
-        for result in absent:
+    for result in pages:
+        if (staging / f"{outputs.page_name(stem, result.page_no)}.jpg").exists():
+            continue
+        with PYMUPDF_LOCK:
             page = PdfPage(
                 page=document[outputs.source_page_of(result.page_no, result.source_page) - 1], dpi=settings.RENDER_DPI
             )
-            pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))
-            outputs.write_page_images(staging, stem, result.page_no, page.jpeg(), pictures)
+        pictures = picture_crops(page, outputs.cells_from_dicts(result.cells))
+        outputs.write_page_images(staging, stem, result.page_no, page.jpeg(), pictures)

@@ -37,6 +37,7 @@ from conversions.services.leases import (
     wake_stranded_jobs,
 )
 from conversions.services.running import (
+    LOADED_PROGRESS,
     _progress,
     _update_running,
     checkpoint_page,
@@ -115,6 +116,7 @@ __all__ = [
     "record_document_repair",
     "record_finalizing",
     "record_pdf_loaded",
+    "LOADED_PROGRESS",
     "release_conversion",
     "renew_lease",
     "repair_fields",

@@ -16,6 +16,7 @@ from workers.ocr.base import PageOcr
 
 logger = logging.getLogger(__name__)
 Status = Conversion.Status
+LOADED_PROGRESS = 10  # a job's progress once its PDF is open, as in the original app
 
 
 def _update_running(conversion: Conversion, *, page_no: int | None = None, announce: bool = True, **fields) -> None:
@@ -43,7 +44,6 @@ def _progress(value: int):
 def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: int | None = None) -> None:
     """``pages_total``: the pages this job converts; ``page_count``: the document's, when
     only some were selected."""
-    # Progress values follow the original app: 10 once the PDF is open.
     message = f"PDF loaded with {pages_total} pages"
     if page_count is not None and page_count != pages_total:
         message = f"PDF loaded: converting {pages_total} of its {page_count} pages"
@@ -54,7 +54,7 @@ def record_pdf_loaded(*, conversion: Conversion, pages_total: int, page_count: i
     _update_running(
         conversion,
         pages_total=pages_total,
-        progress=_progress(10),
+        progress=_progress(LOADED_PROGRESS),
         message=message[:500],
         announce=pages_total > 1 or conversion.document.repaired,
     )
@@ -162,8 +162,16 @@ def completion_message(conversion: Conversion, failed: list[partial.FailedPage])
 
 
 def fail_conversion(*, conversion: Conversion, error: str) -> bool:
-    """running -> failed with a readable reason. False if the job was not running here."""
-    return _finish(conversion, Status.FAILED, error=error, message=f"Conversion failed: {error}"[:500])
+    """running -> failed with a readable reason, and the progress the job had reached
+    (``conversion.progress``, which may be ahead of the row: a one-page job does not
+    write its loading step). False if the job was not running here."""
+    return _finish(
+        conversion,
+        Status.FAILED,
+        error=error,
+        message=f"Conversion failed: {error}"[:500],
+        progress=_progress(conversion.progress),
+    )
 
 
 def finish_cancelled(*, conversion: Conversion) -> bool:

@@ -15,8 +15,12 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pymupdf
 
 from workers.pdf import InvalidPdf, PdfInfo, UnreadablePdf, inspect_pdf, open_pdf
 
@@ -74,21 +78,24 @@ def inspect_or_repair(
         raise
 
 
-def repair_if_unreadable(path: Path, repaired: Path) -> RepairOutcome | None:
-    """None when MuPDF reads ``path``; else the repair written to ``repaired``. For the
-    worker's open step: cheaper than ``inspect_or_repair`` (the file was inspected at
-    upload). Raises InvalidPdf as ``inspect_or_repair`` does."""
-    try:
-        with open_pdf(path):
-            return None
-    except UnreadablePdf as unreadable:
-        outcome = repair_or_refuse(path, repaired, unreadable, max_pages=DEFAULT_MAX_PAGES)
-    try:
-        with open_pdf(repaired):
-            return outcome
-    except InvalidPdf:
-        repaired.unlink(missing_ok=True)
-        raise
+@contextmanager
+def open_or_repair(path: Path, repaired: Path) -> Iterator[tuple[pymupdf.Document, RepairOutcome | None]]:
+    """``path`` open for reading, with None; when MuPDF cannot read it, the repair written
+    to ``repaired``, open, with its outcome. For the worker's open step: one open of a
+    file that was inspected at upload, where ``inspect_or_repair`` does more. Raises
+    InvalidPdf as ``inspect_or_repair`` does; an error of the caller's block is not taken
+    for an unreadable file."""
+    with ExitStack() as opened:
+        try:
+            document, outcome = opened.enter_context(open_pdf(path)), None
+        except UnreadablePdf as unreadable:
+            outcome = repair_or_refuse(path, repaired, unreadable, max_pages=DEFAULT_MAX_PAGES)
+            try:
+                document = opened.enter_context(open_pdf(repaired))
+            except InvalidPdf:
+                repaired.unlink(missing_ok=True)
+                raise
+        yield document, outcome
 
 
 def repair_or_refuse(path: Path, repaired: Path, unreadable: UnreadablePdf, *, max_pages: int) -> RepairOutcome:
