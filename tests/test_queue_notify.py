@@ -2,11 +2,15 @@
 conversions/notify.py), not at their next poll."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.models import OrmQ
 
 from tests.conftest import ONE_PAGE
 from workers.broker import NotifiedOrmBroker
@@ -46,3 +50,19 @@ def test_a_rolled_back_enqueue_wakes_nobody(broker, make_document, owner):
         raise RuntimeError("the request failed after queueing")
     assert broker.wait_for_message(1.0) is False
     assert broker.dequeue() is None  # nothing to take (dequeue waited its poll and found none)
+
+
+def test_a_message_is_taken_and_locked_in_one_statement_and_given_once_until_its_lock_passes(broker, make_conversion):
+    """django-q2's ORM broker took a message in two round trips (read, then lock it); here
+    one UPDATE ... RETURNING takes the oldest, and a message in hand is not given again
+    until its lock (Conf.RETRY seconds) has passed."""
+    make_conversion(ONE_PAGE)
+    make_conversion(ONE_PAGE)
+    oldest, newest = OrmQ.objects.order_by("id").values_list("id", flat=True)
+    with CaptureQueriesContext(connection) as captured:
+        taken = broker.take_messages(1)
+    assert [message_id for message_id, _ in taken] == [oldest] and len(captured.captured_queries) == 1
+    assert [message_id for message_id, _ in broker.take_messages(5)] == [newest]
+    assert broker.take_messages(5) == []  # both in hand
+    OrmQ.objects.filter(pk=oldest).update(lock=timezone.now() - timedelta(seconds=1))  # its worker died
+    assert [message_id for message_id, _ in broker.take_messages(5)] == [oldest]

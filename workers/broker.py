@@ -12,11 +12,14 @@ connection must not stop the queue). The wait returns as soon as a message is co
 import logging
 import os
 import time
+from datetime import timedelta
 
 import psycopg
 from django.db import connections
+from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from conversions import notify
 
@@ -31,22 +34,30 @@ class NotifiedOrmBroker(ORM):
 
     def dequeue(self):
         self._drain()  # notifications of messages this query is about to see anyway
-        tasks = self.get_connection().filter(key=self.list_key, lock__lt=self._now())[0 : Conf.BULK]
-        if tasks:
-            task_list = []
-            for task in tasks:
-                if self.get_connection().filter(id=task.id, lock=task.lock).update(lock=self.timeout(task)):
-                    task_list.append((task.pk, task.payload))
-                # else another cluster was faster on that message
-            return task_list
+        messages = self.take_messages(Conf.BULK)
+        if messages:
+            return messages
         self.wait_for_message(Conf.POLL)
         return None
 
-    @staticmethod
-    def _now():
-        from django.utils import timezone
-
-        return timezone.now()
+    def take_messages(self, count: int) -> list[tuple[int, str]]:
+        """Up to ``count`` messages whose lock has passed, oldest first, as (id, payload),
+        each locked for ``Conf.RETRY`` seconds, in one statement: django-q2's ORM broker
+        reads them, then locks each with an UPDATE of its own (two round trips for one
+        message). SKIP LOCKED passes over a message another cluster is taking at this
+        moment, as django-q2's compare of the old lock value did."""
+        connection = self.get_connection().db  # get_connection: django-q2's stale-connection check
+        quote = connections[connection].ops.quote_name
+        table = quote(OrmQ._meta.db_table)
+        now = timezone.now()
+        with connections[connection].cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {quote('lock')} = %s WHERE id IN (SELECT id FROM {table} "
+                f"WHERE {quote('key')} = %s AND {quote('lock')} < %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, payload",
+                [now + timedelta(seconds=Conf.RETRY), self.list_key, now, count],
+            )
+            return sorted(cursor.fetchall())
 
     def wait_for_message(self, timeout: float) -> bool:
         """Block until a message is committed or ``timeout`` s pass; True when notified."""
