@@ -8,7 +8,7 @@ from django_q.models import OrmQ, Schedule
 
 from conversions import services
 from conversions.models import Conversion
-from tests.conftest import FOUR_PAGES
+from tests.conftest import FOUR_PAGES, ONE_PAGE
 from workers import pipeline, tasks
 
 
@@ -128,3 +128,34 @@ def test_a_dead_workers_job_without_attempts_left_fails(make_conversion):
     assert services.requeue_jobs_of_dead_local_workers(host="web-1", is_running=lambda pid: False)["failed"] == 1
     failed = Conversion.objects.get(pk=conversion.pk)
     assert failed.status == "failed" and failed.error == "Gave up after 1 attempts: its worker (web-1:4242) died."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_heartbeat_thread_renews_each_job_of_a_process_in_turn(make_conversion, settings, monkeypatch):
+    """The heartbeat thread is kept from job to job (workers/pipeline.py Heartbeat): it
+    renews whichever job the process runs, and stops renewing one once it has ended."""
+    import threading
+    import time
+
+    from workers.ocr.textlayer import TextLayerEngine
+
+    settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
+    original = TextLayerEngine.recognize
+    beats = []
+
+    def slow_page(self, page, *, prompt_mode):
+        running = Conversion.objects.get(status="running")
+        time.sleep(0.5)
+        beats.append(Conversion.objects.get(pk=running.pk).heartbeat_at > running.heartbeat_at)
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", slow_page)
+    first, second = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
+    assert pipeline.run_one(first.pk) == "completed"
+    thread = pipeline.heartbeat.thread
+    ended = Conversion.objects.get(pk=first.pk).heartbeat_at
+    assert pipeline.run_one(second.pk) == "completed"
+    assert beats == [True, True]
+    assert pipeline.heartbeat.thread is thread and thread is not None and thread.is_alive()
+    assert [t for t in threading.enumerate() if t.name == "heartbeat"] == [thread]
+    assert Conversion.objects.get(pk=first.pk).heartbeat_at == ended  # no beat after its end

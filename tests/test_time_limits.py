@@ -1,12 +1,13 @@
 """Per-page and per-job time limits: a stuck page fails the job naming the page, a job
 past its limit fails with the reason; neither waits forever."""
 
+import threading
 import time
 
 import pytest
 
 from conversions.models import Conversion, PageResult
-from tests.conftest import FOUR_PAGES
+from tests.conftest import FOUR_PAGES, ONE_PAGE
 from workers import pipeline, shutdown
 from workers.ocr.textlayer import TextLayerEngine
 
@@ -58,3 +59,45 @@ def test_pages_within_their_limits_complete(make_conversion, settings, monkeypat
     slow_pages(monkeypatch, {}, default=0.1)
     conversion = make_conversion(FOUR_PAGES, engine="textlayer")
     assert pipeline.run_conversion(str(conversion.pk)) == "completed"
+
+
+def test_a_stuck_page_keeps_its_thread_from_the_next_job(make_conversion, settings, monkeypatch):
+    """Page threads are kept from job to job (workers/pages.py page_pool), except those of
+    a job that left a page behind: the next job's pages must not wait behind a stuck one
+    (here it would time out too)."""
+    monkeypatch.setattr(shutdown, "exit_worker_process", lambda: None)  # stay, as `convert --sync` does
+    settings.PAGE_TIMEOUT_SECONDS = 1
+    stuck = threading.Event()
+    original = TextLayerEngine.recognize
+
+    calls = []
+
+    def recognize(self, page, *, prompt_mode):
+        calls.append(page.number)
+        if len(calls) == 1:  # the first job's page never ends (until the test is over)
+            stuck.wait(30)
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", recognize)
+    try:
+        first = make_conversion(ONE_PAGE, engine="textlayer")
+        assert pipeline.run_one(first.pk) == "failed"
+        second = make_conversion(ONE_PAGE, engine="textlayer")
+        assert pipeline.run_one(second.pk) == "completed"
+    finally:
+        stuck.set()
+
+
+def test_jobs_of_one_process_share_their_page_threads(make_conversion, monkeypatch):
+    original = TextLayerEngine.recognize
+    readers = set()
+
+    def recognize(self, page, *, prompt_mode):
+        readers.add(threading.get_native_id())  # thread ids are never reused soon
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(TextLayerEngine, "recognize", recognize)
+    for _ in range(3):
+        conversion = make_conversion(ONE_PAGE, engine="textlayer")
+        assert pipeline.run_one(conversion.pk) == "completed"
+    assert len(readers) == 1 and threading.get_native_id() not in readers

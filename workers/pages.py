@@ -7,12 +7,14 @@ then its row and the job's progress in one statement (``services.checkpoint_page
 """
 
 import logging
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connections
 
 from conversions import partial, selectors, services
 from conversions.models import Conversion, PageResult
@@ -74,7 +76,7 @@ class PageRunner:
         self.first_check = True  # services.record_pdf_loaded has just returned the cancel flag
 
     def run(self, pages) -> None:
-        pool = ThreadPoolExecutor(max_workers=self.width, thread_name_prefix=f"ocr-{self.conversion.pk}")
+        pool = page_pool(self.width)
         try:
             for page in pages:
                 self.check_interruptions()
@@ -101,8 +103,10 @@ class PageRunner:
             self.finish_in_flight(self.limits.cancel_grace_seconds)
             raise
         finally:
-            # Never wait for an abandoned page here: it may be the one that is stuck.
-            pool.shutdown(wait=False, cancel_futures=True)
+            if self.in_flight:
+                # Never wait for an abandoned page here: it may be the one that is stuck.
+                # Its thread is not handed to the next job either.
+                discard_page_pool()
 
     def checkpoint_finished(self) -> None:
         finished, _ = wait(self.in_flight, timeout=self.limits.poll_seconds, return_when=FIRST_COMPLETED)
@@ -160,6 +164,30 @@ class PageRunner:
                 self.writer.checkpoint(page, future.result())
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] | None = None  # (process id, width)
+
+
+def page_pool(width: int) -> ThreadPoolExecutor:
+    """This worker process's page threads, ``width`` of them, kept from job to job: a job
+    does not pay a thread start and its wait (most jobs are a page or two). Made anew in
+    a forked child, for another width, or after ``discard_page_pool``."""
+    global _pool, _pool_key
+    if _pool is None or _pool_key != (os.getpid(), width):
+        _pool, _pool_key = ThreadPoolExecutor(max_workers=width, thread_name_prefix="ocr"), (os.getpid(), width)
+    return _pool
+
+
+def discard_page_pool() -> None:
+    """Leave the pool to the pages still running in it (a cancel, a stop, a timeout or an
+    error left them behind) and let the next job start a new one: a stuck page's thread
+    must not hold up another job's pages."""
+    global _pool, _pool_key
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    _pool, _pool_key = None, None
+
+
 @dataclass(frozen=True)
 class RecognizedPage:
     """What an engine read of one page, and how long it took."""
@@ -176,6 +204,11 @@ def recognize(engine, page: PdfPage, prompt_mode: str) -> RecognizedPage:
         result = explain_empty(page, engine.recognize(page, prompt_mode=prompt_mode))
     except EngineError as error:
         raise EngineError(f"Page {page.number + 1}: {error}") from error
+    finally:
+        # Page threads outlive the job (page_pool): one that an engine made query the
+        # database (a test's stand-in) must not keep a connection open between pages.
+        # Nearly free when none was opened: only this thread's connections are looked at.
+        connections.close_all()
     return RecognizedPage(result=result, duration_ms=int((time.monotonic() - started) * 1000))
 
 

@@ -5,6 +5,7 @@ so a job that is run again resumes after its last finished page.
 """
 
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -41,36 +42,78 @@ logger = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Renews a running job's lease from a side thread: one page can take minutes, and a
-    job whose lease expires is given to another worker by the reaper."""
+    """Renews the lease of the job this worker process runs, every ``interval`` s, from a
+    side thread: one page can take minutes, and a job whose lease expires is given to
+    another worker by the reaper.
 
-    def __init__(self, conversion: Conversion, *, interval: float):
-        self.conversion, self.interval = conversion, interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.beat, name=f"heartbeat-{conversion.pk}", daemon=True)
+    One thread per process, kept from job to job (most jobs end before their first beat,
+    and a thread start and join per job cost more than the job's own statements on a
+    busy machine). Between jobs it waits, its database connection closed. A beat that
+    finds the job no longer this worker's stops beating for it; the job's thread finds
+    out at its next write."""
 
-    def __enter__(self) -> "Heartbeat":
-        self.thread.start()
-        return self
+    def __init__(self):
+        self.changed = threading.Condition()
+        self.job: tuple[Conversion, float] | None = None  # (conversion, interval s)
+        self.thread: threading.Thread | None = None
+        self.pid: int | None = None
 
-    def __exit__(self, *exc_info) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-    def beat(self) -> None:
+    @contextmanager
+    def keeping(self, conversion: Conversion, *, interval: float) -> Iterator[None]:
+        with self.changed:
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                # Started lazily, in the process that runs jobs (threads do not survive a fork).
+                self.thread = threading.Thread(target=self.beat_forever, name="heartbeat", daemon=True)
+                self.pid = os.getpid()
+                self.thread.start()
+            self.job = (conversion, interval)
+            self.changed.notify()
         try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    if not services.renew_lease(conversion=self.conversion):
-                        return  # no longer ours; the main thread finds out at its next write
-                except (OperationalError, InterfaceError) as error:
-                    # The database is restarting: beat again on a fresh connection.
-                    logger.warning("conversion=%s heartbeat missed: %s", self.conversion.pk, error)
-                    connection.close()
-        except Exception:
-            logger.exception("conversion=%s heartbeat failed", self.conversion.pk)
+            yield
         finally:
-            connection.close()  # this thread's own database connection
+            with self.changed:
+                self.job = None
+                self.changed.notify()
+
+    def beat_forever(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.job is not None)
+                job = self.job
+            assert job is not None
+            self.keep(job)
+            with self.changed:
+                idle = self.job is None
+            if idle:
+                connection.close()  # this thread's own connection, while no job runs
+
+    def keep(self, job: tuple[Conversion, float]) -> None:
+        """Beat for ``job`` every interval until it ends, or until a beat finds that it is
+        no longer this worker's."""
+        conversion, interval = job
+        while True:
+            with self.changed:
+                if self.changed.wait_for(lambda: self.job is not job, timeout=interval):
+                    return  # the job ended before its next beat was due
+            if not self.beat(conversion):
+                with self.changed:
+                    self.changed.wait_for(lambda: self.job is not job)
+                return
+
+    def beat(self, conversion: Conversion) -> bool:
+        """Renew the lease once; False once the job is no longer this worker's."""
+        try:
+            return services.renew_lease(conversion=conversion)
+        except (OperationalError, InterfaceError) as error:
+            # The database is restarting: beat again on a fresh connection.
+            logger.warning("conversion=%s heartbeat missed: %s", conversion.pk, error)
+            connection.close()
+        except Exception:
+            logger.exception("conversion=%s heartbeat failed", conversion.pk)
+        return True
+
+
+heartbeat = Heartbeat()
 
 
 def run_next_queued(wake_up: str = "") -> str:
@@ -133,7 +176,7 @@ class JobEnd(NamedTuple):
 def run_claimed(conversion: Conversion) -> JobEnd:
     """Convert a claimed job and record how it ended."""
     try:
-        with Heartbeat(conversion, interval=settings.LEASE_SECONDS / 4):
+        with heartbeat.keeping(conversion, interval=settings.LEASE_SECONDS / 4):
             convert(conversion)
     except Cancelled:
         services.finish_cancelled(conversion=conversion)
