@@ -4,6 +4,7 @@ conversions/notify.py), not at their next poll."""
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
@@ -66,3 +67,38 @@ def test_a_message_is_taken_and_locked_in_one_statement_and_given_once_until_its
     assert broker.take_messages(5) == []  # both in hand
     OrmQ.objects.filter(pk=oldest).update(lock=timezone.now() - timedelta(seconds=1))  # its worker died
     assert [message_id for message_id, _ in broker.take_messages(5)] == [oldest]
+
+
+def test_taking_and_acknowledging_a_message_needs_no_health_check_round_trip(broker, make_conversion, monkeypatch):
+    """django-q2 checks its connection (SELECT 1, CONN_HEALTH_CHECKS) before each message
+    it takes and each it acknowledges: two more round trips per job. Here a dropped
+    connection is found where it fails instead (next test)."""
+    checks = []
+    real_is_usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or real_is_usable())
+    make_conversion(ONE_PAGE)
+    ((message_id, _),) = broker.take_messages(1)
+    broker.acknowledge(message_id)
+    assert checks == [] and not OrmQ.objects.filter(pk=message_id).exists()
+
+
+def test_a_dropped_connection_costs_one_empty_take_and_no_lost_acknowledgement(broker, make_conversion):
+    def drop_connection():
+        backend = connection.connection.info.backend_pid
+        with psycopg.connect(**connection_params(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    make_conversion(ONE_PAGE)
+    drop_connection()
+    assert broker.take_messages(1) == []  # the pusher goes on; django-q2's would sleep 10 s and end
+    ((message_id, _),) = broker.take_messages(1)
+    drop_connection()
+    broker.acknowledge(message_id)
+    assert not OrmQ.objects.filter(pk=message_id).exists()
+
+
+def connection_params() -> dict:
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context", "server_side_binding"):
+        params.pop(django_only, None)
+    return params

@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 
 import psycopg
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
@@ -43,21 +43,43 @@ class NotifiedOrmBroker(ORM):
     def take_messages(self, count: int) -> list[tuple[int, str]]:
         """Up to ``count`` messages whose lock has passed, oldest first, as (id, payload),
         each locked for ``Conf.RETRY`` seconds, in one statement: django-q2's ORM broker
-        reads them, then locks each with an UPDATE of its own (two round trips for one
-        message). SKIP LOCKED passes over a message another cluster is taking at this
-        moment, as django-q2's compare of the old lock value did."""
-        connection = self.get_connection().db  # get_connection: django-q2's stale-connection check
-        quote = connections[connection].ops.quote_name
+        checks its connection (a SELECT 1), reads them, then locks each with an UPDATE of
+        its own (three round trips for one message). SKIP LOCKED passes over a message
+        another cluster is taking at this moment, as django-q2's compare of the old lock
+        value did. [] when the database cannot be reached (the connection is dropped,
+        and the next call makes a new one)."""
+        connection = connections[Conf.ORM]
+        quote = connection.ops.quote_name
         table = quote(OrmQ._meta.db_table)
         now = timezone.now()
-        with connections[connection].cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {quote('lock')} = %s WHERE id IN (SELECT id FROM {table} "
-                f"WHERE {quote('key')} = %s AND {quote('lock')} < %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, payload",
-                [now + timedelta(seconds=Conf.RETRY), self.list_key, now, count],
-            )
-            return sorted(cursor.fetchall())
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET {quote('lock')} = %s WHERE id IN (SELECT id FROM {table} "
+                    f"WHERE {quote('key')} = %s AND {quote('lock')} < %s ORDER BY id LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED) RETURNING id, payload",
+                    [now + timedelta(seconds=Conf.RETRY), self.list_key, now, count],
+                )
+                return sorted(cursor.fetchall())
+        except (OperationalError, InterfaceError) as error:
+            # The database restarted or dropped us: the next call connects anew. (django-q2's
+            # pusher would sleep 10 s and end on an exception.)
+            logger.warning("task messages not taken (%s); reconnecting", error)
+            connection.close()
+            return []
+
+    def acknowledge(self, task_id) -> None:
+        """Delete a finished task's message. django-q2 checks its connection first
+        (``get_connection``: a SELECT 1 before each message, with CONN_HEALTH_CHECKS);
+        here a dropped connection is closed and the DELETE tried once more on a new one
+        (a message that stays is delivered again after its lock: a spare wake-up)."""
+        connection = connections[Conf.ORM]
+        try:
+            OrmQ.objects.using(Conf.ORM).filter(pk=task_id).delete()
+        except (OperationalError, InterfaceError) as error:
+            logger.warning("task message %s not acknowledged (%s); reconnecting", task_id, error)
+            connection.close()
+            OrmQ.objects.using(Conf.ORM).filter(pk=task_id).delete()
 
     def wait_for_message(self, timeout: float) -> bool:
         """Block until a message is committed or ``timeout`` s pass; True when notified."""
