@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from conversions import batches, selectors, services
 from conversions.api import fast_fields
 from conversions.api.serializers import ConversionSerializer
+from conversions.api.views import ConversionListView
 from conversions.models import Conversion
 from tests.conftest import ONE_PAGE, upload_of
 from workers import pipeline
@@ -94,3 +95,68 @@ def test_the_queue_page_of_an_idle_queue_reads_no_queue_plan(db, owner):
     add_jobs(owner, 3)
     page = selectors.queued_page(1, page_size=20, queued_count=3)
     assert len(page.object_list) == 3
+
+
+def list_queries(client, path: str) -> list[str]:
+    client.get(path)  # sessions, caches
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return [query["sql"] for query in captured.captured_queries]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/conversions", "/api/v1/documents"])
+def test_a_first_page_that_is_not_full_is_counted_without_a_count_query(db, owner, path):
+    client = APIClient()
+    add_jobs(owner, 3)
+    assert not [sql for sql in list_queries(client, path) if 'AS "__count"' in sql]  # the paginator's COUNT(*)
+    body = client.get(path).json()
+    assert body["count"] == len(body["results"]) and body["next"] is None and body["previous"] is None
+
+
+def test_the_native_list_reads_the_same_queries_for_a_few_rows_as_for_a_full_page(db, owner):
+    """Whatever the number of rows on the page; one more (the count) only once there is a
+    second page."""
+    client = APIClient()
+    page_size = ConversionListView.pagination_class.page_size
+    add_jobs(owner, 5, running=1)
+    few = len(list_queries(client, "/api/v1/conversions"))
+    add_jobs(owner, page_size - 5)
+    assert Conversion.objects.count() == page_size
+    assert len(list_queries(client, "/api/v1/conversions")) == few
+    add_jobs(owner, 2)
+    assert len(list_queries(client, "/api/v1/conversions")) == few + 1
+    assert len(list_queries(client, "/api/v1/conversions?page=2")) == few + 1
+
+
+def test_a_full_first_page_still_counts_every_row(db, owner):
+    client = APIClient()
+    page_size = ConversionListView.pagination_class.page_size
+    add_jobs(owner, page_size + 2, running=1)
+    first = client.get("/api/v1/conversions").json()
+    assert first["count"] == page_size + 2 and len(first["results"]) == page_size
+    assert first["next"].endswith("/api/v1/conversions?page=2") and first["previous"] is None
+    second = client.get(first["next"]).json()
+    assert second["count"] == page_size + 2 and len(second["results"]) == 2 and second["next"] is None
+    newest_first = [row["id"] for row in first["results"] + second["results"]]
+    assert newest_first == [str(pk) for pk in Conversion.objects.order_by("-created_at").values_list("pk", flat=True)]
+    exactly_full = Conversion.objects.order_by("created_at")[:2]
+    Conversion.objects.filter(pk__in=[conversion.pk for conversion in exactly_full]).delete()
+    assert client.get("/api/v1/conversions").json()["count"] == page_size
+    assert client.get("/api/v1/conversions?page=2").status_code == 404
+
+
+def test_the_queue_fragment_of_an_idle_queue_reads_no_running_rows(db, owner):
+    """With nothing running when counted, the running jobs cost no query; with one
+    running, its row is shown."""
+    staff = get_user_model().objects.create_superuser("admin", "admin@example.invalid", "correct horse battery")
+    client = Client()
+    client.force_login(staff)
+    add_jobs(owner, 2)
+    idle = list_queries(client, QUEUE_LIVE)
+    assert not [sql for sql in idle if "'running'" in sql]
+    assert "Nothing is running." in client.get(QUEUE_LIVE).content.decode()
+    add_jobs(owner, 1, running=1)
+    busy = list_queries(client, QUEUE_LIVE)
+    assert len(busy) == len(idle) + 1
+    html = client.get(QUEUE_LIVE).content.decode()
+    assert html.count("data-active-task=") == 1 and "Nothing is running." not in html
