@@ -86,6 +86,35 @@ def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversi
     assert queued.pk in {row.pk for row in rows}
 
 
+def test_the_native_list_shows_each_conversion_as_its_detail_does(db, owner, make_conversion):
+    """The list reads values, not model instances: every field of every kind of row is
+    still what the conversion's own GET (a model instance through the serializer) shows."""
+    make_conversion(ONE_PAGE, priority=3, pages="1")
+    make_conversion(ONE_PAGE, priority=3)
+    done = make_conversion(ONE_PAGE)
+    pipeline.run_one(done.pk)
+    document = services.create_document(owner=owner, upload=upload_of(ONE_PAGE, "batch.pdf"), max_pages=10)
+    batches.queue_batch(owner=owner, documents=[document], options=batches.BatchOptions(engine="noop"), max_queued=0)
+    running = make_conversion(ONE_PAGE)
+    services.claim_conversion(conversion_id=running.pk, worker_id="host:1")
+    expired = make_conversion(ONE_PAGE)
+    Conversion.objects.filter(pk=expired.pk).update(
+        status="failed",
+        on_page_error="skip",
+        pages_failed=[{"page": 1, "error": "unreadable"}],
+        callback_url="https://hooks.example.invalid/done",
+        error="page 1: unreadable",
+        expired_at=timezone.now(),
+    )
+    client = APIClient()
+    listed = client.get("/api/v1/conversions").json()["results"]
+    assert len(listed) == 6 and {row["status"] for row in listed} >= {"queued", "running", "completed", "failed"}
+    assert sorted(row["queue_position"] for row in listed if row["status"] == "queued") == [0, 1, 2]
+    for row in listed:
+        assert row == client.get(row["links"]["detail"]).json()
+    assert list(listed[0]) == list(ConversionSerializer.Meta.fields)
+
+
 def test_the_queue_page_of_an_idle_queue_reads_no_queue_plan(db, owner):
     """With nothing queued when counted, the Queue page's rows cost no query; with jobs
     queued, the page is read as before."""
