@@ -255,6 +255,8 @@ TEMPLATES = [
 
 DATABASES = database_settings.databases(base_dir=BASE_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Django's database sessions, loaded by a written-out SELECT (every signed-in request loads one).
+SESSION_ENGINE = "dotsocr_site.sessions"
 
 # The database cache is shared by every process; django-q2 keeps its cluster stats there,
 # so the web process can report live workers.
