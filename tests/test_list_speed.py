@@ -1,6 +1,8 @@
 """List endpoints: a fixed number of queries whatever the number of rows, and the native
 list's fast rows (conversions/api/fast_fields.py) identical to DRF's own output."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -189,3 +191,39 @@ def test_the_queue_fragment_of_an_idle_queue_reads_no_running_rows(db, owner):
     assert len(busy) == len(idle) + 1
     html = client.get(QUEUE_LIVE).content.decode()
     assert html.count("data-active-task=") == 1 and "Nothing is running." not in html
+
+
+def test_the_latest_output_folder_of_each_stem_is_the_newest_unexpired_completed_one_the_user_sees(db, owner):
+    """selectors.latest_completed_output_dirs (the original /documents' markdown paths),
+    written out in SQL: newest finished first, expired and unfinished ones skipped, other
+    users' conversions unseen except by staff."""
+    users = get_user_model().objects
+    bob = users.create_user("bob", "bob@example.invalid", "correct horse battery")
+    staff = users.create_user("staff", "staff@example.invalid", "correct horse battery", is_staff=True)
+    document = services.create_document(owner=owner, upload=upload_of(ONE_PAGE, "report.pdf"), max_pages=10)
+    bobs = services.create_document(owner=bob, upload=upload_of(ONE_PAGE, "report.pdf"), max_pages=10)
+    now = timezone.now()
+
+    def finished(doc, user, minutes_ago: int, folder: str, **fields) -> None:
+        Conversion.objects.create(
+            document=doc,
+            owner=user,
+            status=fields.pop("status", "completed"),
+            finished_at=now - timedelta(minutes=minutes_ago),
+            output_dir=folder,
+            **fields,
+        )
+
+    finished(document, owner, 30, "old")
+    finished(document, owner, 20, "latest")
+    finished(document, owner, 10, "expired", expired_at=now)
+    finished(document, owner, 5, "failed", status="failed")
+    finished(bobs, bob, 1, "bobs")
+    stem = document.stem
+    assert bobs.stem == stem
+    assert selectors.latest_completed_output_dirs(owner, stems={stem, "other"}) == {stem: "latest"}
+    assert selectors.latest_completed_output_dirs(bob, stems={stem}) == {stem: "bobs"}
+    assert selectors.latest_completed_output_dirs(staff, stems={stem}) == {stem: "bobs"}
+    with CaptureQueriesContext(connection) as captured:
+        assert selectors.latest_completed_output_dirs(owner, stems=set()) == {}
+    assert not captured.captured_queries
