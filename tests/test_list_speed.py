@@ -227,3 +227,17 @@ def test_the_latest_output_folder_of_each_stem_is_the_newest_unexpired_completed
     with CaptureQueriesContext(connection) as captured:
         assert selectors.latest_completed_output_dirs(owner, stems=set()) == {}
     assert not captured.captured_queries
+
+
+def test_the_queue_fragment_reads_the_same_queries_for_a_full_page_of_the_queue(db, owner):
+    """More queued jobs than its page shows (selectors.QUEUE_PAGE_SIZE) cost what a few do."""
+    staff = get_user_model().objects.create_superuser("admin", "admin@example.invalid", "correct horse battery")
+    client = Client()
+    client.force_login(staff)
+    add_jobs(owner, 3, running=1)
+    few = len(list_queries(client, QUEUE_LIVE))
+    add_jobs(owner, selectors.QUEUE_PAGE_SIZE + 10, running=2)
+    html = client.get(QUEUE_LIVE).content.decode()
+    assert html.count("data-queued=") == selectors.QUEUE_PAGE_SIZE
+    assert len(list_queries(client, QUEUE_LIVE)) == few
+    assert len(list_queries(client, QUEUE_LIVE + "?page=2")) == few
