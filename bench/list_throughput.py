@@ -16,6 +16,7 @@ import asyncio
 import time
 
 import httpx
+import psutil
 
 from bench.harness import Bench, empty_queue
 
@@ -42,6 +43,17 @@ def staff_session_cookie() -> str:
     session[HASH_SESSION_KEY] = staff.get_session_auth_hash()
     session.save()
     return str(session.session_key)
+
+
+def measured_loop(server: psutil.Process, base_url: str, path: str, *, seconds: float, cookies: dict) -> dict:
+    """closed_loop, with the web process's CPU time per request (user + system): steadier
+    than requests/s on a shared machine, and what a list costs the server beyond /health."""
+    before = server.cpu_times()
+    row = asyncio.run(closed_loop(base_url, path, seconds=seconds, cookies=cookies))
+    after = server.cpu_times()
+    used = (after.user - before.user) + (after.system - before.system)
+    row["server_cpu_ms_per_request"] = round(1000 * used / row["requests"], 2) if row["requests"] else None
+    return row
 
 
 async def closed_loop(base_url: str, path: str, *, seconds: float, cookies: dict) -> dict:
@@ -74,12 +86,13 @@ def run(bench: Bench, *, seconds: float) -> dict:
         for path in ENDPOINTS.values():  # warm: imports, templates, caches
             response = httpx.get(base_url + path, cookies=cookies, timeout=30)
             assert response.status_code == 200, (path, response.status_code, response.text[:300])
-        health_before = asyncio.run(closed_loop(base_url, "/health", seconds=seconds, cookies={}))
+        server = psutil.Process(web.process.pid)
+        health_before = measured_loop(server, base_url, "/health", seconds=seconds, cookies={})
         lists = {
-            name: asyncio.run(closed_loop(base_url, path, seconds=seconds, cookies=cookies))
+            name: measured_loop(server, base_url, path, seconds=seconds, cookies=cookies)
             for name, path in ENDPOINTS.items()
         }
-        health_after = asyncio.run(closed_loop(base_url, "/health", seconds=seconds, cookies={}))
+        health_after = measured_loop(server, base_url, "/health", seconds=seconds, cookies={})
     finally:
         bench.stop(web)
     empty_queue()
@@ -92,10 +105,16 @@ def run(bench: Bench, *, seconds: float) -> dict:
         "health": {"before": health_before, "after": health_after, "mean_requests_per_s": round(health, 1)},
         "lists": lists,
     }
-    print(f"  /health {health_before['requests_per_s']} then {health_after['requests_per_s']} req/s", flush=True)
+    print(
+        f"  /health {health_before['requests_per_s']} then {health_after['requests_per_s']} req/s"
+        f" ({health_before['server_cpu_ms_per_request']}, {health_after['server_cpu_ms_per_request']} ms server CPU"
+        " per request)",
+        flush=True,
+    )
     for name, row in lists.items():
         print(
             f"  {name}: {row['requests_per_s']} req/s = {row['ratio_to_health']}x /health"
+            f" ({row['server_cpu_ms_per_request']} ms server CPU per request)"
             + (f" ({row['errors']} errors)" if row["errors"] else ""),
             flush=True,
         )

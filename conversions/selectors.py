@@ -1,5 +1,6 @@
 """Every read shared by the API, pages, admin and workers."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from conversions import storage
@@ -26,6 +27,16 @@ def conversions_for(user, *, status: str | None = None) -> QuerySet[Conversion]:
     if status:
         conversions = conversions.filter(status=status)
     return conversions.order_by("-created_at")
+
+
+def conversion_rows_for(
+    user, *, status: str | None = None, columns: Iterable[str], document_columns: Iterable[str]
+) -> QuerySet:
+    """conversions_for's conversions, in its order, as dicts of ``columns`` and of
+    ``document__<column>`` for ``document_columns``: a list of them is read without a
+    model instance per row (most of a list's time after its queries)."""
+    document = [f"document__{column}" for column in document_columns]
+    return conversions_for(user, status=status).values(*columns, *document)
 
 
 def conversion_for(user, conversion_id) -> Conversion:
@@ -139,16 +150,30 @@ def latest_completed_conversion(user, *, stem: str) -> Conversion | None:
     )
 
 
+LATEST_OUTPUT_DIRS = f"""
+    SELECT DISTINCT ON (document.stem) document.stem, conversion.output_dir
+    FROM "{Conversion._meta.db_table}" conversion
+    JOIN "{Document._meta.db_table}" document ON document.id = conversion.document_id
+    WHERE conversion.status = %s AND conversion.expired_at IS NULL AND document.stem = ANY(%s) {{owner}}
+    ORDER BY document.stem, conversion.finished_at DESC
+"""
+
+
 def latest_completed_output_dirs(user, *, stems: set[str]) -> dict[str, str]:
-    """The output folder of the latest completed conversion of each stem, in one query."""
-    latest = (
-        conversions_for(user, status=Conversion.Status.COMPLETED)
-        .filter(document__stem__in=stems, expired_at__isnull=True)
-        .order_by("document__stem", "-finished_at")
-        .distinct("document__stem")
-        .values_list("document__stem", "output_dir")
-    )
-    return dict(latest)
+    """The output folder of the latest completed conversion of each stem (among the
+    conversions ``conversions_for`` shows the user), in one query; none without stems.
+
+    Written out: the original's ``/documents`` asks for it on every request, and compiling
+    the ORM's DISTINCT ON over the join cost more than running it."""
+    if not stems:
+        return {}
+    parameters: list = [Conversion.Status.COMPLETED, sorted(stems)]
+    owner = ""
+    if not user.is_staff:  # conversions_for's rule
+        owner, parameters = "AND conversion.owner_id = %s", [*parameters, user.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(LATEST_OUTPUT_DIRS.format(owner=owner), parameters)
+        return dict(cursor.fetchall())
 
 
 def live_worker_count() -> int:
@@ -275,17 +300,24 @@ def queue_snapshot(*, page_number=1, page_size: int = QUEUE_PAGE_SIZE) -> QueueS
     return QueueSnapshot(
         counts=counts,
         queued=queued_page(page_number, page_size=page_size, queued_count=counts[Conversion.Status.QUEUED]),
-        active=active_conversions(),
+        # None running when counted: no rows to read (an idle queue's usual case, as queued_page)
+        active=active_conversions() if counts[Conversion.Status.RUNNING] else [],
         pages_per_minute=pages_per_minute(),
         clusters=cluster_stats(),
     )
 
 
+# COUNT(*), not COUNT(id): the status index alone answers it, without the table.
+COUNTS_BY_STATUS = f'SELECT status, COUNT(*) FROM "{Conversion._meta.db_table}" GROUP BY status'
+
+
 def counts_by_status() -> dict[str, int]:
     """Conversions per status, every status present (zero when none). One GROUP BY,
-    an index-only scan of conversion_status on a vacuumed table."""
-    # COUNT(*), not COUNT(id): the status index alone answers it, without the table.
-    counts = dict(Conversion.objects.order_by().values_list("status").annotate(count=Count("*")))
+    an index-only scan of conversion_status on a vacuumed table (written out, as
+    QUEUE_COUNTS is: the Queue page's live part asks for it every few seconds)."""
+    with connection.cursor() as cursor:
+        cursor.execute(COUNTS_BY_STATUS)
+        counts = dict(cursor.fetchall())
     return {status: counts.get(status, 0) for status in Conversion.Status.values}
 
 
@@ -337,11 +369,15 @@ def pages_per_minute(windows_minutes=THROUGHPUT_WINDOWS_MINUTES) -> dict[int, fl
     """Pages checkpointed per minute, averaged over each window (minutes -> pages/min).
     One query over the PageResult created_at index."""
     now = timezone.now()
-    starts = {minutes: now - timedelta(minutes=minutes) for minutes in windows_minutes}
-    counts = PageResult.objects.filter(created_at__gte=min(starts.values())).aggregate(
-        **{f"last_{minutes}": Count("created_at", filter=Q(created_at__gte=start)) for minutes, start in starts.items()}
-    )
-    return {minutes: counts[f"last_{minutes}"] / minutes for minutes in windows_minutes}
+    starts = [now - timedelta(minutes=minutes) for minutes in windows_minutes]
+    # Written out: compiling the ORM's filtered aggregate cost more than running it.
+    counts = ", ".join("COUNT(*) FILTER (WHERE created_at >= %s)" for _ in starts)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT {counts} FROM "{PageResult._meta.db_table}" WHERE created_at >= %s', [*starts, min(starts)]
+        )
+        counted = cursor.fetchone()
+    return {minutes: count / minutes for minutes, count in zip(windows_minutes, counted, strict=True)}
 
 
 def cluster_stats() -> list:

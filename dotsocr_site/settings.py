@@ -255,6 +255,8 @@ TEMPLATES = [
 
 DATABASES = database_settings.databases(base_dir=BASE_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Django's database sessions, loaded by a written-out SELECT (every signed-in request loads one).
+SESSION_ENGINE = "dotsocr_site.sessions"
 
 # The database cache is shared by every process; django-q2 keeps its cluster stats there,
 # so the web process can report live workers.
@@ -311,7 +313,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["conversions.api.permissions.SignedInOrAnonymousAllowed"],
     "NUM_PROXIES": NUM_PROXIES,
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "conversions.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

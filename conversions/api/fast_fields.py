@@ -10,6 +10,7 @@ serializer declares but this module does not know is still rendered by DRF, so a
 added later is never dropped.
 """
 
+from types import SimpleNamespace
 from uuid import UUID
 
 from django.urls import get_script_prefix, reverse
@@ -19,6 +20,7 @@ from rest_framework.relations import PKOnlyObject
 
 _MOMENT = serializers.DateTimeField()
 _PLACEHOLDER = UUID(int=0)
+_PLACEHOLDER_TEXT = str(_PLACEHOLDER)
 _routes: dict[tuple[str, str, str], str] = {}
 
 
@@ -104,5 +106,25 @@ def filled_routes(prefix: str, names: tuple[str, ...], object_id) -> dict:
         route = _routes.get(key)
         if route is None:
             route = _routes[key] = reverse(f"{prefix}-{name}", args=[_PLACEHOLDER])
-        links[name] = route.replace(str(_PLACEHOLDER), filled)
+        links[name] = route.replace(_PLACEHOLDER_TEXT, filled)
     return links
+
+
+class Row(SimpleNamespace):
+    """One row of a list read as values (``QuerySet.values``), with the attributes the
+    readers read of a model instance: its columns, ``pk`` (its ``id``) and related rows."""
+
+    @property
+    def pk(self):
+        return self.id
+
+
+def rows(values, related: dict[str, tuple[str, ...]]) -> list[Row]:
+    """``values`` (dicts from ``QuerySet.values``) as Rows; for each ``name: fields`` of
+    ``related``, the columns ``<name>__<field>`` become the Row's ``name`` (a Row)."""
+    found = []
+    for row in values:
+        for name, fields in related.items():
+            row[name] = Row(**{field: row.pop(f"{name}__{field}") for field in fields})
+        found.append(Row(**row))
+    return found

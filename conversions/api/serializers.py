@@ -116,6 +116,32 @@ CONVERSION_FAST_FIELDS = {
     **{name: fast_fields.integer(name) for name in ("priority", "progress", "pages_total", "pages_done", "attempts")},
     **{name: fast_fields.moment(name) for name in ("created_at", "started_at", "finished_at", "expired_at")},
 }
+# The columns a listed conversion is read with (ConversionListView reads values, not model
+# instances): every attribute CONVERSION_FAST_FIELDS and queue_position read, and the document's.
+LISTED_CONVERSION_COLUMNS = (
+    "id",
+    "owner_id",
+    "batch_id",
+    "status",
+    "priority",
+    "engine",
+    "prompt_mode",
+    "page_selection",
+    "on_page_error",
+    "progress",
+    "message",
+    "pages_total",
+    "pages_done",
+    "pages_failed",
+    "attempts",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "expired_at",
+    "callback_url",
+)
+LISTED_DOCUMENT_COLUMNS = ("id", "filename", "page_count", "repaired", "repair_note")
 DOCUMENT_SUMMARY_FIELDS: dict[str, Callable[[Document], object]] = {
     "id": fast_fields.uuid_text("pk"),
     "filename": fast_fields.text("filename"),

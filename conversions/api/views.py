@@ -13,8 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversions import batches, selectors, services
+from conversions.api import fast_fields
 from conversions.api.parsers import JSONParser
 from conversions.api.serializers import (
+    LISTED_CONVERSION_COLUMNS,
+    LISTED_DOCUMENT_COLUMNS,
     BatchCreateSerializer,
     BatchSerializer,
     ConversionCreateSerializer,
@@ -116,11 +119,18 @@ class ConversionListView(ListAPIView):
             return Conversion.objects.none()
         query = ConversionListFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.conversions_for(acting_user(self.request), status=query.validated_data.get("status"))
+        return selectors.conversion_rows_for(
+            acting_user(self.request),
+            status=query.validated_data.get("status"),
+            columns=LISTED_CONVERSION_COLUMNS,
+            document_columns=LISTED_DOCUMENT_COLUMNS,
+        )
 
     def paginate_queryset(self, queryset):
-        # The page's queue positions in a fixed number of queries, not one per row.
-        return with_queue_positions(super().paginate_queryset(queryset))
+        # The page's rows with the attributes the serializer reads (no model instances), and
+        # their queue positions in a fixed number of queries, not one per row.
+        page = fast_fields.rows(super().paginate_queryset(queryset), {"document": LISTED_DOCUMENT_COLUMNS})
+        return with_queue_positions(page)
 
     @extend_schema(
         request=ConversionCreateSerializer,
