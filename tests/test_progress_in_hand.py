@@ -3,6 +3,7 @@ of the row), a one-page job sends three (start, page, end), and the PostgreSQL l
 gets them from the worker's own thread (dotsocr_site/patches/channels_postgres.py group_send_now)."""
 
 import asyncio
+import json
 
 import channels_postgres.db
 import pytest
@@ -233,3 +234,17 @@ def test_a_job_that_resumes_reads_back_the_pages_an_earlier_attempt_wrote(make_c
     assert "earlier attempt's page 2" in (published(conversion) / "pdflatex-4-pages.md").read_text()
     assert [failed["page"] for failed in final.pages_failed] == [2]
     assert final.pages_done == 4
+
+
+def test_the_files_are_the_same_whether_the_rows_were_in_hand_or_read_back(make_conversion, recorded, monkeypatch):
+    """PostgreSQL's jsonb hands a cell's keys back in its own order: the outputs put them
+    in dots.ocr's order either way, so a job's files never depend on the path taken."""
+    in_hand = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion("wake-up") == "completed"
+    monkeypatch.setattr(PageWriter, "KEEP_MAX_PAGES", 0)
+    read_back = make_conversion(FOUR_PAGES)
+    assert pipeline.run_conversion("wake-up") == "completed"
+    for name in ("pdflatex-4-pages_page_0.json", "pdflatex-4-pages.jsonl", "pdflatex-4-pages.md"):
+        assert (published(in_hand) / name).read_bytes() == (published(read_back) / name).read_bytes(), name
+    first_line = (published(read_back) / "pdflatex-4-pages.jsonl").read_text().splitlines()[0]
+    assert list(json.loads(first_line)["cells"][0]) == ["bbox", "category", "text"]

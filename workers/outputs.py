@@ -165,6 +165,16 @@ def complete_folder(staging: Path, stem: str, pages: list[PageOutput]) -> Path:
     return staging
 
 
+CELL_KEYS = ("bbox", "category", "text")  # Cell.as_dict's order, dots.ocr's
+
+
+def cell_in_order(cell: dict) -> dict:
+    """A cell with its keys in dots.ocr's order (``CELL_KEYS``, then any other): PostgreSQL's
+    jsonb hands them back in its own order (by length), and a job's files must not depend
+    on whether its rows were in hand or read back."""
+    return {**{key: cell[key] for key in CELL_KEYS if key in cell}, **cell}
+
+
 def cells_from_dicts(cells: list[dict]) -> list[Cell]:
     return [Cell(bbox=tuple(cell["bbox"]), category=cell["category"], text=cell.get("text", "")) for cell in cells]
 

@@ -402,7 +402,7 @@ def publish_outputs(
     pages = [
         outputs.PageOutput(
             page_no=result.page_no,
-            cells=result.cells,
+            cells=[outputs.cell_in_order(cell) for cell in result.cells],
             markdown=result.markdown,
             markdown_nohf=result.markdown_nohf,
             engine=result.engine,
