@@ -8,15 +8,19 @@ reason also goes out as a last JSON message ``{"type": "error", "code": 4404, "d
 """
 
 import asyncio
+import logging
+import weakref
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
 
 from conversions import metrics, selectors, services, ws_auth
 from conversions.exceptions import NotFound
 from conversions.progress import QUEUE_GROUP, batch_group, conversion_group, events, fanout
 from dotsocr_site.patches.channels import HubInboxConsumer
 
+logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 QUEUE_COUNTS_KEY = "_queue_counts"  # a queue message's counts, read once (queue_counts_for)
@@ -126,10 +130,19 @@ class QueueConsumer(AuthenticatedConsumer):
 
     async def queue_event(self, message: dict):
         event = message["event"]
-        if await self.may_see(event["conversion_id"]):
-            # A worker of an earlier version sent the counts itself.
-            counts = event["queue"] if "queue" in event else await queue_counts_for(message)
-            await self.send_json({**event, "queue": counts})
+        if not await self.may_see(event["conversion_id"]):
+            return
+        if "queue" in event:  # a worker of an earlier version sent the counts itself
+            await self.send_json(event)
+            return
+        try:
+            # Shielded: this socket going away must not cancel the read the others share.
+            counts = await asyncio.shield(queue_counts_for(message))
+        except DatabaseError as error:  # the change still goes out; the next one has counts
+            logger.warning("queue counts not read for a queue event: %s", error)
+            await self.send_json(event)
+            return
+        await self.send_json({**event, "queue": counts})
 
     async def may_see(self, conversion_id: str) -> bool:
         if conversion_id not in self.visible:
@@ -139,12 +152,67 @@ class QueueConsumer(AuthenticatedConsumer):
 
 
 def queue_counts_for(message: dict) -> "asyncio.Future[dict[str, int]]":
-    """The queue's counts (``selectors.queue_counts``) for a queue message: read once in
-    this process, however many of its sockets the message goes to (the fan-out hands
-    each the same message)."""
+    """The queue's counts (``selectors.queue_counts``) for a queue message, read after it
+    reached this process: once, however many of its sockets the message goes to (the
+    fan-out hands each the same message), and shared with the messages around it
+    (``QueueCountsReader``)."""
     if QUEUE_COUNTS_KEY not in message:
-        message[QUEUE_COUNTS_KEY] = asyncio.ensure_future(database_sync_to_async(selectors.queue_counts)())
+        message[QUEUE_COUNTS_KEY] = queue_counts_reader().read_after_now()
     return message[QUEUE_COUNTS_KEY]
+
+
+class QueueCountsReader:
+    """Reads the queue's counts for one web process, at most one read at a time.
+
+    A message that arrives while a read runs may not take that read's counts (it began
+    before the change committed): it waits for the next read, which starts when this one
+    ends and serves every message that arrived meanwhile. A busy queue (hundreds of
+    changes a second) costs this process one count at a time, not one per change, and
+    every change still gets counts read after it."""
+
+    def __init__(self):
+        self.running: asyncio.Future | None = None
+        self.next: asyncio.Future | None = None  # for the messages that came during `running`
+
+    def read_after_now(self) -> "asyncio.Future[dict[str, int]]":
+        if self.running is None:
+            self.running = self.start()
+            return self.running
+        if self.next is None:
+            self.next = asyncio.get_running_loop().create_future()
+        return self.next
+
+    def start(self) -> asyncio.Future:
+        read = asyncio.ensure_future(database_sync_to_async(selectors.queue_counts)())
+        read.add_done_callback(self.finished)
+        return read
+
+    def finished(self, read: asyncio.Future) -> None:
+        self.running = None
+        if self.next is None:
+            return
+        waiting, self.next = self.next, None
+        self.running = self.start()
+        self.running.add_done_callback(lambda again: pass_outcome(again, waiting))
+
+
+def pass_outcome(source: asyncio.Future, target: asyncio.Future) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
+
+
+_readers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, QueueCountsReader]" = weakref.WeakKeyDictionary()
+
+
+def queue_counts_reader() -> QueueCountsReader:
+    """This event loop's reader (one per web process)."""
+    return _readers.setdefault(asyncio.get_running_loop(), QueueCountsReader())
 
 
 class BatchConsumer(AuthenticatedConsumer):

@@ -159,3 +159,44 @@ def test_one_heartbeat_thread_renews_each_job_of_a_process_in_turn(make_conversi
     assert pipeline.heartbeat.thread is thread and thread is not None and thread.is_alive()
     assert [t for t in threading.enumerate() if t.name == "heartbeat"] == [thread]
     assert Conversion.objects.get(pk=first.pk).heartbeat_at == ended  # no beat after its end
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_that_hangs_in_a_beat_is_replaced_for_the_next_job(make_conversion, settings, monkeypatch):
+    """A beat can hang (a connection lost without a reset): the next job of the process
+    gets a heartbeat thread of its own, or the reaper would give it to another worker."""
+    import threading
+    import time
+
+    from workers.ocr.textlayer import TextLayerEngine
+
+    settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
+    hang, renewals = threading.Event(), []
+    real_renew = services.renew_lease
+
+    def renew(*, conversion):
+        renewals.append(conversion.pk)
+        if len(renewals) == 1:
+            hang.wait(10)  # the first beat never answers (until the test is over)
+        return real_renew(conversion=conversion)
+
+    original = TextLayerEngine.recognize
+    beats = []
+
+    def slow_page(self, page, *, prompt_mode):
+        running = Conversion.objects.get(status="running")
+        time.sleep(0.5)
+        beats.append(Conversion.objects.get(pk=running.pk).heartbeat_at > running.heartbeat_at)
+        return original(self, page, prompt_mode=prompt_mode)
+
+    monkeypatch.setattr(services, "renew_lease", renew)
+    monkeypatch.setattr(TextLayerEngine, "recognize", slow_page)
+    first, second = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
+    try:
+        assert pipeline.run_one(first.pk) == "completed"
+        hung = pipeline.heartbeat.thread
+        assert pipeline.run_one(second.pk) == "completed"
+    finally:
+        hang.set()
+    assert beats == [False, True]  # the first job's only beat hung; the second was renewed
+    assert pipeline.heartbeat.thread is not hung

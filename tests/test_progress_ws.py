@@ -1,11 +1,14 @@
 """Consumers in-process with Channels' WebsocketCommunicator and the in-memory layer."""
 
+import asyncio
+import threading
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from conversions import selectors, services
+from conversions import consumers, selectors, services
 from conversions.progress import groups
 from dotsocr_site.asgi import application
 from tests.conftest import stored
@@ -208,3 +211,34 @@ def test_sending_never_breaks_the_caller(make_conversion, settings):
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1"]}}
     }
     groups.send_stored_state(conversion.pk)  # logs the failure, does not raise
+
+
+def test_a_busy_queue_costs_its_web_process_one_count_at_a_time(monkeypatch):
+    """State changes that reach a web process while a count of the queue runs share the
+    next count (read after them), instead of one count each; a socket that goes away
+    while it waits does not cancel the count the others wait for."""
+    release, reads = threading.Event(), []
+    real_counts = selectors.queue_counts
+
+    def slow_counts():
+        reads.append(1)
+        release.wait(5)
+        return real_counts()
+
+    monkeypatch.setattr(selectors, "queue_counts", slow_counts)
+
+    async def scenario():
+        reader = consumers.QueueCountsReader()
+        first = reader.read_after_now()
+        while not reads:  # the first count is running
+            await asyncio.sleep(0.01)
+        during = [reader.read_after_now() for _ in range(5)]
+        gone = asyncio.ensure_future(asyncio.shield(during[0]))  # a socket that goes away
+        await asyncio.sleep(0)
+        gone.cancel()
+        release.set()
+        return [await first] + [await waiting for waiting in during]
+
+    counts = run(scenario)
+    assert counts == [{"queued": 0, "running": 0}] * 6
+    assert len(reads) == 2

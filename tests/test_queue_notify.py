@@ -82,12 +82,14 @@ def test_taking_and_acknowledging_a_message_needs_no_health_check_round_trip(bro
     assert checks == [] and not OrmQ.objects.filter(pk=message_id).exists()
 
 
-def test_a_dropped_connection_costs_one_empty_take_and_no_lost_acknowledgement(broker, make_conversion):
-    def drop_connection():
-        backend = connection.connection.info.backend_pid
-        with psycopg.connect(**connection_params(), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+def drop_connection():
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    with psycopg.connect(**connection_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
 
+
+def test_a_dropped_connection_costs_one_empty_take_and_no_lost_acknowledgement(broker, make_conversion):
     make_conversion(ONE_PAGE)
     drop_connection()
     assert broker.take_messages(1) == []  # the pusher goes on; django-q2's would sleep 10 s and end
@@ -102,3 +104,12 @@ def connection_params() -> dict:
     for django_only in ("cursor_factory", "context", "server_side_binding"):
         params.pop(django_only, None)
     return params
+
+
+def test_a_database_that_stays_away_is_logged_now_and_then_not_at_every_poll(broker, make_conversion, caplog):
+    make_conversion(ONE_PAGE)
+    broker._warned_at.clear()
+    for _ in range(3):
+        drop_connection()
+        assert broker.take_messages(1) == []
+    assert len([record for record in caplog.records if "task messages not taken" in record.getMessage()]) == 1

@@ -24,6 +24,7 @@ from django_q.models import OrmQ
 from conversions import notify
 
 logger = logging.getLogger(__name__)
+WARNING_INTERVAL_SECONDS = 30
 
 
 class NotifiedOrmBroker(ORM):
@@ -31,6 +32,15 @@ class NotifiedOrmBroker(ORM):
 
     _listener: psycopg.Connection | None = None
     _listener_pid: int | None = None
+    _warned_at: dict[str, float] = {}  # message -> time.monotonic() it was last logged
+
+    def _warn(self, message: str, *args) -> None:
+        """Log a warning once per WARNING_INTERVAL_SECONDS: while the database is down the
+        pusher polls four times a second, and each poll would say the same."""
+        now = time.monotonic()
+        if now - self._warned_at.get(message, -WARNING_INTERVAL_SECONDS) >= WARNING_INTERVAL_SECONDS:
+            self._warned_at[message] = now
+            logger.warning(message, *args)
 
     def dequeue(self):
         self._drain()  # notifications of messages this query is about to see anyway
@@ -64,7 +74,7 @@ class NotifiedOrmBroker(ORM):
         except (OperationalError, InterfaceError) as error:
             # The database restarted or dropped us: the next call connects anew. (django-q2's
             # pusher would sleep 10 s and end on an exception.)
-            logger.warning("task messages not taken (%s); reconnecting", error)
+            self._warn("task messages not taken (%s); reconnecting", error)
             connection.close()
             return []
 
@@ -90,7 +100,7 @@ class NotifiedOrmBroker(ORM):
         try:
             woken = any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
         except psycopg.Error as error:
-            logger.warning("task message listener lost (%s); polling until it is back", error)
+            self._warn("task message listener lost (%s); polling until it is back", error)
             self._close_listener()
             return False
         self._drain()
@@ -122,7 +132,7 @@ class NotifiedOrmBroker(ORM):
             listener = psycopg.connect(**params, autocommit=True)
             listener.execute(f"LISTEN {notify.CHANNEL}")
         except psycopg.Error as error:
-            logger.warning("cannot listen for task messages (%s); polling", error)
+            self._warn("cannot listen for task messages (%s); polling", error)
             return None
         self._listener, self._listener_pid = listener, os.getpid()
         return listener

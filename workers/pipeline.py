@@ -57,14 +57,19 @@ class Heartbeat:
         self.job: tuple[Conversion, float] | None = None  # (conversion, interval s)
         self.thread: threading.Thread | None = None
         self.pid: int | None = None
+        self.beat_started: float | None = None  # time.monotonic() of the beat in flight
 
     @contextmanager
     def keeping(self, conversion: Conversion, *, interval: float) -> Iterator[None]:
         with self.changed:
-            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                # Started lazily, in the process that runs jobs (threads do not survive a fork).
+            if self.job is not None:
+                raise RuntimeError("A worker process keeps one job's lease at a time.")
+            if not self.beating(interval):
+                # Started lazily, in the process that runs jobs (threads do not survive a
+                # fork), and again if the last one died or hangs in a beat (a connection
+                # lost without a reset): the one that hangs leaves when its beat returns.
                 self.thread = threading.Thread(target=self.beat_forever, name="heartbeat", daemon=True)
-                self.pid = os.getpid()
+                self.pid, self.beat_started = os.getpid(), None
                 self.thread.start()
             self.job = (conversion, interval)
             self.changed.notify()
@@ -75,8 +80,15 @@ class Heartbeat:
                 self.job = None
                 self.changed.notify()
 
+    def beating(self, interval: float) -> bool:
+        """Whether this process has a heartbeat thread that can beat for a new job."""
+        if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+            return False
+        started = self.beat_started
+        return started is None or time.monotonic() - started < interval
+
     def beat_forever(self) -> None:
-        while True:
+        while threading.current_thread() is self.thread:
             with self.changed:
                 self.changed.wait_for(lambda: self.job is not None)
                 job = self.job
@@ -102,6 +114,9 @@ class Heartbeat:
 
     def beat(self, conversion: Conversion) -> bool:
         """Renew the lease once; False once the job is no longer this worker's."""
+        current = threading.current_thread() is self.thread  # not one replaced while it hung
+        if current:
+            self.beat_started = time.monotonic()
         try:
             return services.renew_lease(conversion=conversion)
         except (OperationalError, InterfaceError) as error:
@@ -110,6 +125,9 @@ class Heartbeat:
             connection.close()
         except Exception:
             logger.exception("conversion=%s heartbeat failed", conversion.pk)
+        finally:
+            if current:
+                self.beat_started = None
         return True
 
 
