@@ -21,19 +21,35 @@ from django.utils import timezone
 from conversions.models import Conversion, Document
 
 CLAIM = """
-WITH top AS (
+WITH RECURSIVE top AS (
     SELECT max(priority) AS priority FROM {conversion} WHERE status = 'queued'
 ), owners AS (
-    SELECT queued.owner_id, min(queued.created_at) AS waiting_since
-      FROM {conversion} AS queued JOIN top ON queued.priority = top.priority
-     WHERE queued.status = 'queued'
-     GROUP BY queued.owner_id
+    -- The owners with jobs queued at the top priority, each with its oldest such job:
+    -- a walk over conversion_queue_by_owner, one index probe per owner, where a GROUP BY
+    -- read every queued row (a 10,000-job backlog made every claim read 10,000 rows).
+    (SELECT first.owner_id, first.created_at AS waiting_since
+       FROM top CROSS JOIN LATERAL (
+                SELECT queued.owner_id, queued.created_at FROM {conversion} AS queued
+                 WHERE queued.status = 'queued' AND queued.priority = top.priority
+                 ORDER BY queued.owner_id, queued.priority DESC, queued.created_at LIMIT 1
+            ) AS first)
+    UNION ALL
+    SELECT later.owner_id, later.created_at
+      FROM owners CROSS JOIN top CROSS JOIN LATERAL (
+               SELECT queued.owner_id, queued.created_at FROM {conversion} AS queued
+                WHERE queued.status = 'queued' AND queued.priority = top.priority
+                  AND queued.owner_id > owners.owner_id
+                ORDER BY queued.owner_id, queued.priority DESC, queued.created_at LIMIT 1
+           ) AS later
 ), turn AS (
+    -- Each owner's running jobs (few: the status index) and last start (one probe of
+    -- conversion_owner_started), not a read of the owner's whole history.
     SELECT owners.owner_id
       FROM owners CROSS JOIN LATERAL (
-               SELECT count(*) FILTER (WHERE mine.status = 'running') AS running,
-                      max(mine.started_at) AS last_started
-                 FROM {conversion} AS mine WHERE mine.owner_id = owners.owner_id
+               SELECT (SELECT count(*) FROM {conversion} AS mine
+                        WHERE mine.owner_id = owners.owner_id AND mine.status = 'running') AS running,
+                      (SELECT max(mine.started_at) FROM {conversion} AS mine
+                        WHERE mine.owner_id = owners.owner_id) AS last_started
            ) AS served
      ORDER BY served.running, served.last_started NULLS FIRST, owners.waiting_since, owners.owner_id
      LIMIT 1
@@ -42,9 +58,11 @@ WITH top AS (
        SET status = 'running', worker_id = %(worker)s, attempts = job.attempts + 1, started_at = %(now)s,
            heartbeat_at = %(now)s, updated_at = %(now)s, event_seq = job.event_seq + 1,
            message = 'Starting conversion...'
-     WHERE job.id = (SELECT next.id FROM {conversion} AS next, top, turn
-                      WHERE next.status = 'queued' AND next.priority = top.priority
-                        AND next.owner_id = turn.owner_id
+     WHERE job.id = (SELECT next.id FROM {conversion} AS next
+                      -- Values, not joins: the planner then walks conversion_queue_by_owner
+                      -- from that owner and priority, not every queued row by age.
+                      WHERE next.status = 'queued' AND next.priority = (SELECT priority FROM top)
+                        AND next.owner_id = (SELECT owner_id FROM turn)
                       ORDER BY next.created_at
                       LIMIT 1 FOR UPDATE OF next SKIP LOCKED)
        AND job.status = 'queued'

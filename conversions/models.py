@@ -156,6 +156,10 @@ class Conversion(models.Model):
                 condition=Q(status="queued"),
                 name="conversion_queue_by_owner",
             ),
+            # Fair share (conversions/claiming.py): an owner's running jobs and when it was
+            # last served, each one index probe however long the owner's history.
+            models.Index(fields=["owner"], condition=Q(status="running"), name="conversion_running_by_owner"),
+            models.Index(fields=["owner", "started_at"], name="conversion_owner_started"),
         ]
         constraints = [
             models.CheckConstraint(
