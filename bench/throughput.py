@@ -57,7 +57,7 @@ STAGES = {
     ("running.py", "record_finalizing"): "record_finalizing (UPDATE)",
     ("pipeline.py", "publish_outputs"): "publish outputs (files, rename)",
     ("pipeline.py", "after_publishing"): "after publishing (earlier attempts, original-layout symlinks)",
-    ("pages.py", "run"): "page thread pool (start, hand-off)",
+    ("pages.py", "run"): "page thread (the engine, waited for; hand-off)",
     ("running.py", "complete_conversion"): "complete_conversion (UPDATE)",
     ("groups.py", "send_stored_state"): "progress events (SELECT + channel layer)",
     ("groups.py", "send_state"): "progress events (channel layer)",
