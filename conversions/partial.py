@@ -46,10 +46,11 @@ def failed_pages_of(conversion: Conversion) -> list[FailedPage]:
 
 
 def failed_pages_in(results: list[PageResult]) -> list[FailedPage]:
-    """``failed_pages_of`` from page results in hand (every page of the job), no query."""
+    """``failed_pages_of`` from page results in hand (every page of the job, in page
+    order), no query."""
     return [
         _failed_page(result.page_no, result.source_page, result.error, result.engine)
-        for result in sorted(results, key=lambda result: result.page_no)
+        for result in results
         if result.status == PageResult.Status.FAILED
     ]
 

@@ -73,7 +73,7 @@ class PageRunner:
         self.conversion, self.engine, self.writer, self.limits = conversion, engine, writer, limits
         self.width = max(1, min(settings.NUM_THREAD, getattr(engine, "max_concurrency", 1)))
         self.in_flight: dict[Future, tuple[PdfPage, float]] = {}
-        self.first_check = True  # services.record_pdf_loaded has just returned the cancel flag
+        self.first_check = True  # the claim or services.record_pdf_loaded has just returned the cancel flag
 
     def run(self, pages) -> None:
         pool = page_pool(self.width)
@@ -139,7 +139,8 @@ class PageRunner:
 
     def cancel_asked(self) -> bool:
         """Whether a cancel was asked: before the first page, the flag the PDF-loaded write
-        has just returned; later, read from the row."""
+        (or, for a one-page job that skips it, the claim) has just returned; later, read
+        from the row."""
         if self.first_check:
             self.first_check = False
             return self.conversion.cancel_requested
@@ -234,6 +235,13 @@ class PageWriter:
             self.stored = None
         else:
             self.stored.append(stored)
+
+    def every_page(self, pages_total: int) -> list[PageResult] | None:
+        """Every page's row in page order, when this writer stored all ``pages_total`` of
+        them (the outputs then need no read back); else None."""
+        if self.stored is None or len(self.stored) != pages_total:
+            return None
+        return sorted(self.stored, key=lambda row: row.page_no)
 
     def checkpoint(self, page: PdfPage, recognized: RecognizedPage) -> None:
         result, duration_ms = recognized.result, recognized.duration_ms

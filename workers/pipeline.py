@@ -284,8 +284,7 @@ def convert(conversion: Conversion) -> None:
         PageRunner(conversion, engine, writer, limits).run(pages)
         if (conversion.pages_total or 0) > 1:  # a one-page job goes from its page to its end
             services.record_finalizing(conversion=conversion)
-        # Every page's row in hand when this attempt stored them all: no read back.
-        stored = writer.stored if writer.stored is not None and len(writer.stored) == conversion.pages_total else None
+        stored = writer.every_page(len(selection))
         prefix, size = publish_outputs(conversion, staging, stem, document, stored)
     try:
         services.complete_conversion(
@@ -410,13 +409,13 @@ def publish_outputs(
     document: pymupdf.Document,
     stored: list[PageResult] | None = None,
 ) -> tuple[str, int]:
-    """Write the document files from the checkpoints (``stored``: every page's row, in
-    hand; else read from the database) into the local staging folder and upload it to
+    """Write the document files from the checkpoints (``stored``: every page's row in
+    page order, in hand; else read from the database) into the local staging folder and upload it to
     storage under this attempt's prefix (``outputs/<id>/<attempt>``), which is returned
     with the bytes uploaded: nothing shows it until the conversion completes with it as
     output_dir. The local folder is removed either way. ``document``: the job's PDF,
     open, for the page images an earlier attempt made elsewhere."""
-    results = selectors.page_results(conversion) if stored is None else sorted(stored, key=lambda row: row.page_no)
+    results = selectors.page_results(conversion) if stored is None else stored
     pages = [
         outputs.PageOutput(
             page_no=result.page_no,
