@@ -130,18 +130,15 @@ def test_a_dead_workers_job_without_attempts_left_fails(make_conversion):
     assert failed.status == "failed" and failed.error == "Gave up after 1 attempts: its worker (web-1:4242) died."
 
 
-@pytest.mark.django_db(transaction=True)
-def test_one_heartbeat_thread_renews_each_job_of_a_process_in_turn(make_conversion, settings, monkeypatch):
-    """The heartbeat thread is kept from job to job (workers/pipeline.py Heartbeat): it
-    renews whichever job the process runs, and stops renewing one once it has ended."""
-    import threading
+def pages_that_see_whether_their_lease_was_renewed(monkeypatch) -> list[bool]:
+    """Each page of the running job takes 0.5 s and then records whether the job's
+    heartbeat_at moved meanwhile; the list of those answers, one per page."""
     import time
 
     from workers.ocr.textlayer import TextLayerEngine
 
-    settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
     original = TextLayerEngine.recognize
-    beats = []
+    beats: list[bool] = []
 
     def slow_page(self, page, *, prompt_mode):
         running = Conversion.objects.get(status="running")
@@ -150,6 +147,17 @@ def test_one_heartbeat_thread_renews_each_job_of_a_process_in_turn(make_conversi
         return original(self, page, prompt_mode=prompt_mode)
 
     monkeypatch.setattr(TextLayerEngine, "recognize", slow_page)
+    return beats
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_heartbeat_thread_renews_each_job_of_a_process_in_turn(make_conversion, settings, monkeypatch):
+    """The heartbeat thread is kept from job to job (workers/pipeline.py Heartbeat): it
+    renews whichever job the process runs, and stops renewing one once it has ended."""
+    import threading
+
+    settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
+    beats = pages_that_see_whether_their_lease_was_renewed(monkeypatch)
     first, second = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
     assert pipeline.run_one(first.pk) == "completed"
     thread = pipeline.heartbeat.thread
@@ -166,9 +174,6 @@ def test_a_heartbeat_that_hangs_in_a_beat_is_replaced_for_the_next_job(make_conv
     """A beat can hang (a connection lost without a reset): the next job of the process
     gets a heartbeat thread of its own, or the reaper would give it to another worker."""
     import threading
-    import time
-
-    from workers.ocr.textlayer import TextLayerEngine
 
     settings.LEASE_SECONDS = 0.4  # beats every 0.1 s
     hang, renewals = threading.Event(), []
@@ -180,17 +185,8 @@ def test_a_heartbeat_that_hangs_in_a_beat_is_replaced_for_the_next_job(make_conv
             hang.wait(10)  # the first beat never answers (until the test is over)
         return real_renew(conversion=conversion)
 
-    original = TextLayerEngine.recognize
-    beats = []
-
-    def slow_page(self, page, *, prompt_mode):
-        running = Conversion.objects.get(status="running")
-        time.sleep(0.5)
-        beats.append(Conversion.objects.get(pk=running.pk).heartbeat_at > running.heartbeat_at)
-        return original(self, page, prompt_mode=prompt_mode)
-
     monkeypatch.setattr(services, "renew_lease", renew)
-    monkeypatch.setattr(TextLayerEngine, "recognize", slow_page)
+    beats = pages_that_see_whether_their_lease_was_renewed(monkeypatch)
     first, second = make_conversion(ONE_PAGE), make_conversion(ONE_PAGE)
     try:
         assert pipeline.run_one(first.pk) == "completed"

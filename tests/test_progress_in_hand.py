@@ -40,6 +40,17 @@ def recorded(monkeypatch):
     return layer
 
 
+def checkpoint_an_empty_page(conversion, *, page_no: int) -> None:
+    services.checkpoint_page(
+        conversion=conversion,
+        page_no=page_no,
+        page=PageOcr(cells=[], engine="noop"),
+        markdown="",
+        markdown_nohf="",
+        duration_ms=1,
+    )
+
+
 def events_of(layer: RecordingLayer, conversion) -> list[dict]:
     group = groups.conversion_group(conversion.pk)
     return [message["event"] for sent_to, message in layer.sent if sent_to == group]
@@ -69,14 +80,7 @@ def test_page_events_carry_the_written_values_without_reading_the_row(make_conve
     services.record_pdf_loaded(conversion=claimed, pages_total=4)
     recorded.sent.clear()
     with CaptureQueriesContext(connection) as captured:
-        services.checkpoint_page(
-            conversion=claimed,
-            page_no=2,
-            page=PageOcr(cells=[], engine="noop"),
-            markdown="",
-            markdown_nohf="",
-            duration_ms=1,
-        )
+        checkpoint_an_empty_page(claimed, page_no=2)
     reads = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT")]
     assert not [sql for sql in reads if 'FROM "conversions_conversion"' in sql], reads
     (event,) = events_of(recorded, conversion)
@@ -93,14 +97,7 @@ def test_a_page_checkpointed_twice_counts_once(make_conversion, recorded):
     claimed = services.claim_next(worker_id="host:1")
     services.record_pdf_loaded(conversion=claimed, pages_total=4)
     for _ in range(2):  # a second attempt finishing the same page keeps the first result
-        services.checkpoint_page(
-            conversion=claimed,
-            page_no=0,
-            page=PageOcr(cells=[], engine="noop"),
-            markdown="",
-            markdown_nohf="",
-            duration_ms=1,
-        )
+        checkpoint_an_empty_page(claimed, page_no=0)
     row = Conversion.objects.get(pk=claimed.pk)
     assert (row.pages_done, row.message, claimed.pages_done) == (1, "Processing pages: 1/4", 1)
 
@@ -158,14 +155,7 @@ def test_completing_a_job_in_hand_reads_its_failed_pages_once_and_looks_for_no_w
     make_conversion(ONE_PAGE)
     claimed = services.claim_next(worker_id="host:1")
     services.record_pdf_loaded(conversion=claimed, pages_total=1)
-    services.checkpoint_page(
-        conversion=claimed,
-        page_no=0,
-        page=PageOcr(cells=[], engine="noop"),
-        markdown="",
-        markdown_nohf="",
-        duration_ms=1,
-    )
+    checkpoint_an_empty_page(claimed, page_no=0)
     with CaptureQueriesContext(connection) as captured:
         services.complete_conversion(conversion=claimed, output_dir="outputs/x/attempt", output_bytes=0)
     sqls = [query["sql"] for query in captured.captured_queries]
