@@ -59,7 +59,9 @@ def test_the_admin_queue_fragment_reads_a_fixed_number_of_queries(db, owner):
     assert queries_for(client, QUEUE_LIVE) == few
 
 
-def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversion):
+def every_kind_of_conversion(owner, make_conversion, **expired_fields) -> Conversion:
+    """A queued job with a page selection (returned), a completed one, one of a batch, a
+    running one, and one whose results expired (with ``expired_fields``)."""
     queued = make_conversion(ONE_PAGE, priority=3, pages="1")
     done = make_conversion(ONE_PAGE)
     pipeline.run_one(done.pk)
@@ -69,12 +71,17 @@ def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversi
     services.claim_conversion(conversion_id=running.pk, worker_id="host:1")
     expired = make_conversion(ONE_PAGE)
     Conversion.objects.filter(pk=expired.pk).update(
-        status="completed",
         on_page_error="skip",
         pages_failed=[{"page": 1, "error": "unreadable"}],
         callback_url="https://hooks.example.invalid/done",
         expired_at=timezone.now(),
+        **expired_fields,
     )
+    return queued
+
+
+def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversion):
+    queued = every_kind_of_conversion(owner, make_conversion, status="completed")
     rows = Conversion.objects.select_related("document").order_by("created_at")
     assert rows.count() == 5 and rows.exclude(batch=None).count() == 1
     for conversion in rows:
@@ -91,23 +98,8 @@ def test_fast_conversion_rows_are_what_drf_would_render(db, owner, make_conversi
 def test_the_native_list_shows_each_conversion_as_its_detail_does(db, owner, make_conversion):
     """The list reads values, not model instances: every field of every kind of row is
     still what the conversion's own GET (a model instance through the serializer) shows."""
-    make_conversion(ONE_PAGE, priority=3, pages="1")
+    every_kind_of_conversion(owner, make_conversion, status="failed", error="page 1: unreadable")
     make_conversion(ONE_PAGE, priority=3)
-    done = make_conversion(ONE_PAGE)
-    pipeline.run_one(done.pk)
-    document = services.create_document(owner=owner, upload=upload_of(ONE_PAGE, "batch.pdf"), max_pages=10)
-    batches.queue_batch(owner=owner, documents=[document], options=batches.BatchOptions(engine="noop"), max_queued=0)
-    running = make_conversion(ONE_PAGE)
-    services.claim_conversion(conversion_id=running.pk, worker_id="host:1")
-    expired = make_conversion(ONE_PAGE)
-    Conversion.objects.filter(pk=expired.pk).update(
-        status="failed",
-        on_page_error="skip",
-        pages_failed=[{"page": 1, "error": "unreadable"}],
-        callback_url="https://hooks.example.invalid/done",
-        error="page 1: unreadable",
-        expired_at=timezone.now(),
-    )
     client = APIClient()
     listed = client.get("/api/v1/conversions").json()["results"]
     assert len(listed) == 6 and {row["status"] for row in listed} >= {"queued", "running", "completed", "failed"}
