@@ -469,3 +469,17 @@ def refused_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def use_standin(settings, standin: "DotsOcrStandin", *, in_flight_per_server: int, threads: int) -> None:
+    """Point the service's dots.ocr engine at ``standin`` (5 s timeout, one quick retry),
+    with ``in_flight_per_server`` requests at once and ``threads`` page threads per job."""
+    settings.DOTSOCR = {
+        "base_urls": [standin.url],
+        "in_flight_per_server": in_flight_per_server,
+        "timeout_seconds": 5,
+        "max_retries": 1,
+        "backoff_seconds": 0.01,
+    }
+    settings.DOTSOCR_CONFIGURED = True
+    settings.NUM_THREAD = threads

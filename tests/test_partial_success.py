@@ -12,7 +12,7 @@ from django.test import Client
 from conversions import services
 from conversions.models import Conversion
 from conversions.progress import events
-from tests.dotsocr_standin import HTTP_500, NORMAL, DotsOcrStandin
+from tests.dotsocr_standin import HTTP_500, NORMAL, DotsOcrStandin, use_standin
 from workers import pipeline
 
 
@@ -24,15 +24,9 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = {
-        "base_urls": [standin.url],
-        "in_flight_per_server": 1,
-        "timeout_seconds": 5,
-        "max_retries": 1,
-        "backoff_seconds": 0.01,
-    }
-    settings.DOTSOCR_CONFIGURED = True
-    settings.NUM_THREAD = 1  # pages in order, so the script below fails page 2
+    use_standin(
+        settings, standin, in_flight_per_server=1, threads=1
+    )  # pages in order, so the script below fails page 2
     settings.RENDER_DPI = 72
     return settings
 

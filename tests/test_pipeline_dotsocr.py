@@ -5,7 +5,7 @@ import pymupdf
 import pytest
 
 from conversions.models import Conversion
-from tests.dotsocr_standin import HTTP_500, DotsOcrStandin
+from tests.dotsocr_standin import HTTP_500, DotsOcrStandin, use_standin
 from workers import pipeline
 
 PAGES = 8
@@ -19,15 +19,7 @@ def standin():
 
 @pytest.fixture
 def dotsocr_settings(settings, standin):
-    settings.DOTSOCR = {
-        "base_urls": [standin.url],
-        "in_flight_per_server": 4,
-        "timeout_seconds": 5,
-        "max_retries": 1,
-        "backoff_seconds": 0.01,
-    }
-    settings.DOTSOCR_CONFIGURED = True
-    settings.NUM_THREAD = 16
+    use_standin(settings, standin, in_flight_per_server=4, threads=16)
     settings.RENDER_DPI = 72  # quick to encode; the protocol is the same
     return settings
 

@@ -141,7 +141,6 @@ LISTED_CONVERSION_COLUMNS = (
     "expired_at",
     "callback_url",
 )
-LISTED_DOCUMENT_COLUMNS = ("id", "filename", "page_count", "repaired", "repair_note")
 DOCUMENT_SUMMARY_FIELDS: dict[str, Callable[[Document], object]] = {
     "id": fast_fields.uuid_text("pk"),
     "filename": fast_fields.text("filename"),
@@ -149,6 +148,7 @@ DOCUMENT_SUMMARY_FIELDS: dict[str, Callable[[Document], object]] = {
     "repaired": lambda document: document.repaired,
     "repair_note": fast_fields.text("repair_note"),
 }
+LISTED_DOCUMENT_COLUMNS = tuple(DOCUMENT_SUMMARY_FIELDS)  # each field is the column of its name
 
 
 class ConversionOptionsSerializer(serializers.Serializer):
