@@ -9,9 +9,12 @@ import pytest
 from django.db import connection
 
 from conversions.models import Conversion
+from tests.conftest import ONE_PAGE
 from tests.dotsocr_standin import DotsOcrStandin
 from tests.live import pdf_of, start_cluster, wait_for_status
 from tests.test_progress_live import collect
+from tests.test_queue_notify import drop_connection
+from workers import pipeline
 
 pytestmark = pytest.mark.acceptance
 PAGES = 8
@@ -59,7 +62,9 @@ def test_jobs_survive_the_database_dropping_every_connection(live_client, live_e
 
         later = submit(live_client, "after-the-outage", PAGES)  # the web reconnects too
         events = []  # live events still flow from the workers through the web process
-        collect(live_client.base_url.copy_with(scheme="ws").join(f"/ws/v1/conversions/{later}").__str__(), events)
+        # Any message lost with a connection is resent by the reaper: its tick (30 s), then its interval (1 min).
+        url = live_client.base_url.copy_with(scheme="ws").join(f"/ws/v1/conversions/{later}")
+        collect(str(url), events, timeout=150)
         finals = [wait_for_status(live_client, conversion_id, timeout=120) for conversion_id in [*running, later]]
     finally:
         cluster.stop()
@@ -69,3 +74,14 @@ def test_jobs_survive_the_database_dropping_every_connection(live_client, live_e
     for conversion_id in running:
         conversion = Conversion.objects.get(pk=conversion_id)
         assert conversion.pages.count() == PAGES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wake_up_whose_connection_was_dropped_claims_on_a_new_one(make_conversion):
+    """The message that woke the worker is spent whatever the claim does: a claim that
+    failed on a connection the database dropped (a restart, or the cut above) left its
+    job queued until the reaper's wake-up, a minute later. It is made again at once."""
+    conversion = make_conversion(ONE_PAGE)
+    drop_connection()
+    assert pipeline.run_next_queued("wake-up") == "completed"
+    assert Conversion.objects.get(pk=conversion.pk).status == "completed"

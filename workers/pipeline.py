@@ -146,7 +146,7 @@ def run_next_queued(wake_up: str = "") -> str:
         # Asked to stop after its last job, this worker took one more message: it
         # claims nothing (a claim counts an attempt) and leaves.
         end_worker_process(f"message={wake_up} not run: the worker is stopping")
-    conversion = services.claim_next(worker_id=services.current_worker_id())
+    conversion = claim_through_outage()
     if conversion is None:
         logger.info("conversion=%s woke a worker; nothing queued", wake_up)
         return "skipped"
@@ -164,6 +164,23 @@ def run_next_queued(wake_up: str = "") -> str:
 
 # The old name, still called by tests and tools; its argument was never the job that runs.
 run_conversion = run_next_queued
+
+
+def claim_through_outage() -> Conversion | None:
+    """services.claim_next, tried again on a new connection when the database dropped
+    this one (a restart, a failover): the message that woke this worker is spent either
+    way, and without a claim its job would wait for the reaper's wake-up (a minute).
+    Waits up to DB_RECONNECT_SECONDS for the database; then, or when the worker is
+    stopping, raises the error. A claim whose commit was lost with the connection is not
+    seen here: that job stays ``running`` until its lease expires, as before."""
+    deadline = time.monotonic() + settings.DB_RECONNECT_SECONDS
+    while True:
+        try:
+            return services.claim_next(worker_id=services.current_worker_id())
+        except (OperationalError, InterfaceError) as error:
+            logger.warning("claim failed, database connection lost: %s", error)
+            if shutdown.requested.is_set() or not wait_for_database(deadline - time.monotonic()):
+                raise
 
 
 def run_one(conversion_id) -> str:
