@@ -19,15 +19,15 @@ a queued job carries its new position).
 
 Queries, however many positions are asked for: one GROUP BY (owner, priority) of the
 queued jobs (index-only on ``conversion_queue_by_owner``); only when two owners wait at
-one priority, one GROUP BY of those owners' jobs (running count, last start), as
-claim_next reads them; and one for the ranks of the jobs asked about.
+one priority, one read of those owners' running counts and last starts (index probes, as
+claim_next reads them); and one for the ranks of the jobs asked about.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min
 
 from conversions.models import Conversion
 
@@ -131,15 +131,21 @@ class QueuePlan:
         return found
 
 
+OWNER_TURNS = """
+    SELECT owner.id,
+           (SELECT count(*) FROM {table} AS mine WHERE mine.owner_id = owner.id AND mine.status = 'running'),
+           (SELECT max(mine.started_at) FROM {table} AS mine WHERE mine.owner_id = owner.id)
+      FROM unnest(%s::bigint[]) AS owner(id)
+"""
+
+
 def owner_turns(owners: set) -> dict:
-    """owner -> (running jobs, last start as a sortable key), as claim_next reads them."""
-    rows = (
-        Conversion.objects.filter(owner__in=owners)
-        .order_by()
-        .values("owner")
-        .annotate(running=Count("pk", filter=Q(status=Status.RUNNING)), last_started=Max("started_at"))
-    )
-    return {row["owner"]: (row["running"], (0, row["last_started"]) if row["last_started"] else NEVER) for row in rows}
+    """owner -> (running jobs, last start as a sortable key), as claim_next reads them:
+    per owner, one probe of conversion_running_by_owner and one of
+    conversion_owner_started (conversions/claiming.py), not a read of its whole history."""
+    with connection.cursor() as cursor:
+        cursor.execute(OWNER_TURNS.format(table=Conversion._meta.db_table), [sorted(owners)])
+        return {owner: (running, (0, last) if last else NEVER) for owner, running, last in cursor.fetchall()}
 
 
 RANKS = """

@@ -106,15 +106,20 @@ def test_when_the_fair_owners_job_is_being_claimed_the_next_owner_is_served(user
 
 
 def rows_read_by_a_claim() -> int:
-    """Rows of the conversions table that one claim reads (EXPLAIN ANALYZE: rows each scan
-    returned or filtered out, times its loops), its writes rolled back."""
-    table = Conversion._meta.db_table
+    """Rows of the conversions table that one claim reads, its writes rolled back."""
     statement = claiming.CLAIM.format(
-        conversion=f'"{table}"',
+        conversion=f'"{Conversion._meta.db_table}"',
         document=f'"{Document._meta.db_table}"',
         conversion_columns="claimed.id",
         document_columns="document.id",
     )
+    return rows_read(statement, {"worker": "host:1", "now": timezone.now()})
+
+
+def rows_read(statement: str, params=None) -> int:
+    """Rows of the conversions table that ``statement`` reads (EXPLAIN ANALYZE: rows each
+    scan returned or filtered out, times its loops); what it writes is rolled back."""
+    table = Conversion._meta.db_table
 
     def read(node: dict) -> int:
         own = 0
@@ -125,10 +130,10 @@ def rows_read_by_a_claim() -> int:
 
     with pytest.raises(RuntimeError), transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, {"worker": "host:1", "now": timezone.now()})
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)
             ((plan,),) = cursor.fetchall()
         rows = read(plan[0]["Plan"])
-        raise RuntimeError("roll the claim back")
+        raise RuntimeError("roll the statement back")
     return rows
 
 
