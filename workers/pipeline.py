@@ -166,21 +166,27 @@ def run_next_queued(wake_up: str = "") -> str:
 run_conversion = run_next_queued
 
 
+# How often a claim waiting for the database looks whether its worker was asked to stop.
+STOP_CHECK_SECONDS = 2.0
+
+
 def claim_through_outage() -> Conversion | None:
     """services.claim_next, tried again on a new connection when the database dropped
     this one (a restart, a failover): the message that woke this worker is spent either
     way, and without a claim its job would wait for the reaper's wake-up (a minute).
-    Waits up to DB_RECONNECT_SECONDS for the database; then, or when the worker is
-    stopping, raises the error. A claim whose commit was lost with the connection is not
-    seen here: that job stays ``running`` until its lease expires, as before."""
+    Waits up to DB_RECONNECT_SECONDS for the database, and raises the error then, or
+    within STOP_CHECK_SECONDS of a stop. A claim whose commit was lost with the
+    connection is not seen here: that job stays ``running`` until its lease expires."""
     deadline = time.monotonic() + settings.DB_RECONNECT_SECONDS
     while True:
         try:
             return services.claim_next(worker_id=services.current_worker_id())
         except (OperationalError, InterfaceError) as error:
-            logger.warning("claim failed, database connection lost: %s", error)
-            if shutdown.requested.is_set() or not wait_for_database(deadline - time.monotonic()):
+            remaining = deadline - time.monotonic()
+            if shutdown.requested.is_set() or remaining <= 0:
                 raise
+            logger.warning("claim failed, database connection lost: %s", error)
+            wait_for_database(min(remaining, STOP_CHECK_SECONDS))
 
 
 def run_one(conversion_id) -> str:
