@@ -3,19 +3,15 @@ failover does to clients): workers reconnect, running jobs resume from their che
 queued ones still run, and the web keeps answering. Real qcluster and daphne; the
 connections are cut with pg_terminate_backend, on this test's own database only."""
 
-import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import connection
 
 from conversions.models import Conversion
-from tests.conftest import ONE_PAGE
 from tests.dotsocr_standin import DotsOcrStandin
 from tests.live import pdf_of, start_cluster, wait_for_status
 from tests.test_progress_live import collect
-from tests.test_queue_notify import drop_connection
-from workers import pipeline, shutdown
 
 pytestmark = pytest.mark.acceptance
 PAGES = 8
@@ -63,7 +59,9 @@ def test_jobs_survive_the_database_dropping_every_connection(live_client, live_e
 
         later = submit(live_client, "after-the-outage", PAGES)  # the web reconnects too
         events = []  # live events still flow from the workers through the web process
-        # Any message lost with a connection is resent by the reaper: its tick (30 s), then its interval (1 min).
+        # A claim that loses its connection claims again (test_claim_through_outage.py); a message
+        # lost some other way (a take whose reply went with the connection) waits for the reaper's
+        # wake-up: its tick (30 s), then its interval (1 min).
         url = live_client.base_url.copy_with(scheme="ws").join(f"/ws/v1/conversions/{later}")
         collect(str(url), events, timeout=150)
         finals = [wait_for_status(live_client, conversion_id, timeout=120) for conversion_id in [*running, later]]
@@ -75,47 +73,3 @@ def test_jobs_survive_the_database_dropping_every_connection(live_client, live_e
     for conversion_id in running:
         conversion = Conversion.objects.get(pk=conversion_id)
         assert conversion.pages.count() == PAGES
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_wake_up_whose_connection_was_dropped_claims_on_a_new_one(make_conversion):
-    """The message that woke the worker is spent whatever the claim does: a claim that
-    failed on a connection the database dropped (a restart, or the cut above) left its
-    job queued until the reaper's wake-up, a minute later. It is made again at once."""
-    conversion = make_conversion(ONE_PAGE)
-    drop_connection()
-    assert pipeline.run_next_queued("wake-up") == "completed"
-    assert Conversion.objects.get(pk=conversion.pk).status == "completed"
-
-
-@pytest.fixture
-def unreachable_database():
-    """This process's connection dropped and every new one refused (a port nothing listens on)."""
-    drop_connection()
-    port = connection.settings_dict["PORT"]
-    connection.settings_dict["PORT"] = "9"  # discard: closed here
-    yield
-    connection.settings_dict["PORT"] = port
-    connection.close()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_claim_waits_for_the_database_only_until_the_worker_is_asked_to_stop(unreachable_database, settings):
-    settings.DB_RECONNECT_SECONDS = 60
-    asked = threading.Timer(0.5, shutdown.requested.set)
-    started = time.monotonic()
-    asked.start()
-    try:
-        with pytest.raises(OperationalError):
-            pipeline.claim_through_outage()
-    finally:
-        asked.cancel()
-        shutdown.requested.clear()
-    assert time.monotonic() - started < 0.5 + 2 * pipeline.STOP_CHECK_SECONDS  # not the 60 s
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_claim_gives_up_when_the_database_stays_away(unreachable_database, settings):
-    settings.DB_RECONNECT_SECONDS = 1
-    with pytest.raises(OperationalError):
-        pipeline.claim_through_outage()

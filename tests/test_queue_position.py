@@ -19,7 +19,7 @@ from conversions.models import Conversion
 from conversions.progress import events
 from conversions.queue_position import claim_order, owner_turns, with_queue_positions
 from tests.conftest import ONE_PAGE, upload_of
-from tests.test_claim_one_statement import rows_read
+from tests.test_claim_one_statement import queue, rows_read
 
 
 def user_client(user) -> Client:
@@ -78,7 +78,7 @@ def test_contested_positions_read_a_few_rows_however_long_the_owners_histories(b
         return sum(rows_read(query["sql"]) for query in captured.captured_queries)
 
     few = rows_read_by_the_turns()
-    history = [job(ana, 0) for _ in range(150)] + [job(ben, 0) for _ in range(150)]
+    history = queue(ana, 150) + queue(ben, 150)  # one document each
     now = timezone.now()
     Conversion.objects.filter(pk__in=[done.pk for done in history]).update(
         status="completed", started_at=now, finished_at=now

@@ -166,27 +166,34 @@ def run_next_queued(wake_up: str = "") -> str:
 run_conversion = run_next_queued
 
 
-# How often a claim waiting for the database looks whether its worker was asked to stop.
-STOP_CHECK_SECONDS = 2.0
-
-
 def claim_through_outage() -> Conversion | None:
     """services.claim_next, tried again on a new connection when the database dropped
     this one (a restart, a failover): the message that woke this worker is spent either
     way, and without a claim its job would wait for the reaper's wake-up (a minute).
-    Waits up to DB_RECONNECT_SECONDS for the database, and raises the error then, or
-    within STOP_CHECK_SECONDS of a stop. A claim whose commit was lost with the
-    connection is not seen here: that job stays ``running`` until its lease expires."""
+
+    Only a lost connection is retried, with capped exponential backoff and jitter, for up
+    to DB_RECONNECT_SECONDS; a statement that failed on a live connection (a timeout, a
+    deadlock) raises at once, as does a stop (checked during each pause and before each
+    claim). A connection attempt itself may block for as long as the server's address
+    does not answer (libpq's connect_timeout; unset: the system's TCP timeout). A claim
+    whose commit was lost with the connection is not seen here: that job stays
+    ``running`` until its lease expires, and the reaper requeues it."""
     deadline = time.monotonic() + settings.DB_RECONNECT_SECONDS
+    delay = 0.2
     while True:
         try:
             return services.claim_next(worker_id=services.current_worker_id())
         except (OperationalError, InterfaceError) as error:
-            remaining = deadline - time.monotonic()
-            if shutdown.requested.is_set() or remaining <= 0:
+            if connection.in_atomic_block or connection.is_usable():
+                raise  # the statement failed, not the connection
+            pause = delay * random.uniform(0.5, 1.5)
+            if time.monotonic() + pause > deadline:
                 raise
-            logger.warning("claim failed, database connection lost: %s", error)
-            wait_for_database(min(remaining, STOP_CHECK_SECONDS))
+            logger.warning("claim failed, database connection lost: %s; again in %.1f s", error, pause)
+            connection.close()  # the next query opens a new one
+            if shutdown.requested.wait(pause):
+                raise
+            delay = min(delay * 2, 5)
 
 
 def run_one(conversion_id) -> str:
