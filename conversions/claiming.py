@@ -20,6 +20,20 @@ from django.utils import timezone
 
 from conversions.models import Conversion, Document
 
+
+def owner_served(owner: str) -> str:
+    """Fair share's two facts about one owner, as the SELECT items ``running`` and
+    ``last_started``: its running jobs (a probe of conversion_running_by_owner) and its
+    latest start (one of conversion_owner_started), not a read of its whole history.
+    ``owner``: an SQL expression of the owner's id; ``{conversion}`` is left for the
+    statement's own ``format`` (the claim below, and queue_position.owner_turns)."""
+    return (
+        "(SELECT count(*) FROM {conversion} AS mine"
+        f" WHERE mine.owner_id = {owner} AND mine.status = 'running') AS running,"
+        f" (SELECT max(mine.started_at) FROM {{conversion}} AS mine WHERE mine.owner_id = {owner}) AS last_started"
+    )
+
+
 CLAIM = """
 WITH RECURSIVE top AS (
     SELECT max(priority) AS priority FROM {conversion} WHERE status = 'queued'
@@ -42,15 +56,9 @@ WITH RECURSIVE top AS (
                 ORDER BY queued.owner_id, queued.priority DESC, queued.created_at LIMIT 1
            ) AS later
 ), turn AS (
-    -- Each owner's running jobs (few: the status index) and last start (one probe of
-    -- conversion_owner_started), not a read of the owner's whole history.
+    -- Each owner's running jobs and last start (owner_served).
     SELECT owners.owner_id
-      FROM owners CROSS JOIN LATERAL (
-               SELECT (SELECT count(*) FROM {conversion} AS mine
-                        WHERE mine.owner_id = owners.owner_id AND mine.status = 'running') AS running,
-                      (SELECT max(mine.started_at) FROM {conversion} AS mine
-                        WHERE mine.owner_id = owners.owner_id) AS last_started
-           ) AS served
+      FROM owners CROSS JOIN LATERAL (SELECT {served}) AS served
      ORDER BY served.running, served.last_started NULLS FIRST, owners.waiting_since, owners.owner_id
      LIMIT 1
 ), claimed AS (
@@ -70,7 +78,7 @@ WITH RECURSIVE top AS (
 )
 SELECT {conversion_columns}, {document_columns}
   FROM claimed JOIN {document} AS document ON document.id = claimed.document_id
-"""
+""".replace("{served}", owner_served("owners.owner_id"))
 
 
 def _columns(model, alias: str) -> tuple[list[str], str]:

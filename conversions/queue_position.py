@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import Count, Min
 
+from conversions.claiming import owner_served
 from conversions.models import Conversion
 
 Status = Conversion.Status
@@ -131,20 +132,16 @@ class QueuePlan:
         return found
 
 
-OWNER_TURNS = """
-    SELECT owner.id,
-           (SELECT count(*) FROM {table} AS mine WHERE mine.owner_id = owner.id AND mine.status = 'running'),
-           (SELECT max(mine.started_at) FROM {table} AS mine WHERE mine.owner_id = owner.id)
-      FROM unnest(%s::bigint[]) AS owner(id)
-"""
+OWNER_TURNS = f"SELECT owner.id, {owner_served('owner.id')} FROM unnest(%s::bigint[]) AS owner(id)"
 
 
 def owner_turns(owners: set) -> dict:
-    """owner -> (running jobs, last start as a sortable key), as claim_next reads them:
-    per owner, one probe of conversion_running_by_owner and one of
-    conversion_owner_started (conversions/claiming.py), not a read of its whole history."""
+    """owner -> (running jobs, last start as a sortable key), read as claim_next reads
+    them (claiming.owner_served: index probes, not a read of each owner's history)."""
     with connection.cursor() as cursor:
-        cursor.execute(OWNER_TURNS.format(table=Conversion._meta.db_table), [sorted(owners)])
+        cursor.execute(
+            OWNER_TURNS.format(conversion=connection.ops.quote_name(Conversion._meta.db_table)), [sorted(owners)]
+        )
         return {owner: (running, (0, last) if last else NEVER) for owner, running, last in cursor.fetchall()}
 
 
